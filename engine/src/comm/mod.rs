@@ -1,0 +1,179 @@
+//! The communication layer: the only module of heatsql that uses MPI (rsmpi).
+//!
+//! One process-wide [`Comm`] wraps `MPI_COMM_WORLD`. It is created on first use by
+//! [`Comm::world`]: MPI is initialised once per process (threading level `MULTIPLE`), and
+//! finalised by an `atexit` handler, never by library code. Without `mpirun` the process is a
+//! single rank (MPI singleton start-up), so every code path also works at P = 1.
+//!
+//! Collectives exist for typed slices ([`collectives`]), `tch` tensors ([`tensor`]) and byte
+//! buffers. Every rank must call the same collectives in the same order; that is the caller's
+//! contract. [`Comm::agree`] turns an error on any rank into the same error on every rank.
+
+mod agree;
+pub mod collectives;
+mod count;
+pub mod tensor;
+
+use std::sync::OnceLock;
+
+use mpi::topology::{Communicator, SimpleCommunicator};
+use mpi::Threading;
+
+pub use collectives::{CommElement, ReduceOp};
+pub use count::MAX_COUNT;
+
+/// Errors raised by the communication layer.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum CommError {
+    /// An error that some rank raised, now known to every rank (see [`Comm::agree`]).
+    #[error("rank {rank} failed: {message}")]
+    Agreed {
+        /// The lowest rank that failed.
+        rank: usize,
+        /// That rank's error message.
+        message: String,
+    },
+    /// A message count that MPI's 32-bit counts cannot express.
+    #[error(
+        "{op}: {what} is {count} elements, above MPI's limit of {limit} per call; \
+         spread the data over more ranks or send it in parts"
+    )]
+    CountOverflow {
+        /// The collective.
+        op: &'static str,
+        /// Which count (a rank's contribution, a displacement, a total).
+        what: String,
+        /// The count asked for.
+        count: usize,
+        /// The largest count MPI accepts.
+        limit: usize,
+    },
+    /// Inputs the collective cannot take (a dtype, mismatched shapes across ranks, a bad rank).
+    #[error("{op}: {message}")]
+    Invalid {
+        /// The collective.
+        op: &'static str,
+        /// What was wrong and what was expected.
+        message: String,
+    },
+}
+
+impl CommError {
+    pub(crate) fn invalid(op: &'static str, message: impl Into<String>) -> Self {
+        CommError::Invalid { op, message: message.into() }
+    }
+}
+
+/// Result type of the communication layer.
+pub type CommResult<T> = std::result::Result<T, CommError>;
+
+/// The world communicator of this process, with the node-local view.
+pub struct Comm {
+    world: SimpleCommunicator,
+    rank: usize,
+    size: usize,
+    local_rank: usize,
+    local_size: usize,
+    threading: Threading,
+}
+
+// SAFETY: MPI is initialised with `MPI_THREAD_MULTIPLE` when the library provides it, which
+// allows calls from any thread; the communicator handle itself is an immutable identifier.
+// With a lower level the embedding must call MPI from one thread at a time (documented in
+// docs/architecture.md); `Comm::threading` reports what MPI provided.
+unsafe impl Send for Comm {}
+unsafe impl Sync for Comm {}
+
+static WORLD: OnceLock<Comm> = OnceLock::new();
+
+extern "C" fn finalize_at_exit() {
+    // SAFETY: plain MPI calls on process exit; MPI_Finalized guards against a second finalise.
+    unsafe {
+        let mut finalized = 0;
+        mpi::ffi::MPI_Finalized(&mut finalized);
+        if finalized == 0 {
+            mpi::ffi::MPI_Finalize();
+        }
+    }
+}
+
+impl Comm {
+    /// The process-wide communicator; initialises MPI on first use.
+    ///
+    /// Under `mpirun`/`srun` this is the job's world; without a launcher it is one rank.
+    /// Also sets libtorch's intra-op thread count from the ranks on this node (see
+    /// [`crate::device::configure_threads`]).
+    pub fn world() -> &'static Comm {
+        WORLD.get_or_init(|| {
+            let (world, threading) = match mpi::initialize_with_threading(Threading::Multiple) {
+                Some((universe, provided)) => {
+                    let world = universe.world();
+                    // The universe would finalise MPI when dropped; finalisation happens at
+                    // process exit instead, after every user of the communicator is done.
+                    std::mem::forget(universe);
+                    // SAFETY: registering a plain `extern "C"` function.
+                    unsafe { libc::atexit(finalize_at_exit) };
+                    (world, provided)
+                }
+                // Someone else initialised MPI in this process: use its world.
+                None => (SimpleCommunicator::world(), Threading::Single),
+            };
+            let node = world.split_shared(world.rank());
+            let comm = Comm {
+                rank: world.rank() as usize,
+                size: world.size() as usize,
+                local_rank: node.rank() as usize,
+                local_size: node.size() as usize,
+                world,
+                threading,
+            };
+            crate::device::configure_threads(comm.local_size);
+            comm
+        })
+    }
+
+    /// This process's rank in the world, `0..size`.
+    pub fn rank(&self) -> usize {
+        self.rank
+    }
+
+    /// Number of ranks in the world (P).
+    pub fn size(&self) -> usize {
+        self.size
+    }
+
+    /// This process's rank among the ranks on the same node (shared-memory domain).
+    pub fn local_rank(&self) -> usize {
+        self.local_rank
+    }
+
+    /// Number of ranks on this node.
+    pub fn local_size(&self) -> usize {
+        self.local_size
+    }
+
+    /// The threading level MPI provided (`Multiple` with Debian's OpenMPI).
+    pub fn threading(&self) -> Threading {
+        self.threading
+    }
+
+    /// Blocks until every rank has called it.
+    pub fn barrier(&self) {
+        use mpi::collective::CommunicatorCollectives;
+        self.world.barrier();
+    }
+
+    /// Aborts every rank of the job with `code`. Only for unrecoverable states (a panic in
+    /// code that may hold other ranks inside a collective); errors use [`Comm::agree`].
+    pub fn abort(&self, code: i32) -> ! {
+        self.world.abort(code)
+    }
+
+    fn check_rank(&self, op: &'static str, what: &str, r: usize) -> CommResult<()> {
+        if r < self.size {
+            Ok(())
+        } else {
+            Err(CommError::invalid(op, format!("{what} {r} is not a rank (P = {})", self.size)))
+        }
+    }
+}

@@ -1,0 +1,22 @@
+//! heatsql's numerical core.
+//!
+//! * [`comm`]: the one layer that talks to MPI (rsmpi). Every other module and crate moves data
+//!   between ranks only through it.
+//! * [`DNDarray`]: a distributed n-dimensional array in the style of Heat: a global shape, at most
+//!   one split axis, and a local `tch::Tensor` per rank holding that rank's slab of the split axis.
+//! * [`device`]: the compute device setting (`cpu`, `cuda`, `auto`) and the per-rank thread count.
+//!
+//! Shapes are written rows × columns; "split 0" means rows are distributed over ranks (each
+//! rank holds a contiguous block of rows, in rank order), "split none" means every rank holds the
+//! whole array (replicated).
+
+pub mod comm;
+pub mod device;
+pub mod dndarray;
+pub mod error;
+mod rng;
+
+pub use comm::{Comm, CommError, ReduceOp};
+pub use device::DeviceSetting;
+pub use dndarray::DNDarray;
+pub use error::{EngineError, Result};

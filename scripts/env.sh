@@ -1,0 +1,9 @@
+# Sourced by the scripts: the environment heatsql's commands run in.
+# OpenMPI as root needs explicit permission; containers often lack the cross-memory attach
+# that OpenMPI's shared-memory transport tries first.
+export OMPI_ALLOW_RUN_AS_ROOT=1
+export OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+export OMPI_MCA_btl_vader_single_copy_mechanism=none
+export CARGO_TERM_COLOR=never
+# rustup's cargo, when the shell did not put it on PATH.
+if ! command -v cargo >/dev/null 2>&1 && [ -f "$HOME/.cargo/env" ]; then . "$HOME/.cargo/env"; fi
