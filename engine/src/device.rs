@@ -28,7 +28,10 @@ impl FromStr for DeviceSetting {
             "auto" => Ok(DeviceSetting::Auto),
             "cpu" => Ok(DeviceSetting::Cpu),
             "cuda" | "gpu" => Ok(DeviceSetting::Cuda),
-            other => Err(EngineError::arg("device", format!("'{other}' is not a device; expected 'auto', 'cpu' or 'cuda'"))),
+            other => Err(EngineError::arg(
+                "device",
+                format!("'{other}' is not a device; expected 'auto', 'cpu' or 'cuda'"),
+            )),
         }
     }
 }
@@ -37,14 +40,20 @@ impl DeviceSetting {
     /// The setting named by `HEATSQL_DEVICE`, or `Auto` when unset.
     pub fn from_env() -> Result<Self> {
         match std::env::var("HEATSQL_DEVICE") {
-            Ok(v) => v.parse().map_err(|e: EngineError| EngineError::arg("HEATSQL_DEVICE", e.to_string())),
+            Ok(v) => v
+                .parse()
+                .map_err(|e: EngineError| EngineError::arg("HEATSQL_DEVICE", e.to_string())),
             Err(_) => Ok(DeviceSetting::Auto),
         }
     }
 
     /// The device this rank uses: `Cuda(local_rank % gpus)` or `Cpu`.
     pub fn resolve(self, local_rank: usize) -> Result<Device> {
-        let gpus = if self == DeviceSetting::Cpu { 0 } else { tch::Cuda::device_count() as usize };
+        let gpus = if self == DeviceSetting::Cpu {
+            0
+        } else {
+            tch::Cuda::device_count() as usize
+        };
         match self {
             DeviceSetting::Cpu => Ok(Device::Cpu),
             _ if gpus > 0 => Ok(Device::Cuda(local_rank % gpus)),
@@ -61,13 +70,20 @@ impl DeviceSetting {
 pub fn node_cores() -> usize {
     // SAFETY: sysconf has no preconditions.
     let n = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) };
-    if n > 0 { n as usize } else { std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1) }
+    if n > 0 {
+        n as usize
+    } else {
+        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+    }
 }
 
 /// Compute threads per rank: `HEATSQL_THREADS` if set, else node cores / ranks on the node
 /// (at least 1).
 pub fn threads_per_rank(local_size: usize) -> usize {
-    if let Some(n) = std::env::var("HEATSQL_THREADS").ok().and_then(|v| v.trim().parse::<usize>().ok()) {
+    if let Some(n) = std::env::var("HEATSQL_THREADS")
+        .ok()
+        .and_then(|v| v.trim().parse::<usize>().ok())
+    {
         return n.max(1);
     }
     (node_cores() / local_size.max(1)).max(1)

@@ -31,10 +31,16 @@ pub enum EngineError {
 
 impl EngineError {
     pub(crate) fn shape(op: &'static str, message: impl Into<String>) -> Self {
-        EngineError::Shape { op, message: message.into() }
+        EngineError::Shape {
+            op,
+            message: message.into(),
+        }
     }
     pub(crate) fn arg(op: &'static str, message: impl Into<String>) -> Self {
-        EngineError::Argument { op, message: message.into() }
+        EngineError::Argument {
+            op,
+            message: message.into(),
+        }
     }
 }
 

@@ -32,7 +32,9 @@ fn mpirun(p: usize, args: &[&str], timeout: Duration) -> Run {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     let start = Instant::now();
-    let mut child = cmd.spawn().expect("mpirun must be installed (scripts/setup.sh installs OpenMPI)");
+    let mut child = cmd
+        .spawn()
+        .expect("mpirun must be installed (scripts/setup.sh installs OpenMPI)");
     let mut out = child.stdout.take().expect("stdout");
     let mut err = child.stderr.take().expect("stderr");
     let t_out = std::thread::spawn(move || {
@@ -57,12 +59,20 @@ fn mpirun(p: usize, args: &[&str], timeout: Duration) -> Run {
         std::thread::sleep(Duration::from_millis(50));
     };
     let elapsed = start.elapsed();
-    Run { code, stdout: t_out.join().unwrap_or_default(), stderr: t_err.join().unwrap_or_default(), elapsed }
+    Run {
+        code,
+        stdout: t_out.join().unwrap_or_default(),
+        stderr: t_err.join().unwrap_or_default(),
+        elapsed,
+    }
 }
 
 /// Processes still running the checks binary (none may survive a run).
 fn survivors() -> String {
-    let out = Command::new("pgrep").args(["-af", "engine-mpi-checks"]).output().expect("pgrep");
+    let out = Command::new("pgrep")
+        .args(["-af", "engine-mpi-checks"])
+        .output()
+        .expect("pgrep");
     String::from_utf8_lossy(&out.stdout)
         .lines()
         .filter(|l| !l.contains("pgrep"))
@@ -76,12 +86,32 @@ fn comm_and_dndarray_match_tch_at_p_1_to_4() {
     let mut counts = Vec::new();
     for p in 1..=4 {
         let run = mpirun(p, &["all"], Duration::from_secs(600));
-        let summary = run.stdout.lines().find(|l| l.starts_with("engine checks at P=")).unwrap_or("").to_string();
+        let summary = run
+            .stdout
+            .lines()
+            .find(|l| l.starts_with("engine checks at P="))
+            .unwrap_or("")
+            .to_string();
         eprintln!("[mpi] P={p}: {summary} ({:.1} s)", run.elapsed.as_secs_f64());
-        assert_eq!(run.code, Some(0), "P={p} failed\nstdout:\n{}\nstderr:\n{}", run.stdout, run.stderr);
-        assert!(summary.starts_with(&format!("engine checks at P={p}: ")), "no summary at P={p}:\n{}", run.stdout);
+        assert_eq!(
+            run.code,
+            Some(0),
+            "P={p} failed\nstdout:\n{}\nstderr:\n{}",
+            run.stdout,
+            run.stderr
+        );
+        assert!(
+            summary.starts_with(&format!("engine checks at P={p}: ")),
+            "no summary at P={p}:\n{}",
+            run.stdout
+        );
         assert!(summary.ends_with(", 0 failed"), "{summary}");
-        let passed: usize = summary.split(": ").nth(1).and_then(|s| s.split(' ').next()).and_then(|n| n.parse().ok()).unwrap_or(0);
+        let passed: usize = summary
+            .split(": ")
+            .nth(1)
+            .and_then(|s| s.split(' ').next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0);
         counts.push(passed);
     }
     // Every P ran a full suite (P-dependent checks add a few at P > 1).
@@ -95,7 +125,11 @@ fn random_arrays_are_the_same_at_every_rank_count() {
         .map(|p| {
             let run = mpirun(p, &["digest", "2024"], Duration::from_secs(120));
             assert_eq!(run.code, Some(0), "P={p}: {}", run.stderr);
-            run.stdout.lines().filter(|l| l.starts_with("digest")).collect::<Vec<_>>().join("\n")
+            run.stdout
+                .lines()
+                .filter(|l| l.starts_with("digest"))
+                .collect::<Vec<_>>()
+                .join("\n")
         })
         .collect();
     assert_eq!(digests[0].lines().count(), 3, "{}", digests[0]);
@@ -104,15 +138,26 @@ fn random_arrays_are_the_same_at_every_rank_count() {
     }
     // Another seed draws other numbers.
     let other = mpirun(2, &["digest", "7"], Duration::from_secs(120));
-    assert_ne!(other.stdout.lines().find(|l| l.starts_with("digest")), digests[0].lines().next());
+    assert_ne!(
+        other.stdout.lines().find(|l| l.starts_with("digest")),
+        digests[0].lines().next()
+    );
 }
 
 fn assert_agreed_failure(what: &str, expect: &str) {
     for p in 2..=4 {
         let run = mpirun(p, &[what], Duration::from_secs(60));
         let fail = p - 1;
-        eprintln!("[mpi] {what} P={p}: exit {:?} after {:.1} s", run.code, run.elapsed.as_secs_f64());
-        assert!(run.elapsed < Duration::from_secs(30), "{what} at P={p} took {:?}", run.elapsed);
+        eprintln!(
+            "[mpi] {what} P={p}: exit {:?} after {:.1} s",
+            run.code,
+            run.elapsed.as_secs_f64()
+        );
+        assert!(
+            run.elapsed < Duration::from_secs(30),
+            "{what} at P={p} took {:?}",
+            run.elapsed
+        );
         assert_ne!(run.code, Some(0), "{what} at P={p} succeeded:\n{}", run.stdout);
         for r in 0..p {
             let line = run
@@ -120,7 +165,10 @@ fn assert_agreed_failure(what: &str, expect: &str) {
                 .lines()
                 .find(|l| l.starts_with(&format!("rank {r}/{p}: error: ")))
                 .unwrap_or_else(|| panic!("rank {r} reported no error at P={p}:\n{}", run.stderr));
-            assert!(line.contains(&expect.replace("{fail}", &fail.to_string())), "rank {r}: {line}");
+            assert!(
+                line.contains(&expect.replace("{fail}", &fail.to_string())),
+                "rank {r}: {line}"
+            );
         }
         let left = survivors();
         assert!(left.is_empty(), "orphaned processes after {what} at P={p}:\n{left}");
@@ -130,11 +178,17 @@ fn assert_agreed_failure(what: &str, expect: &str) {
 #[test]
 fn a_rank_failing_inside_matmul_fails_every_rank_quickly() {
     let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    assert_agreed_failure("fail-matmul", "rank {fail} failed: DNDarray::matmul: cannot multiply 40 × 6 by [5, 2]");
+    assert_agreed_failure(
+        "fail-matmul",
+        "rank {fail} failed: DNDarray::matmul: cannot multiply 40 × 6 by [5, 2]",
+    );
 }
 
 #[test]
 fn a_rank_with_a_bad_piece_fails_every_rank_quickly() {
     let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    assert_agreed_failure("fail-pieces", "DNDarray::from_pieces: rank {fail} has dtype Float but rank 0 has Double");
+    assert_agreed_failure(
+        "fail-pieces",
+        "DNDarray::from_pieces: rank {fail} has dtype Float but rank 0 has Double",
+    );
 }

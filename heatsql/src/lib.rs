@@ -4,7 +4,7 @@
 //! engine: [`Comm`] (the MPI layer) and [`DNDarray`] (the distributed n-dimensional array).
 //! `HeatContext`, the SQL entry point, arrives with the shell and embedding issue (#5).
 
-pub use engine::{comm, dndarray, Comm, CommError, DNDarray, DeviceSetting, EngineError};
+pub use engine::{Comm, CommError, DNDarray, DeviceSetting, EngineError, comm, dndarray};
 
 /// A one-line description of this rank's runtime (rank, ranks, ranks on the node, libtorch
 /// threads, device), as the `heatsql --info` command prints it.

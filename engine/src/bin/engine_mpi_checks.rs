@@ -27,7 +27,11 @@ impl Checker {
     /// Records a check whose local verdict is `ok`; the global verdict is the AND over ranks.
     fn check(&mut self, name: &str, ok: bool, detail: impl FnOnce() -> String) {
         let all = self.comm.allreduce(&[u64::from(ok)], ReduceOp::Min).expect("allreduce")[0] == 1;
-        let detail = if ok { String::new() } else { format!("rank {}: {}", self.comm.rank(), detail()) };
+        let detail = if ok {
+            String::new()
+        } else {
+            format!("rank {}: {}", self.comm.rank(), detail())
+        };
         // Collect details of failing ranks on rank 0.
         let (bytes, _) = self.comm.allgatherv(detail.as_bytes()).expect("allgatherv");
         if all {
@@ -73,7 +77,9 @@ fn compare(g: &Tensor, want: &Tensor, tol: f64) -> Result<(), String> {
     if same_nan && worst <= 0.0 {
         Ok(())
     } else {
-        Err(format!("max |got − want| exceeds tolerance {tol} by {worst:e} (NaN pattern equal: {same_nan})"))
+        Err(format!(
+            "max |got − want| exceeds tolerance {tol} by {worst:e} (NaN pattern equal: {same_nan})"
+        ))
     }
 }
 
@@ -116,20 +122,36 @@ fn check_comm(c: &mut Checker) {
     let tag = |s: &str, k: Kind| format!("comm/{s}/{k:?}");
     for kind in [Kind::Float, Kind::Double, Kind::Int64, Kind::Bool] {
         let full = (reference(&[p as i64 * 3 + 1, 4], 11, Kind::Double) * 5.0).to_kind(kind);
-        let full = if kind == Kind::Bool { reference(&[p as i64 * 3 + 1, 4], 11, Kind::Double).gt(0.0) } else { full };
+        let full = if kind == Kind::Bool {
+            reference(&[p as i64 * 3 + 1, 4], 11, Kind::Double).gt(0.0)
+        } else {
+            full
+        };
         // bcast from the last rank; other ranks pass nothing.
         let root = p - 1;
-        let got = comm.bcast_tensor((me == root).then_some(&full), root).map_err(Into::into);
+        let got = comm
+            .bcast_tensor((me == root).then_some(&full), root)
+            .map_err(Into::into);
         c.close(&tag("bcast", kind), got, &full, 0.0);
         // allgatherv of uneven row blocks (rank 0 may have zero rows), from a non-contiguous view.
         let counts = layout("ramp", full.size()[0], p);
         let off = offsets(&counts)[me];
         let mine = full.narrow(0, off, counts[me]);
         let nc = mine.tr().contiguous().tr(); // same values, column-major strides
-        c.close(&tag("allgatherv_noncontig", kind), comm.allgatherv_tensor(&nc).map_err(Into::into), &full, 0.0);
+        c.close(
+            &tag("allgatherv_noncontig", kind),
+            comm.allgatherv_tensor(&nc).map_err(Into::into),
+            &full,
+            0.0,
+        );
         let got = comm.gatherv_tensor(&mine, root).map_err(Into::into);
         if me == root {
-            c.close(&tag("gatherv_root", kind), got.map(|g| g.expect("root gets data")), &full, 0.0);
+            c.close(
+                &tag("gatherv_root", kind),
+                got.map(|g| g.expect("root gets data")),
+                &full,
+                0.0,
+            );
         } else {
             let none = matches!(got, Ok(None));
             c.check(&tag("gatherv_nonroot", kind), none, || "non-root got data".into());
@@ -155,15 +177,40 @@ fn check_comm(c: &mut Checker) {
             let base = Tensor::arange(6, F64).reshape([2, 3]).tr();
             let want_sum = (&base * ps + 7.0 * ps * (ps - 1.0) / 2.0).to_kind(kind);
             let want_max = (&base + 7.0 * (ps - 1.0)).to_kind(kind);
-            c.close(&tag("allreduce_sum", kind), comm.allreduce_tensor(&t, ReduceOp::Sum).map_err(Into::into), &want_sum, 0.0);
-            c.close(&tag("allreduce_min", kind), comm.allreduce_tensor(&t, ReduceOp::Min).map_err(Into::into), &base.to_kind(kind), 0.0);
-            c.close(&tag("allreduce_max", kind), comm.allreduce_tensor(&t, ReduceOp::Max).map_err(Into::into), &want_max, 0.0);
+            c.close(
+                &tag("allreduce_sum", kind),
+                comm.allreduce_tensor(&t, ReduceOp::Sum).map_err(Into::into),
+                &want_sum,
+                0.0,
+            );
+            c.close(
+                &tag("allreduce_min", kind),
+                comm.allreduce_tensor(&t, ReduceOp::Min).map_err(Into::into),
+                &base.to_kind(kind),
+                0.0,
+            );
+            c.close(
+                &tag("allreduce_max", kind),
+                comm.allreduce_tensor(&t, ReduceOp::Max).map_err(Into::into),
+                &want_max,
+                0.0,
+            );
         } else {
             let t = Tensor::from_slice(&[me == 0, true, false]);
             let any = Tensor::from_slice(&[true, true, false]);
             let all = Tensor::from_slice(&[p == 1, true, false]);
-            c.close("comm/allreduce_any/Bool", comm.allreduce_tensor(&t, ReduceOp::Max).map_err(Into::into), &any, 0.0);
-            c.close("comm/allreduce_all/Bool", comm.allreduce_tensor(&t, ReduceOp::Min).map_err(Into::into), &all, 0.0);
+            c.close(
+                "comm/allreduce_any/Bool",
+                comm.allreduce_tensor(&t, ReduceOp::Max).map_err(Into::into),
+                &any,
+                0.0,
+            );
+            c.close(
+                "comm/allreduce_all/Bool",
+                comm.allreduce_tensor(&t, ReduceOp::Min).map_err(Into::into),
+                &all,
+                0.0,
+            );
             let e = comm.allreduce_tensor(&t, ReduceOp::Sum);
             let ok = matches!(&e, Err(err) if err.to_string().contains("min (all) or max (any)"));
             c.check("comm/allreduce_sum_bool_refused", ok, || format!("{e:?}"));
@@ -172,26 +219,48 @@ fn check_comm(c: &mut Checker) {
     // Mismatched shapes across ranks: the same error everywhere, no hang.
     let t = Tensor::zeros([2 + (me as i64 % 2), 3], F64);
     let e = comm.allreduce_tensor(&t, ReduceOp::Sum);
-    let ok = if p == 1 { e.is_ok() } else { matches!(&e, Err(err) if err.to_string().contains("rank 1 has shape [3, 3]")) };
+    let ok = if p == 1 {
+        e.is_ok()
+    } else {
+        matches!(&e, Err(err) if err.to_string().contains("rank 1 has shape [3, 3]"))
+    };
     c.check("comm/allreduce_shape_mismatch", ok, || format!("{e:?}"));
     // Unsupported dtype on one rank only.
-    let t = if me == p - 1 { Tensor::zeros([2], (Kind::Int8, Device::Cpu)) } else { Tensor::zeros([2], F64) };
+    let t = if me == p - 1 {
+        Tensor::zeros([2], (Kind::Int8, Device::Cpu))
+    } else {
+        Tensor::zeros([2], F64)
+    };
     let e = comm.allgatherv_tensor(&t);
     let ok = matches!(&e, Err(err) if err.to_string().contains(&format!("rank {} failed", p - 1)) && err.to_string().contains("Int8"));
     c.check("comm/unsupported_dtype_on_one_rank", ok, || format!("{e:?}"));
     // Bytes and typed slices.
-    let msg = if me == 0 { b"hello from rank 0".to_vec() } else { Vec::new() };
+    let msg = if me == 0 {
+        b"hello from rank 0".to_vec()
+    } else {
+        Vec::new()
+    };
     let got = comm.bcast_bytes(msg, 0);
-    c.check("comm/bcast_bytes", got.as_deref() == Ok(b"hello from rank 0".as_slice()), || format!("{got:?}"));
+    c.check(
+        "comm/bcast_bytes",
+        got.as_deref() == Ok(b"hello from rank 0".as_slice()),
+        || format!("{got:?}"),
+    );
     let got = comm.allgather(&[me as i64, -(me as i64)]);
     let want: Vec<i64> = (0..p as i64).flat_map(|r| [r, -r]).collect();
     c.check("comm/allgather_i64", got.as_ref() == Ok(&want), || format!("{got:?}"));
     let mine: Vec<u8> = vec![me as u8; me];
     let got = comm.allgatherv(&mine);
     let want: Vec<u8> = (0..p).flat_map(|r| vec![r as u8; r]).collect();
-    c.check("comm/allgatherv_bytes", got.as_ref().map(|g| &g.0) == Ok(&want), || format!("{got:?}"));
+    c.check("comm/allgatherv_bytes", got.as_ref().map(|g| &g.0) == Ok(&want), || {
+        format!("{got:?}")
+    });
     let got = comm.gather(&[me as f64], 0);
-    let ok = if me == 0 { got == Ok(Some((0..p).map(|r| r as f64).collect())) } else { got == Ok(None) };
+    let ok = if me == 0 {
+        got == Ok(Some((0..p).map(|r| r as f64).collect()))
+    } else {
+        got == Ok(None)
+    };
     c.check("comm/gather_f64", ok, || format!("{got:?}"));
     let send: Vec<i32> = (0..p).map(|s| (10 * me + s) as i32).collect();
     let got = comm.alltoall(&send);
@@ -201,9 +270,13 @@ fn check_comm(c: &mut Checker) {
     let send: Vec<u64> = (0..p).flat_map(|s| vec![(100 * me + s) as u64; s + me]).collect();
     let got = comm.alltoallv(&send, &counts);
     let want: Vec<u64> = (0..p).flat_map(|r| vec![(100 * r + me) as u64; r + me]).collect();
-    c.check("comm/alltoallv_u64", got.as_ref().map(|g| &g.0) == Ok(&want), || format!("{got:?}"));
+    c.check("comm/alltoallv_u64", got.as_ref().map(|g| &g.0) == Ok(&want), || {
+        format!("{got:?}")
+    });
     let got = comm.allreduce(&[me as f32, 1.0], ReduceOp::Max);
-    c.check("comm/allreduce_f32_max", got == Ok(vec![(p - 1) as f32, 1.0]), || format!("{got:?}"));
+    c.check("comm/allreduce_f32_max", got == Ok(vec![(p - 1) as f32, 1.0]), || {
+        format!("{got:?}")
+    });
     // Ring send/recv of tensors (each rank sends to the next; sends are buffered for small
     // messages, so order them to be safe: even ranks send first).
     let next = (me + 1) % p;
@@ -217,23 +290,39 @@ fn check_comm(c: &mut Checker) {
         let r = comm.recv_tensor(prev, 7);
         comm.send_tensor(&t, next, 7).and(r)
     };
-    c.close("comm/send_recv_ring", got.map_err(Into::into), &Tensor::full([2, 2], prev as f64, F64), 0.0);
+    c.close(
+        "comm/send_recv_ring",
+        got.map_err(Into::into),
+        &Tensor::full([2, 2], prev as f64, F64),
+        0.0,
+    );
     // Agreement.
     let ok = comm.agree(Ok::<_, String>(5)) == Ok(5);
     c.check("comm/agree_ok", ok, || "agree(Ok) failed".into());
     let fail = p - 1;
     let local: Result<(), String> = if me == fail { Err("disk on fire".into()) } else { Ok(()) };
     let got = comm.agree(local);
-    let want = engine::CommError::Agreed { rank: fail, message: "disk on fire".into() };
-    c.check("comm/agree_err_everywhere", got.as_ref().err() == Some(&want), || format!("{got:?}"));
-    let local: Result<(), String> = if me >= 1 || p == 1 { Err(format!("rank {me} says no")) } else { Ok(()) };
+    let want = engine::CommError::Agreed {
+        rank: fail,
+        message: "disk on fire".into(),
+    };
+    c.check("comm/agree_err_everywhere", got.as_ref().err() == Some(&want), || {
+        format!("{got:?}")
+    });
+    let local: Result<(), String> = if me >= 1 || p == 1 {
+        Err(format!("rank {me} says no"))
+    } else {
+        Ok(())
+    };
     let first = if p == 1 { 0 } else { 1 };
     let got = comm.agree(local);
     let ok = matches!(&got, Err(engine::CommError::Agreed { rank, message }) if *rank == first && message == &format!("rank {first} says no"));
     c.check("comm/agree_names_first_failing_rank", ok, || format!("{got:?}"));
-    c.check("comm/local_rank", comm.local_rank() < comm.local_size() && comm.local_size() <= p, || {
-        format!("local {} of {}", comm.local_rank(), comm.local_size())
-    });
+    c.check(
+        "comm/local_rank",
+        comm.local_rank() < comm.local_size() && comm.local_size() <= p,
+        || format!("local {} of {}", comm.local_rank(), comm.local_size()),
+    );
 }
 
 /// Layout operations on `x` (any dimensions) for every split axis and layout.
@@ -253,9 +342,14 @@ fn check_layouts(c: &mut Checker, x: &Tensor, name: &str) {
                     continue;
                 }
             };
-            let meta_ok = a.gshape() == x.size().as_slice() && a.counts() == counts.as_slice() && a.split() == Some(split);
+            let meta_ok =
+                a.gshape() == x.size().as_slice() && a.counts() == counts.as_slice() && a.split() == Some(split);
             c.check(&format!("{tag}/from_pieces_meta"), meta_ok, || format!("{a:?}"));
-            c.check(&format!("{tag}/is_balanced"), a.is_balanced() == (counts == balanced_counts(n, p)), || format!("{a:?}"));
+            c.check(
+                &format!("{tag}/is_balanced"),
+                a.is_balanced() == (counts == balanced_counts(n, p)),
+                || format!("{a:?}"),
+            );
             c.close(&format!("{tag}/allgather"), a.allgather(), x, 0.0);
             let root = p / 2;
             match a.gather(root) {
@@ -264,12 +358,25 @@ fn check_layouts(c: &mut Checker, x: &Tensor, name: &str) {
                 other => c.check(&format!("{tag}/gather"), false, || format!("{other:?}")),
             }
             // balance and redistribute: exact local pieces.
-            for (what, target) in [("balance", balanced_counts(n, p)), ("to_last", layout("last", n, p)), ("to_ramp", layout("ramp", n, p))] {
-                let b = if what == "balance" { a.balance() } else { a.redistribute(&target) };
+            for (what, target) in [
+                ("balance", balanced_counts(n, p)),
+                ("to_last", layout("last", n, p)),
+                ("to_ramp", layout("ramp", n, p)),
+            ] {
+                let b = if what == "balance" {
+                    a.balance()
+                } else {
+                    a.redistribute(&target)
+                };
                 let want = x.narrow(split as i64, offsets(&target)[me], target[me]);
                 let counts_ok = b.as_ref().is_ok_and(|b| b.counts() == target.as_slice());
                 c.check(&format!("{tag}/{what}_counts"), counts_ok, || format!("{b:?}"));
-                c.close(&format!("{tag}/{what}"), b.map(|b| b.local().shallow_clone()), &want, 0.0);
+                c.close(
+                    &format!("{tag}/{what}"),
+                    b.map(|b| b.local().shallow_clone()),
+                    &want,
+                    0.0,
+                );
             }
             // resplit to every other axis and to none.
             for new in (0..nd).map(Some).chain([None]) {
@@ -283,16 +390,37 @@ fn check_layouts(c: &mut Checker, x: &Tensor, name: &str) {
                         x.narrow(b as i64, offsets(&t)[me], t[me])
                     }
                 };
-                let split_ok = r.as_ref().is_ok_and(|r| r.split() == new && (new.is_none() || new == Some(split) || r.is_balanced()));
+                let split_ok = r
+                    .as_ref()
+                    .is_ok_and(|r| r.split() == new && (new.is_none() || new == Some(split) || r.is_balanced()));
                 c.check(&format!("{tag}/resplit_{new:?}_layout"), split_ok, || format!("{r:?}"));
-                c.close(&format!("{tag}/resplit_{new:?}"), r.map(|r| r.local().shallow_clone()), &want, 0.0);
+                c.close(
+                    &format!("{tag}/resplit_{new:?}"),
+                    r.map(|r| r.local().shallow_clone()),
+                    &want,
+                    0.0,
+                );
             }
             // transpose relabels the split axis.
             if nd >= 2 {
                 let tr = a.transpose(0, nd - 1);
-                let relabel = tr.as_ref().is_ok_and(|t| t.split() == Some(if split == 0 { nd - 1 } else if split == nd - 1 { 0 } else { split }));
+                let relabel = tr.as_ref().is_ok_and(|t| {
+                    t.split()
+                        == Some(if split == 0 {
+                            nd - 1
+                        } else if split == nd - 1 {
+                            0
+                        } else {
+                            split
+                        })
+                });
                 c.check(&format!("{tag}/transpose_split"), relabel, || format!("{tr:?}"));
-                c.close(&format!("{tag}/transpose"), tr.and_then(|t| t.allgather()), &x.transpose(0, nd as i64 - 1), 0.0);
+                c.close(
+                    &format!("{tag}/transpose"),
+                    tr.and_then(|t| t.allgather()),
+                    &x.transpose(0, nd as i64 - 1),
+                    0.0,
+                );
             }
         }
     }
@@ -314,12 +442,20 @@ fn check_binary(c: &mut Checker, x: &Tensor, y: &Tensor, name: &str) {
             if let (Ok(a), Ok(b)) = (a, b) {
                 arrays.push((format!("{sa:?}x{sb:?}"), a, b));
             } else {
-                c.check(&format!("{name}/binary_setup_{sa:?}_{sb:?}"), false, || "construction failed".into());
+                c.check(&format!("{name}/binary_setup_{sa:?}_{sb:?}"), false, || {
+                    "construction failed".into()
+                });
             }
         }
     }
     for (lab, a, b) in &arrays {
-        for (op, want) in [("add", x + y), ("sub", x - y), ("mul", x * y), ("div", x / y), ("maximum", x.maximum(y))] {
+        for (op, want) in [
+            ("add", x + y),
+            ("sub", x - y),
+            ("mul", x * y),
+            ("div", x / y),
+            ("maximum", x.maximum(y)),
+        ] {
             let r = match op {
                 "add" => a.add(b),
                 "sub" => a.sub(b),
@@ -332,7 +468,12 @@ fn check_binary(c: &mut Checker, x: &Tensor, y: &Tensor, name: &str) {
                 r.split() == lead.split() && r.counts() == lead.counts()
             });
             c.check(&format!("{name}/{lab}/{op}_layout"), layout_ok, || format!("{r:?}"));
-            c.close(&format!("{name}/{lab}/{op}"), r.and_then(|r| r.allgather()), &want, 1e-12);
+            c.close(
+                &format!("{name}/{lab}/{op}"),
+                r.and_then(|r| r.allgather()),
+                &want,
+                1e-12,
+            );
         }
     }
     let other = DNDarray::zeros(&[1, 2], None, F64).expect("zeros");
@@ -363,7 +504,12 @@ fn check_reductions(c: &mut Checker, x: &Tensor, name: &str, tol: f64) {
                     Some(d) => x.sum_dim_intlist(d, false, None::<Kind>),
                     None => x.sum(None::<Kind>),
                 };
-                c.close(&format!("{tag}/sum"), a.sum(axis).and_then(|r| r.allgather()), &want_sum, tol);
+                c.close(
+                    &format!("{tag}/sum"),
+                    a.sum(axis).and_then(|r| r.allgather()),
+                    &want_sum,
+                    tol,
+                );
                 let empty = match dim {
                     Some(d) => x.size()[d as usize] == 0,
                     None => x.numel() == 0,
@@ -374,23 +520,58 @@ fn check_reductions(c: &mut Checker, x: &Tensor, name: &str, tol: f64) {
                     continue;
                 }
                 let (wmin, wmax, wamin, wamax) = match dim {
-                    Some(d) => (x.amin(d, false), x.amax(d, false), x.argmin(d, false), x.argmax(d, false)),
+                    Some(d) => (
+                        x.amin(d, false),
+                        x.amax(d, false),
+                        x.argmin(d, false),
+                        x.argmax(d, false),
+                    ),
                     None => (x.min(), x.max(), x.argmin(None, false), x.argmax(None, false)),
                 };
-                c.close(&format!("{tag}/min"), a.min(axis).and_then(|r| r.allgather()), &wmin, 0.0);
-                c.close(&format!("{tag}/max"), a.max(axis).and_then(|r| r.allgather()), &wmax, 0.0);
-                c.close(&format!("{tag}/argmin"), a.argmin(axis).and_then(|r| r.allgather()), &wamin, 0.0);
-                c.close(&format!("{tag}/argmax"), a.argmax(axis).and_then(|r| r.allgather()), &wamax, 0.0);
+                c.close(
+                    &format!("{tag}/min"),
+                    a.min(axis).and_then(|r| r.allgather()),
+                    &wmin,
+                    0.0,
+                );
+                c.close(
+                    &format!("{tag}/max"),
+                    a.max(axis).and_then(|r| r.allgather()),
+                    &wmax,
+                    0.0,
+                );
+                c.close(
+                    &format!("{tag}/argmin"),
+                    a.argmin(axis).and_then(|r| r.allgather()),
+                    &wamin,
+                    0.0,
+                );
+                c.close(
+                    &format!("{tag}/argmax"),
+                    a.argmax(axis).and_then(|r| r.allgather()),
+                    &wamax,
+                    0.0,
+                );
                 if float {
                     let dims: Vec<i64> = match dim {
                         Some(d) => vec![d],
                         None => (0..nd as i64).collect(),
                     };
                     let wmean = x.mean_dim(dims.as_slice(), false, None::<Kind>);
-                    c.close(&format!("{tag}/mean"), a.mean(axis).and_then(|r| r.allgather()), &wmean, tol);
+                    c.close(
+                        &format!("{tag}/mean"),
+                        a.mean(axis).and_then(|r| r.allgather()),
+                        &wmean,
+                        tol,
+                    );
                     for ddof in [0i64, 1] {
                         let wvar = x.var_correction(dims.as_slice(), ddof, false);
-                        c.close(&format!("{tag}/var_ddof{ddof}"), a.var(axis, ddof).and_then(|r| r.allgather()), &wvar, tol);
+                        c.close(
+                            &format!("{tag}/var_ddof{ddof}"),
+                            a.var(axis, ddof).and_then(|r| r.allgather()),
+                            &wvar,
+                            tol,
+                        );
                     }
                 } else {
                     let e = a.mean(axis);
@@ -417,12 +598,30 @@ fn check_matmul(c: &mut Checker, x: &Tensor, name: &str, tol: f64) {
             let tag = format!("{name}/split{split:?}/{lay}");
             let r = arr.matmul(&b);
             let want_split = if split == Some(0) { Some(0) } else { None };
-            c.check(&format!("{tag}/matmul_split"), r.as_ref().is_ok_and(|r| r.split() == want_split), || format!("{r:?}"));
-            c.close(&format!("{tag}/matmul"), r.and_then(|r| r.allgather()), &x.matmul(&b), tol);
+            c.check(
+                &format!("{tag}/matmul_split"),
+                r.as_ref().is_ok_and(|r| r.split() == want_split),
+                || format!("{r:?}"),
+            );
+            c.close(
+                &format!("{tag}/matmul"),
+                r.and_then(|r| r.allgather()),
+                &x.matmul(&b),
+                tol,
+            );
             let r = arr.left_matmul(&a);
             let want_split = if split == Some(1) { Some(1) } else { None };
-            c.check(&format!("{tag}/left_matmul_split"), r.as_ref().is_ok_and(|r| r.split() == want_split), || format!("{r:?}"));
-            c.close(&format!("{tag}/left_matmul"), r.and_then(|r| r.allgather()), &a.matmul(x), tol);
+            c.check(
+                &format!("{tag}/left_matmul_split"),
+                r.as_ref().is_ok_and(|r| r.split() == want_split),
+                || format!("{r:?}"),
+            );
+            c.close(
+                &format!("{tag}/left_matmul"),
+                r.and_then(|r| r.allgather()),
+                &a.matmul(x),
+                tol,
+            );
         }
     }
     let arr = DNDarray::from_replicated(x, Some(0)).expect("split");
@@ -441,15 +640,28 @@ fn check_factories(c: &mut Checker) {
                 let bal = dist.as_ref().is_ok_and(|d| d.is_balanced() && d.split() == split);
                 c.check(&format!("{tag}/randn_{kind:?}_balanced"), bal, || format!("{dist:?}"));
                 match full {
-                    Ok(full) => c.close(&format!("{tag}/randn_{kind:?}"), dist.and_then(|d| d.allgather()), &full, tol),
+                    Ok(full) => c.close(
+                        &format!("{tag}/randn_{kind:?}"),
+                        dist.and_then(|d| d.allgather()),
+                        &full,
+                        tol,
+                    ),
                     Err(e) => c.check(&format!("{tag}/randn_{kind:?}"), false, || e.to_string()),
                 }
                 let full = DNDarray::rand(&shape, None, 7, (kind, Device::Cpu)).map(|a| a.into_local());
                 let dist = DNDarray::rand(&shape, split, 7, (kind, Device::Cpu));
                 if let Ok(full) = full {
-                    let in_range = full.numel() == 0 || (full.min().double_value(&[]) >= 0.0 && full.max().double_value(&[]) < 1.0);
-                    c.check(&format!("{tag}/rand_{kind:?}_range"), in_range, || "outside [0, 1)".into());
-                    c.close(&format!("{tag}/rand_{kind:?}"), dist.and_then(|d| d.allgather()), &full, tol);
+                    let in_range = full.numel() == 0
+                        || (full.min().double_value(&[]) >= 0.0 && full.max().double_value(&[]) < 1.0);
+                    c.check(&format!("{tag}/rand_{kind:?}_range"), in_range, || {
+                        "outside [0, 1)".into()
+                    });
+                    c.close(
+                        &format!("{tag}/rand_{kind:?}"),
+                        dist.and_then(|d| d.allgather()),
+                        &full,
+                        tol,
+                    );
                 }
             }
             let z = DNDarray::zeros(&shape, split, F32).and_then(|z| z.allgather());
@@ -461,11 +673,20 @@ fn check_factories(c: &mut Checker) {
     for n in [0i64, 3, 10] {
         for split in [Some(0), None] {
             let r = DNDarray::arange(n, split, (Kind::Int64, Device::Cpu)).and_then(|a| a.allgather());
-            c.close(&format!("factory/arange{n}/split{split:?}"), r, &Tensor::arange(n, (Kind::Int64, Device::Cpu)), 0.0);
+            c.close(
+                &format!("factory/arange{n}/split{split:?}"),
+                r,
+                &Tensor::arange(n, (Kind::Int64, Device::Cpu)),
+                0.0,
+            );
         }
     }
     let e = DNDarray::rand(&[2, 2], Some(2), 1, F64);
-    c.check("factory/bad_split_refused", matches!(&e, Err(err) if err.to_string().contains("out of range")), || format!("{e:?}"));
+    c.check(
+        "factory/bad_split_refused",
+        matches!(&e, Err(err) if err.to_string().contains("out of range")),
+        || format!("{e:?}"),
+    );
     let e = DNDarray::rand(&[2, 2], None, 1, (Kind::Int64, Device::Cpu));
     c.check("factory/int_rand_refused", e.is_err(), || format!("{e:?}"));
 }
@@ -496,7 +717,16 @@ fn run_all(c: &mut Checker) {
     check_comm(c);
     let p = c.comm.size() as i64;
     // Shapes include fewer rows than ranks (3 rows on 4 ranks) and an empty array.
-    for (i, shape) in [vec![3i64, 4], vec![17, 5], vec![4, 3, 5], vec![0, 3], vec![2 * p + 1, 2]].iter().enumerate() {
+    for (i, shape) in [
+        vec![3i64, 4],
+        vec![17, 5],
+        vec![4, 3, 5],
+        vec![0, 3],
+        vec![2 * p + 1, 2],
+    ]
+    .iter()
+    .enumerate()
+    {
         let x = reference(shape, 100 + i as i64, Kind::Double);
         let name = format!("f64{shape:?}");
         check_layouts(c, &x, &name);
@@ -508,7 +738,9 @@ fn run_all(c: &mut Checker) {
         }
     }
     // Integers with many ties (exact reductions, first-index argmin), booleans, f32.
-    let xi = (reference(&[11, 4], 9, Kind::Double) * 1.5).round().to_kind(Kind::Int64);
+    let xi = (reference(&[11, 4], 9, Kind::Double) * 1.5)
+        .round()
+        .to_kind(Kind::Int64);
     check_layouts(c, &xi, "i64[11, 4]");
     check_reductions(c, &xi, "i64[11, 4]", 0.0);
     let xb = reference(&[7, 3], 10, Kind::Double).gt(0.3);
@@ -542,7 +774,9 @@ fn run_fail(comm: &Comm, what: &str) -> ! {
         _ => {
             // The failing rank's piece has another dtype.
             let kind = if me == fail { Kind::Float } else { Kind::Double };
-            DNDarray::from_pieces(Tensor::zeros([3, 2], (kind, Device::Cpu)), 0).and_then(|a| a.balance()).map(|_| ())
+            DNDarray::from_pieces(Tensor::zeros([3, 2], (kind, Device::Cpu)), 0)
+                .and_then(|a| a.balance())
+                .map(|_| ())
         }
     };
     match result {
@@ -551,7 +785,9 @@ fn run_fail(comm: &Comm, what: &str) -> ! {
             std::process::exit(0)
         }
         Err(e) => {
-            eprintln!("rank {me}/{p}: error: {e}");
+            // One write per line, so mpirun does not interleave ranks' lines.
+            let line = format!("rank {me}/{p}: error: {e}\n");
+            std::io::Write::write_all(&mut std::io::stderr(), line.as_bytes()).ok();
             std::process::exit(3)
         }
     }
@@ -568,7 +804,9 @@ fn main() {
                 let a = DNDarray::randn(&[23, 7], split, seed, F64).expect("randn");
                 let g = a.allgather().expect("allgather");
                 let sum = g.sum(None::<Kind>).double_value(&[]);
-                let wsum = (&g * Tensor::arange(23 * 7, F64).reshape([23, 7])).sum(None::<Kind>).double_value(&[]);
+                let wsum = (&g * Tensor::arange(23 * 7, F64).reshape([23, 7]))
+                    .sum(None::<Kind>)
+                    .double_value(&[]);
                 if comm.rank() == 0 {
                     println!("digest split={split:?} sum={sum:.17e} weighted={wsum:.17e}");
                 }
@@ -576,10 +814,20 @@ fn main() {
         }
         "fail-matmul" | "fail-pieces" => run_fail(comm, suite),
         "all" => {
-            let mut c = Checker { comm, passed: 0, failed: 0, verbose: args.iter().any(|a| a == "-v") };
+            let mut c = Checker {
+                comm,
+                passed: 0,
+                failed: 0,
+                verbose: args.iter().any(|a| a == "-v"),
+            };
             run_all(&mut c);
             if comm.rank() == 0 {
-                println!("engine checks at P={}: {} passed, {} failed", comm.size(), c.passed, c.failed);
+                println!(
+                    "engine checks at P={}: {} passed, {} failed",
+                    comm.size(),
+                    c.passed,
+                    c.failed
+                );
             }
             if c.failed > 0 {
                 std::process::exit(1);

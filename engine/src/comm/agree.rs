@@ -21,7 +21,10 @@ impl Comm {
             _ => Vec::new(),
         };
         let message = self.bcast_vec(message, first)?;
-        Err(CommError::Agreed { rank: first, message: String::from_utf8_lossy(&message).into_owned() })
+        Err(CommError::Agreed {
+            rank: first,
+            message: String::from_utf8_lossy(&message).into_owned(),
+        })
     }
 
     /// Like [`Comm::agree`], but an error that is itself an agreed error keeps its first rank

@@ -91,7 +91,11 @@ impl Comm {
         self.check_rank("bcast", "root", root)?;
         let mut len = [data.len() as u64];
         self.bcast(&mut len, root)?;
-        let mut out = if self.rank == root { data } else { buffer(len[0] as usize) };
+        let mut out = if self.rank == root {
+            data
+        } else {
+            buffer(len[0] as usize)
+        };
         self.bcast(&mut out, root)?;
         Ok(out)
     }
@@ -125,7 +129,11 @@ impl Comm {
     /// Gathers slices of any length from all ranks, concatenated in rank order, with each
     /// rank's count.
     pub fn allgatherv<T: CommElement>(&self, send: &[T]) -> CommResult<(Vec<T>, Vec<usize>)> {
-        let counts: Vec<usize> = self.allgather(&[send.len() as u64])?.into_iter().map(|c| c as usize).collect();
+        let counts: Vec<usize> = self
+            .allgather(&[send.len() as u64])?
+            .into_iter()
+            .map(|c| c as usize)
+            .collect();
         let (c, d) = partition("allgatherv", &counts)?;
         let mut out = buffer(counts.iter().sum());
         let mut part = PartitionMut::new(&mut out[..], c, d);
@@ -154,7 +162,11 @@ impl Comm {
     /// Gathers slices of any length on `root`, in rank order, with each rank's count.
     pub fn gatherv<T: CommElement>(&self, send: &[T], root: usize) -> CommResult<Option<(Vec<T>, Vec<usize>)>> {
         self.check_rank("gatherv", "root", root)?;
-        let counts: Vec<usize> = self.allgather(&[send.len() as u64])?.into_iter().map(|c| c as usize).collect();
+        let counts: Vec<usize> = self
+            .allgather(&[send.len() as u64])?
+            .into_iter()
+            .map(|c| c as usize)
+            .collect();
         let (c, d) = partition("gatherv", &counts)?;
         let proc = self.world.process_at_rank(root as i32);
         let dummy = [T::default()];
@@ -218,7 +230,9 @@ impl Comm {
         self.check_rank("send", "destination", dest)?;
         to_count("send", || "the message".into(), buf.len())?;
         let dummy = [T::default()];
-        self.world.process_at_rank(dest as i32).send_with_tag(real(buf, &dummy), tag);
+        self.world
+            .process_at_rank(dest as i32)
+            .send_with_tag(real(buf, &dummy), tag);
         Ok(())
     }
 

@@ -7,7 +7,12 @@ pub const MAX_COUNT: usize = i32::MAX as usize;
 
 /// Converts a count or displacement to MPI's `int`, or explains why it cannot be sent.
 pub(crate) fn to_count(op: &'static str, what: impl FnOnce() -> String, n: usize) -> Result<i32, CommError> {
-    i32::try_from(n).map_err(|_| CommError::CountOverflow { op, what: what(), count: n, limit: MAX_COUNT })
+    i32::try_from(n).map_err(|_| CommError::CountOverflow {
+        op,
+        what: what(),
+        count: n,
+        limit: MAX_COUNT,
+    })
 }
 
 /// Splits `len` elements into consecutive chunks of at most `max` (for calls that can be cut

@@ -16,8 +16,8 @@ pub mod tensor;
 
 use std::sync::OnceLock;
 
-use mpi::topology::{Communicator, SimpleCommunicator};
 use mpi::Threading;
+use mpi::topology::{Communicator, SimpleCommunicator};
 
 pub use collectives::{CommElement, ReduceOp};
 pub use count::MAX_COUNT;
@@ -60,7 +60,10 @@ pub enum CommError {
 
 impl CommError {
     pub(crate) fn invalid(op: &'static str, message: impl Into<String>) -> Self {
-        CommError::Invalid { op, message: message.into() }
+        CommError::Invalid {
+            op,
+            message: message.into(),
+        }
     }
 }
 
@@ -173,7 +176,10 @@ impl Comm {
         if r < self.size {
             Ok(())
         } else {
-            Err(CommError::invalid(op, format!("{what} {r} is not a rank (P = {})", self.size)))
+            Err(CommError::invalid(
+                op,
+                format!("{what} {r} is not a rank (P = {})", self.size),
+            ))
         }
     }
 }

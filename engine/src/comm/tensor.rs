@@ -41,7 +41,10 @@ fn meta(op: &'static str, t: &Tensor) -> Result<[i64; META_LEN], String> {
         .ok_or_else(|| format!("{op}: dtype {:?} is not supported (f32, f64, i64 or bool)", t.kind()))?;
     let size = t.size();
     if size.len() > MAX_DIMS {
-        return Err(format!("{op}: {} dimensions exceed the limit of {MAX_DIMS}", size.len()));
+        return Err(format!(
+            "{op}: {} dimensions exceed the limit of {MAX_DIMS}",
+            size.len()
+        ));
     }
     let mut m = [0i64; META_LEN];
     m[0] = code;
@@ -56,7 +59,11 @@ fn meta_shape(m: &[i64]) -> Vec<i64> {
 
 /// The host, contiguous version of `t` (no copy when it already is).
 pub fn host_contiguous(t: &Tensor) -> Tensor {
-    let t = if t.device() == Device::Cpu { t.shallow_clone() } else { t.to_device(Device::Cpu) };
+    let t = if t.device() == Device::Cpu {
+        t.shallow_clone()
+    } else {
+        t.to_device(Device::Cpu)
+    };
     if t.is_contiguous() { t } else { t.contiguous() }
 }
 
@@ -127,12 +134,21 @@ impl Comm {
             Err(e) => ([NO_INPUT; META_LEN], Some(e)),
         };
         let all = self.allgather(&m)?;
-        let metas: Vec<[i64; META_LEN]> =
-            all.chunks(META_LEN).map(|c| c.try_into().expect("chunk of META_LEN")).collect();
+        let metas: Vec<[i64; META_LEN]> = all
+            .chunks(META_LEN)
+            .map(|c| c.try_into().expect("chunk of META_LEN"))
+            .collect();
         if let Some(r) = metas.iter().position(|m| m[0] == NO_INPUT) {
-            let msg = if r == self.rank { err.unwrap_or_default().into_bytes() } else { Vec::new() };
+            let msg = if r == self.rank {
+                err.unwrap_or_default().into_bytes()
+            } else {
+                Vec::new()
+            };
             let msg = self.bcast_vec(msg, r)?;
-            return Err(CommError::Agreed { rank: r, message: String::from_utf8_lossy(&msg).into_owned() });
+            return Err(CommError::Agreed {
+                rank: r,
+                message: String::from_utf8_lossy(&msg).into_owned(),
+            });
         }
         Ok(metas)
     }
@@ -145,14 +161,29 @@ impl Comm {
             if m[0] != m0[0] {
                 return Err(CommError::invalid(
                     op,
-                    format!("rank {r} has dtype {:?} but rank 0 has {:?}", code_kind(m[0]), code_kind(m0[0])),
+                    format!(
+                        "rank {r} has dtype {:?} but rank 0 has {:?}",
+                        code_kind(m[0]),
+                        code_kind(m0[0])
+                    ),
                 ));
             }
             let (s, s0) = (meta_shape(m), meta_shape(m0));
-            let ok = if same_shape { s == s0 } else { !s.is_empty() && s.len() == s0.len() && s[1..] == s0[1..] };
+            let ok = if same_shape {
+                s == s0
+            } else {
+                !s.is_empty() && s.len() == s0.len() && s[1..] == s0[1..]
+            };
             if !ok {
-                let want = if same_shape { "the same shape" } else { "at least one dimension and equal trailing dimensions" };
-                return Err(CommError::invalid(op, format!("rank {r} has shape {s:?} but rank 0 has {s0:?}; expected {want}")));
+                let want = if same_shape {
+                    "the same shape"
+                } else {
+                    "at least one dimension and equal trailing dimensions"
+                };
+                return Err(CommError::invalid(
+                    op,
+                    format!("rank {r} has shape {s:?} but rank 0 has {s0:?}; expected {want}"),
+                ));
             }
         }
         Ok(())
@@ -188,7 +219,11 @@ impl Comm {
             // SAFETY: `buf` is a host contiguous tensor of `kind`, and no other view is alive.
             self.bcast(unsafe { view_mut::<T>(&buf) }, root)?;
         });
-        Ok(if self.rank == root { t.expect("root has a tensor").shallow_clone() } else { buf })
+        Ok(if self.rank == root {
+            t.expect("root has a tensor").shallow_clone()
+        } else {
+            buf
+        })
     }
 
     /// Element-wise reduction of a tensor of the same shape and dtype on every rank; returns the
@@ -197,7 +232,9 @@ impl Comm {
         let name = "allreduce_tensor";
         let local = meta(name, t).and_then(|m| {
             if t.kind() == Kind::Bool && op == ReduceOp::Sum {
-                Err(format!("{name}: bool tensors reduce with min (all) or max (any), not sum"))
+                Err(format!(
+                    "{name}: bool tensors reduce with min (all) or max (any), not sum"
+                ))
             } else {
                 Ok(m)
             }
@@ -328,7 +365,10 @@ impl Comm {
     pub fn recv_tensor(&self, src: usize, tag: i32) -> CommResult<Tensor> {
         let m: Vec<i64> = self.recv(src, tag)?;
         if m.len() != META_LEN {
-            return Err(CommError::invalid("recv_tensor", format!("message from rank {src} is not a tensor header")));
+            return Err(CommError::invalid(
+                "recv_tensor",
+                format!("message from rank {src} is not a tensor header"),
+            ));
         }
         let kind = code_kind(m[0]);
         with_elem!(kind, T => {

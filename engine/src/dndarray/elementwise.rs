@@ -44,16 +44,29 @@ impl DNDarray {
     pub fn binary(&self, other: &DNDarray, op: BinaryOp) -> Result<DNDarray> {
         let name = "DNDarray::binary";
         if self.gshape != other.gshape {
-            return Err(EngineError::shape(name, format!("shapes {:?} and {:?} differ", self.gshape, other.gshape)));
+            return Err(EngineError::shape(
+                name,
+                format!("shapes {:?} and {:?} differ", self.gshape, other.gshape),
+            ));
         }
         if self.split.is_none() && other.split.is_some() {
             let lhs = other.align(self)?;
             let out = self.comm.agree(op.apply(&lhs, &other.local))?;
-            return Ok(DNDarray::from_parts(other.gshape.clone(), other.split, out, other.counts.clone()));
+            return Ok(DNDarray::from_parts(
+                other.gshape.clone(),
+                other.split,
+                out,
+                other.counts.clone(),
+            ));
         }
         let rhs = self.align(other)?;
         let out = self.comm.agree(op.apply(&self.local, &rhs))?;
-        Ok(DNDarray::from_parts(self.gshape.clone(), self.split, out, self.counts.clone()))
+        Ok(DNDarray::from_parts(
+            self.gshape.clone(),
+            self.split,
+            out,
+            self.counts.clone(),
+        ))
     }
 
     /// `self + other` (see [`DNDarray::binary`]).
@@ -85,7 +98,11 @@ impl DNDarray {
                 Ok(other.local.narrow(a as i64, self.offsets()[me], self.counts[me]))
             }
             (Some(a), Some(b)) => {
-                let moved = if a == b { other.shallow_clone() } else { other.resplit(Some(a))? };
+                let moved = if a == b {
+                    other.shallow_clone()
+                } else {
+                    other.resplit(Some(a))?
+                };
                 Ok(moved.redistribute(&self.counts)?.into_local())
             }
             (None, Some(_)) => Ok(other.allgather()?),

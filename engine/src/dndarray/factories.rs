@@ -3,7 +3,7 @@
 
 use tch::{Device, Kind, Tensor};
 
-use super::{balanced_counts, offsets, DNDarray};
+use super::{DNDarray, balanced_counts, offsets};
 use crate::comm::Comm;
 use crate::error::{EngineError, Result};
 use crate::rng;
@@ -15,9 +15,10 @@ fn local_layout(op: &'static str, shape: &[i64], split: Option<usize>) -> Result
     }
     match split {
         None => Ok((shape.to_vec(), Vec::new(), 0)),
-        Some(a) if a >= shape.len() => {
-            Err(EngineError::arg(op, format!("split axis {a} is out of range for {} dimensions", shape.len())))
-        }
+        Some(a) if a >= shape.len() => Err(EngineError::arg(
+            op,
+            format!("split axis {a} is out of range for {} dimensions", shape.len()),
+        )),
         Some(a) => {
             let comm = Comm::world();
             let counts = balanced_counts(shape[a], comm.size());
@@ -33,9 +34,19 @@ fn local_layout(op: &'static str, shape: &[i64], split: Option<usize>) -> Result
 fn global_indices(shape: &[i64], split: Option<usize>, lshape: &[i64], off: i64) -> impl Iterator<Item = u64> {
     let s = split.unwrap_or(0).min(shape.len().saturating_sub(1));
     let outer: i64 = shape[..s.min(shape.len())].iter().product();
-    let (n_s, c) = if shape.is_empty() { (1, 1) } else { (shape[s], lshape[s]) };
-    let inner: i64 = if shape.is_empty() { 1 } else { shape[s + 1..].iter().product() };
-    (0..outer).flat_map(move |o| (0..c).flat_map(move |j| (0..inner).map(move |k| (((o * n_s + off + j) * inner) + k) as u64)))
+    let (n_s, c) = if shape.is_empty() {
+        (1, 1)
+    } else {
+        (shape[s], lshape[s])
+    };
+    let inner: i64 = if shape.is_empty() {
+        1
+    } else {
+        shape[s + 1..].iter().product()
+    };
+    (0..outer).flat_map(move |o| {
+        (0..c).flat_map(move |j| (0..inner).map(move |k| (((o * n_s + off + j) * inner) + k) as u64))
+    })
 }
 
 impl DNDarray {
@@ -76,10 +87,20 @@ impl DNDarray {
         Self::random("DNDarray::randn", shape, split, seed, options, true)
     }
 
-    fn random(op: &'static str, shape: &[i64], split: Option<usize>, seed: u64, options: (Kind, Device), normal: bool) -> Result<DNDarray> {
+    fn random(
+        op: &'static str,
+        shape: &[i64],
+        split: Option<usize>,
+        seed: u64,
+        options: (Kind, Device),
+        normal: bool,
+    ) -> Result<DNDarray> {
         let (kind, device) = options;
         if !matches!(kind, Kind::Float | Kind::Double) {
-            return Err(EngineError::arg(op, format!("dtype {kind:?} is not supported; use Float or Double")));
+            return Err(EngineError::arg(
+                op,
+                format!("dtype {kind:?} is not supported; use Float or Double"),
+            ));
         }
         let (lshape, counts, off) = local_layout(op, shape, split)?;
         let idx = global_indices(shape, split, &lshape, off);

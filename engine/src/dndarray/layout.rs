@@ -46,18 +46,31 @@ impl DNDarray {
     pub fn redistribute(&self, target: &[i64]) -> Result<DNDarray> {
         let op = "DNDarray::redistribute";
         let Some(a) = self.split else {
-            return Err(EngineError::arg(op, "the array is replicated (split none); use resplit to distribute it"));
+            return Err(EngineError::arg(
+                op,
+                "the array is replicated (split none); use resplit to distribute it",
+            ));
         };
         let p = self.comm.size();
         if target.len() != p || target.iter().any(|&c| c < 0) || target.iter().sum::<i64>() != self.gshape[a] {
             return Err(EngineError::arg(
                 op,
-                format!("target {target:?} must have {p} non-negative counts summing to {} (axis {a})", self.gshape[a]),
+                format!(
+                    "target {target:?} must have {p} non-negative counts summing to {} (axis {a})",
+                    self.gshape[a]
+                ),
             ));
         }
         let all: Vec<i64> = self.comm.allgather(target)?;
         if let Some(r) = (0..p).find(|&r| all[r * p..(r + 1) * p] != all[..p]) {
-            return Err(EngineError::arg(op, format!("rank {r} asked for target {:?} but rank 0 for {:?}", &all[r * p..(r + 1) * p], &all[..p])));
+            return Err(EngineError::arg(
+                op,
+                format!(
+                    "rank {r} asked for target {:?} but rank 0 for {:?}",
+                    &all[r * p..(r + 1) * p],
+                    &all[..p]
+                ),
+            ));
         }
         if target == self.counts.as_slice() {
             return Ok(self.shallow_clone());
@@ -72,7 +85,12 @@ impl DNDarray {
             .collect();
         let received = self.comm.alltoallv_tensor(&chunks)?;
         let local = Tensor::cat(&received, a as i64);
-        Ok(DNDarray::from_parts(self.gshape.clone(), Some(a), local, target.to_vec()))
+        Ok(DNDarray::from_parts(
+            self.gshape.clone(),
+            Some(a),
+            local,
+            target.to_vec(),
+        ))
     }
 
     /// Collective. Changes the split axis: `Some(a) → None` allgathers (every rank then holds the
@@ -86,13 +104,20 @@ impl DNDarray {
         }
         match (self.split, split) {
             (x, y) if x == y => Ok(self.shallow_clone()),
-            (Some(_), None) => Ok(DNDarray::from_parts(self.gshape.clone(), None, self.allgather()?, Vec::new())),
+            (Some(_), None) => Ok(DNDarray::from_parts(
+                self.gshape.clone(),
+                None,
+                self.allgather()?,
+                Vec::new(),
+            )),
             (None, Some(b)) => DNDarray::from_replicated(&self.local, Some(b)),
             (Some(a), Some(b)) => {
                 let p = self.comm.size();
                 let target = balanced_counts(self.gshape[b], p);
                 let toff = offsets(&target);
-                let chunks: Vec<Tensor> = (0..p).map(|s| self.local.narrow(b as i64, toff[s], target[s])).collect();
+                let chunks: Vec<Tensor> = (0..p)
+                    .map(|s| self.local.narrow(b as i64, toff[s], target[s]))
+                    .collect();
                 let received = self.comm.alltoallv_tensor(&chunks)?;
                 let local = Tensor::cat(&received, a as i64);
                 Ok(DNDarray::from_parts(self.gshape.clone(), Some(b), local, target))
@@ -131,7 +156,15 @@ impl DNDarray {
         self.check_axis(op, d1)?;
         let mut gshape = self.gshape.clone();
         gshape.swap(d0, d1);
-        let split = self.split.map(|s| if s == d0 { d1 } else if s == d1 { d0 } else { s });
+        let split = self.split.map(|s| {
+            if s == d0 {
+                d1
+            } else if s == d1 {
+                d0
+            } else {
+                s
+            }
+        });
         let local = self.local.transpose(d0 as i64, d1 as i64);
         Ok(DNDarray::from_parts(gshape, split, local, self.counts.clone()))
     }
@@ -140,7 +173,10 @@ impl DNDarray {
     /// split becomes a column split).
     pub fn t(&self) -> Result<DNDarray> {
         if self.ndim() != 2 {
-            return Err(EngineError::shape("DNDarray::t", format!("expected 2 dimensions, got {}", self.ndim())));
+            return Err(EngineError::shape(
+                "DNDarray::t",
+                format!("expected 2 dimensions, got {}", self.ndim()),
+            ));
         }
         self.transpose(0, 1)
     }

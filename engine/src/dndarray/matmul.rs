@@ -22,9 +22,22 @@ impl DNDarray {
         self.check_2d(name)?;
         let (n, k) = (self.gshape[0], self.gshape[1]);
         let check = if b.dim() != 2 || b.size()[0] != k {
-            Err(EngineError::shape(name, format!("cannot multiply {n} × {k} by {:?}: inner dimensions must agree", b.size())))
+            Err(EngineError::shape(
+                name,
+                format!(
+                    "cannot multiply {n} × {k} by {:?}: inner dimensions must agree",
+                    b.size()
+                ),
+            ))
         } else if b.kind() != self.kind() {
-            Err(EngineError::arg(name, format!("dtype {:?} of the operand differs from the array's {:?}", b.kind(), self.kind())))
+            Err(EngineError::arg(
+                name,
+                format!(
+                    "dtype {:?} of the operand differs from the array's {:?}",
+                    b.kind(),
+                    self.kind()
+                ),
+            ))
         } else {
             Ok(())
         };
@@ -62,9 +75,22 @@ impl DNDarray {
         self.check_2d(name)?;
         let (n, k) = (self.gshape[0], self.gshape[1]);
         let check = if a.dim() != 2 || a.size()[1] != n {
-            Err(EngineError::shape(name, format!("cannot multiply {:?} by {n} × {k}: inner dimensions must agree", a.size())))
+            Err(EngineError::shape(
+                name,
+                format!(
+                    "cannot multiply {:?} by {n} × {k}: inner dimensions must agree",
+                    a.size()
+                ),
+            ))
         } else if a.kind() != self.kind() {
-            Err(EngineError::arg(name, format!("dtype {:?} of the operand differs from the array's {:?}", a.kind(), self.kind())))
+            Err(EngineError::arg(
+                name,
+                format!(
+                    "dtype {:?} of the operand differs from the array's {:?}",
+                    a.kind(),
+                    self.kind()
+                ),
+            ))
         } else {
             Ok(())
         };
@@ -90,7 +116,10 @@ impl DNDarray {
         if self.ndim() == 2 {
             Ok(())
         } else {
-            Err(EngineError::shape(name, format!("expected a 2-dimensional array, got shape {:?}", self.gshape)))
+            Err(EngineError::shape(
+                name,
+                format!("expected a 2-dimensional array, got shape {:?}", self.gshape),
+            ))
         }
     }
 }

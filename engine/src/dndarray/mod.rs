@@ -55,7 +55,13 @@ impl DNDarray {
     /// Local. Assembles a DNDarray from parts already known to form a valid layout.
     pub(crate) fn from_parts(gshape: Vec<i64>, split: Option<usize>, local: Tensor, counts: Vec<i64>) -> Self {
         debug_assert!(split.is_none() || counts.len() == Comm::world().size());
-        DNDarray { gshape, split, local, counts, comm: Comm::world() }
+        DNDarray {
+            gshape,
+            split,
+            local,
+            counts,
+            comm: Comm::world(),
+        }
     }
 
     /// Builds a DNDarray split along `split` from each rank's piece (the pieces, in rank order,
@@ -68,24 +74,38 @@ impl DNDarray {
         let all = comm.allgather_shapes(op, &local)?;
         let (k0, s0) = &all[0];
         if split >= s0.len() {
-            return Err(EngineError::arg(op, format!("split axis {split} is out of range for {} dimensions", s0.len())));
+            return Err(EngineError::arg(
+                op,
+                format!("split axis {split} is out of range for {} dimensions", s0.len()),
+            ));
         }
         for (r, (k, s)) in all.iter().enumerate() {
             if k != k0 {
-                return Err(EngineError::shape(op, format!("rank {r} has dtype {k:?} but rank 0 has {k0:?}")));
+                return Err(EngineError::shape(
+                    op,
+                    format!("rank {r} has dtype {k:?} but rank 0 has {k0:?}"),
+                ));
             }
             let same_outside = s.len() == s0.len() && (0..s.len()).all(|i| i == split || s[i] == s0[i]);
             if !same_outside {
                 return Err(EngineError::shape(
                     op,
-                    format!("rank {r} has shape {s:?} but rank 0 has {s0:?}; pieces must agree outside split axis {split}"),
+                    format!(
+                        "rank {r} has shape {s:?} but rank 0 has {s0:?}; pieces must agree outside split axis {split}"
+                    ),
                 ));
             }
         }
         let counts: Vec<i64> = all.iter().map(|(_, s)| s[split]).collect();
         let mut gshape = s0.clone();
         gshape[split] = counts.iter().sum();
-        Ok(DNDarray { gshape, split: Some(split), local, counts, comm })
+        Ok(DNDarray {
+            gshape,
+            split: Some(split),
+            local,
+            counts,
+            comm,
+        })
     }
 
     /// Local. Builds a DNDarray from a tensor that every rank holds in full (the same values
@@ -95,9 +115,10 @@ impl DNDarray {
         let gshape = t.size();
         match split {
             None => Ok(Self::from_parts(gshape, None, t.shallow_clone(), Vec::new())),
-            Some(a) if a >= gshape.len() => {
-                Err(EngineError::arg(op, format!("split axis {a} is out of range for {} dimensions", gshape.len())))
-            }
+            Some(a) if a >= gshape.len() => Err(EngineError::arg(
+                op,
+                format!("split axis {a} is out of range for {} dimensions", gshape.len()),
+            )),
             Some(a) => {
                 let comm = Comm::world();
                 let counts = balanced_counts(gshape[a], comm.size());
@@ -192,14 +213,23 @@ impl DNDarray {
     }
 
     fn with_local(&self, local: Tensor) -> Self {
-        DNDarray { gshape: self.gshape.clone(), split: self.split, local, counts: self.counts.clone(), comm: self.comm }
+        DNDarray {
+            gshape: self.gshape.clone(),
+            split: self.split,
+            local,
+            counts: self.counts.clone(),
+            comm: self.comm,
+        }
     }
 
     fn check_axis(&self, op: &'static str, axis: usize) -> Result<()> {
         if axis < self.ndim() {
             Ok(())
         } else {
-            Err(EngineError::arg(op, format!("axis {axis} is out of range for a {}-dimensional array", self.ndim())))
+            Err(EngineError::arg(
+                op,
+                format!("axis {axis} is out of range for a {}-dimensional array", self.ndim()),
+            ))
         }
     }
 }

@@ -32,7 +32,8 @@ impl DNDarray {
         let local = match axis {
             Some(x) => {
                 self.check_axis(name, x)?;
-                self.comm.agree(self.local.f_sum_dim_intlist(x as i64, false, None::<Kind>))?
+                self.comm
+                    .agree(self.local.f_sum_dim_intlist(x as i64, false, None::<Kind>))?
             }
             None => self.comm.agree(self.local.f_sum(None::<Kind>))?,
         };
@@ -94,7 +95,13 @@ impl DNDarray {
     fn reduced(&self, axis: Option<usize>, local: Tensor, combined: bool) -> DNDarray {
         let gshape: Vec<i64> = match axis {
             None => Vec::new(),
-            Some(x) => self.gshape.iter().enumerate().filter(|&(i, _)| i != x).map(|(_, &d)| d).collect(),
+            Some(x) => self
+                .gshape
+                .iter()
+                .enumerate()
+                .filter(|&(i, _)| i != x)
+                .map(|(_, &d)| d)
+                .collect(),
         };
         if combined || self.split.is_none() {
             return DNDarray::from_parts(gshape, None, local, Vec::new());
@@ -121,7 +128,10 @@ impl DNDarray {
             self.check_axis(name, x)?;
         }
         if !is_float(self.kind()) {
-            return Err(EngineError::arg(name, format!("dtype {:?} is not floating point; convert it first", self.kind())));
+            return Err(EngineError::arg(
+                name,
+                format!("dtype {:?} is not floating point; convert it first", self.kind()),
+            ));
         }
         let n = self.reduced_len(axis);
         let dims: Vec<i64> = match axis {
@@ -132,12 +142,18 @@ impl DNDarray {
             Some(x) => self.local.size()[x],
             None => self.local.numel() as i64,
         };
-        let zeros_like_out = || self.local.f_sum_dim_intlist(dims.as_slice(), false, None::<Kind>).map(|t| t.zeros_like());
+        let zeros_like_out = || {
+            self.local
+                .f_sum_dim_intlist(dims.as_slice(), false, None::<Kind>)
+                .map(|t| t.zeros_like())
+        };
         let (mean, m2) = if c == 0 {
             let z = self.comm.agree(zeros_like_out())?;
             (z.shallow_clone(), z)
         } else {
-            let mean = self.comm.agree(self.local.f_mean_dim(dims.as_slice(), true, None::<Kind>))?;
+            let mean = self
+                .comm
+                .agree(self.local.f_mean_dim(dims.as_slice(), true, None::<Kind>))?;
             let dev = (&self.local - &mean).square();
             let m2 = dev.sum_dim_intlist(dims.as_slice(), false, None::<Kind>);
             (mean.squeeze_dims(dims.as_slice()), m2)
@@ -154,7 +170,13 @@ impl DNDarray {
             Some(_) => self.counts.clone(),
             None => {
                 let s = self.split.expect("split array");
-                let rest: i64 = self.gshape.iter().enumerate().filter(|&(i, _)| i != s).map(|(_, &d)| d).product();
+                let rest: i64 = self
+                    .gshape
+                    .iter()
+                    .enumerate()
+                    .filter(|&(i, _)| i != s)
+                    .map(|(_, &d)| d)
+                    .product();
                 self.counts.iter().map(|&c| c * rest).collect()
             }
         };
@@ -192,8 +214,18 @@ impl DNDarray {
         let partial = if c > 0 {
             self.comm.agree(local_part(&self.local).map(|t| t.unsqueeze(0)))?
         } else {
-            let shape: Vec<i64> = std::iter::once(0).chain(self.reduced(axis, self.local.shallow_clone(), true).gshape.iter().copied()).collect();
-            self.comm.agree(Ok::<_, EngineError>(Tensor::empty(shape.as_slice(), (self.kind(), self.device()))))?
+            let shape: Vec<i64> = std::iter::once(0)
+                .chain(
+                    self.reduced(axis, self.local.shallow_clone(), true)
+                        .gshape
+                        .iter()
+                        .copied(),
+                )
+                .collect();
+            self.comm.agree(Ok::<_, EngineError>(Tensor::empty(
+                shape.as_slice(),
+                (self.kind(), self.device()),
+            )))?
         };
         let all = self.comm.allgatherv_tensor(&partial)?;
         // amin/amax propagate NaN, as min/max do.
@@ -223,18 +255,34 @@ impl DNDarray {
         // This rank's best values and their global indices, as one row each (no row when the
         // rank holds no entries).
         let local = if c == 0 {
-            let shape: Vec<i64> = std::iter::once(0).chain(self.reduced(axis, self.local.shallow_clone(), true).gshape.iter().copied()).collect();
-            Ok((Tensor::empty(shape.as_slice(), (self.kind(), self.device())), Tensor::empty(shape.as_slice(), (Kind::Int64, self.device()))))
+            let shape: Vec<i64> = std::iter::once(0)
+                .chain(
+                    self.reduced(axis, self.local.shallow_clone(), true)
+                        .gshape
+                        .iter()
+                        .copied(),
+                )
+                .collect();
+            Ok((
+                Tensor::empty(shape.as_slice(), (self.kind(), self.device())),
+                Tensor::empty(shape.as_slice(), (Kind::Int64, self.device())),
+            ))
         } else {
             local_arg(&self.local, axis).map(|li| match axis {
                 Some(x) => {
-                    let v = self.local.gather(x as i64, &li.unsqueeze(x as i64), false).squeeze_dim(x as i64);
+                    let v = self
+                        .local
+                        .gather(x as i64, &li.unsqueeze(x as i64), false)
+                        .squeeze_dim(x as i64);
                     (v.unsqueeze(0), (li + off).unsqueeze(0))
                 }
                 None => {
                     let flat = li.int64_value(&[]);
                     let v = self.local.flatten(0, -1).get(flat).unsqueeze(0);
-                    (v, Tensor::from_slice(&[self.global_flat_index(flat, s, off)]).to_device(self.device()))
+                    (
+                        v,
+                        Tensor::from_slice(&[self.global_flat_index(flat, s, off)]).to_device(self.device()),
+                    )
                 }
             })
         };
@@ -251,7 +299,9 @@ impl DNDarray {
                 Extremum::Max => v.gt_tensor(&best_v),
             };
             let better = if is_float(self.kind()) {
-                better.logical_or(&v.isnan().logical_and(&best_v.isnan().logical_not())).logical_and(&best_v.isnan().logical_not())
+                better
+                    .logical_or(&v.isnan().logical_and(&best_v.isnan().logical_not()))
+                    .logical_and(&best_v.isnan().logical_not())
             } else {
                 better
             };
