@@ -25,6 +25,11 @@ pub(crate) fn normal(seed: u64, i: u64) -> f64 {
     (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()
 }
 
+/// Uniform in [0, 1) with 24 random bits (exactly representable in f32).
+pub(crate) fn uniform_f32(seed: u64, i: u64) -> f32 {
+    (bits(seed, i) >> 40) as f32 * (1.0 / (1u32 << 24) as f32)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -41,10 +46,6 @@ mod tests {
         let v = xs.iter().map(|x| (x - m) * (x - m)).sum::<f64>() / n as f64;
         assert!(m.abs() < 0.02 && (v - 1.0).abs() < 0.02, "mean {m} var {v}");
         assert!((0..n).all(|i| (0.0..1.0).contains(&uniform(9, i))));
+        assert!((0..n).all(|i| (0.0..1.0).contains(&uniform_f32(9, i))));
     }
-}
-
-/// Uniform in [0, 1) with 24 random bits (exactly representable in f32).
-pub(crate) fn uniform_f32(seed: u64, i: u64) -> f32 {
-    (bits(seed, i) >> 40) as f32 * (1.0 / (1u32 << 24) as f32)
 }

@@ -185,7 +185,7 @@ impl Comm {
     /// All-to-all with equal blocks: `send` holds `size` blocks of equal length, block `r` goes to
     /// rank `r`; the result holds the block received from each rank, in rank order.
     pub fn alltoall<T: CommElement>(&self, send: &[T]) -> CommResult<Vec<T>> {
-        if send.len() % self.size != 0 {
+        if !send.len().is_multiple_of(self.size) {
             return Err(CommError::invalid(
                 "alltoall",
                 format!("{} elements do not split into {} equal blocks", send.len(), self.size),

@@ -194,12 +194,10 @@ impl Comm {
     pub fn bcast_tensor(&self, t: Option<&Tensor>, root: usize) -> CommResult<Tensor> {
         self.check_rank("bcast_tensor", "root", root)?;
         let mut m = [NO_INPUT; META_LEN];
-        if self.rank == root {
-            if let Some(t) = t {
-                if let Ok(mm) = meta("bcast_tensor", t) {
-                    m = mm;
-                }
-            }
+        if self.rank == root
+            && let Some(mm) = t.and_then(|t| meta("bcast_tensor", t).ok())
+        {
+            m = mm;
         }
         self.bcast(&mut m, root)?;
         if m[0] == NO_INPUT {
