@@ -51,6 +51,16 @@ if [ -z "$have" ] || [ ! -f "$torch_dir/lib/libtorch_cpu.so" ]; then
 else
   say "torch $torch_version present"
 fi
+# --- 3. test tools (with --tests): moto's S3 server for the object-store tests -------------
+if [ "${1:-}" = "--tests" ]; then
+  if [ ! -x "$venv/bin/moto_server" ]; then
+    say "installing moto (S3 test server) into $venv"
+    "$venv/bin/pip" install -q "moto[s3]==5.2.5" flask flask-cors
+  else
+    say "moto present"
+  fi
+fi
+
 # A stable path for .cargo/config.toml (LIBTORCH = ".torch", relative to the workspace root).
 ln -sfn "$torch_dir" "$root/.torch"
 say "LIBTORCH -> $(readlink "$root/.torch")"

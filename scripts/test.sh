@@ -5,7 +5,7 @@
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
-bash scripts/setup.sh
+bash scripts/setup.sh --tests
 . scripts/env.sh
 step() { printf '\n[test] %s\n' "$*" >&2; }
 step "cargo fmt --check"

@@ -1,8 +1,25 @@
-//! heatsql's data sources and sinks (distributed Parquet and object_store scans, COPY TO).
+//! heatsql's data sources and sinks.
 //!
-//! Not built yet: issue #3 ("Distributed tables from Parquet and object stores") fills this
-//! crate. It depends on DataFusion (and its re-exported arrow/parquet/object_store) and on the
-//! engine, so the workspace already builds the whole stack together.
+//! * [`location`]: a table location (file, directory, glob or object_store URL) and its files.
+//! * [`assign`]: which row groups each rank reads (contiguous ranges, balanced by rows).
+//! * [`table`]: [`DistributedParquetTable`], a DataFusion table whose scan reads this rank's
+//!   row groups and whose schema and statistics are the global ones.
+//! * [`factory`]: `CREATE EXTERNAL TABLE … STORED AS PARQUET` creates distributed tables.
+//! * [`copy`]: `COPY (query) TO 'dir/' STORED AS PARQUET`, one part file per rank, atomic.
+//!
+//! Every rank runs the same statements; the functions here that communicate say so and are
+//! collective (they use `engine::comm`, the only MPI layer).
 
-/// The DataFusion version the workspace is built against (re-exported for the facade).
+pub mod assign;
+pub mod copy;
+pub mod error;
+pub mod factory;
+pub mod location;
+pub mod table;
+
+pub use error::ConnectorError;
+pub use factory::{DistributedParquetFactory, install};
+pub use table::DistributedParquetTable;
+
+/// The DataFusion version the workspace is built against.
 pub const DATAFUSION_VERSION: &str = datafusion::DATAFUSION_VERSION;

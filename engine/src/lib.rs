@@ -15,6 +15,7 @@ pub mod device;
 pub mod dndarray;
 pub mod error;
 mod rng;
+pub mod testkit;
 
 pub use comm::{Comm, CommError, ReduceOp};
 pub use device::DeviceSetting;

@@ -5,66 +5,20 @@
 //! are serialised (one mpirun at a time on a small machine, and the orphan check must not see
 //! another test's ranks).
 
-use std::io::Read;
-use std::process::{Command, Stdio};
+#[path = "support/mpirun.rs"]
+mod support;
+
+use std::process::Command;
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use support::{Run, assert_checks_passed};
 
 static SERIAL: Mutex<()> = Mutex::new(());
 const BIN: &str = env!("CARGO_BIN_EXE_engine-mpi-checks");
 
-struct Run {
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-    elapsed: Duration,
-}
-
-/// `mpirun -n p BIN args`, killed after `timeout`.
 fn mpirun(p: usize, args: &[&str], timeout: Duration) -> Run {
-    let mut cmd = Command::new("mpirun");
-    cmd.args(["--allow-run-as-root", "--oversubscribe", "-n", &p.to_string(), BIN])
-        .args(args)
-        // One compute thread per rank: P ranks share two cores here.
-        .env("HEATSQL_THREADS", "1")
-        // Containers often forbid the cross-memory-attach that OpenMPI's shared memory uses.
-        .env("OMPI_MCA_btl_vader_single_copy_mechanism", "none")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let start = Instant::now();
-    let mut child = cmd
-        .spawn()
-        .expect("mpirun must be installed (scripts/setup.sh installs OpenMPI)");
-    let mut out = child.stdout.take().expect("stdout");
-    let mut err = child.stderr.take().expect("stderr");
-    let t_out = std::thread::spawn(move || {
-        let mut s = String::new();
-        out.read_to_string(&mut s).ok();
-        s
-    });
-    let t_err = std::thread::spawn(move || {
-        let mut s = String::new();
-        err.read_to_string(&mut s).ok();
-        s
-    });
-    let code = loop {
-        if let Some(status) = child.try_wait().expect("wait") {
-            break status.code();
-        }
-        if start.elapsed() > timeout {
-            child.kill().ok();
-            child.wait().ok();
-            panic!("mpirun -n {p} {args:?} did not finish within {timeout:?} (hang)");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    let elapsed = start.elapsed();
-    Run {
-        code,
-        stdout: t_out.join().unwrap_or_default(),
-        stderr: t_err.join().unwrap_or_default(),
-        elapsed,
-    }
+    support::mpirun(BIN, p, args, &[], timeout)
 }
 
 /// Processes still running the checks binary (none may survive a run).
@@ -86,33 +40,7 @@ fn comm_and_dndarray_match_tch_at_p_1_to_4() {
     let mut counts = Vec::new();
     for p in 1..=4 {
         let run = mpirun(p, &["all"], Duration::from_secs(600));
-        let summary = run
-            .stdout
-            .lines()
-            .find(|l| l.starts_with("engine checks at P="))
-            .unwrap_or("")
-            .to_string();
-        eprintln!("[mpi] P={p}: {summary} ({:.1} s)", run.elapsed.as_secs_f64());
-        assert_eq!(
-            run.code,
-            Some(0),
-            "P={p} failed\nstdout:\n{}\nstderr:\n{}",
-            run.stdout,
-            run.stderr
-        );
-        assert!(
-            summary.starts_with(&format!("engine checks at P={p}: ")),
-            "no summary at P={p}:\n{}",
-            run.stdout
-        );
-        assert!(summary.ends_with(", 0 failed"), "{summary}");
-        let passed: usize = summary
-            .split(": ")
-            .nth(1)
-            .and_then(|s| s.split(' ').next())
-            .and_then(|n| n.parse().ok())
-            .unwrap_or(0);
-        counts.push(passed);
+        counts.push(assert_checks_passed(&run, "engine checks", p));
     }
     // Every P ran a full suite (P-dependent checks add a few at P > 1).
     assert!(counts.iter().all(|&c| c > 1000), "too few checks ran: {counts:?}");

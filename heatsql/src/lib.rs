@@ -1,10 +1,14 @@
 //! heatsql: a distributed SQL and array engine for scientific data.
 //!
-//! The same program runs on every MPI rank (`mpirun -n P …`). Today this facade re-exports the
-//! engine: [`Comm`] (the MPI layer) and [`DNDarray`] (the distributed n-dimensional array).
-//! `HeatContext`, the SQL entry point, arrives with the shell and embedding issue (#5).
+//! The same program runs on every MPI rank (`mpirun -n P …`). [`HeatContext`] is the SQL entry
+//! point (distributed Parquet tables, `COPY TO`); [`Comm`] is the MPI layer and [`DNDarray`] the
+//! distributed n-dimensional array; [`convert`] moves data between query results and arrays.
 
+mod context;
+
+pub use context::HeatContext;
 pub use engine::{Comm, CommError, DNDarray, DeviceSetting, EngineError, comm, dndarray};
+pub use udfs::convert;
 
 /// A one-line description of this rank's runtime (rank, ranks, ranks on the node, libtorch
 /// threads, device), as the `heatsql --info` command prints it.

@@ -1,4 +1,10 @@
-//! heatsql's SQL surface: table functions (`pca`, `kmeans`, `svd`, `dmd`, `matmul`, …) as plan
-//! nodes, and the MPI exchange operators for plain SQL.
+//! heatsql's SQL surface.
 //!
-//! Not built yet: issues #4 (exchanges) and #6 (the table-function framework) fill this crate.
+//! * [`convert`]: a rank's stream of Arrow batches → a row-split [`engine::DNDarray`]
+//!   (rows × columns, split 0), and a DNDarray's local rows → Arrow batches with pass-through
+//!   ("keep") columns.
+//!
+//! The table functions (`pca`, `kmeans`, …) and the MPI exchange operators for plain SQL come
+//! with issues #6 and #4.
+
+pub mod convert;

@@ -16,72 +16,7 @@ use tch::{Device, Kind, Tensor};
 const F64: (Kind, Device) = (Kind::Double, Device::Cpu);
 const F32: (Kind, Device) = (Kind::Float, Device::Cpu);
 
-struct Checker {
-    comm: &'static Comm,
-    passed: usize,
-    failed: usize,
-    verbose: bool,
-}
-
-impl Checker {
-    /// Records a check whose local verdict is `ok`; the global verdict is the AND over ranks.
-    fn check(&mut self, name: &str, ok: bool, detail: impl FnOnce() -> String) {
-        let all = self.comm.allreduce(&[u64::from(ok)], ReduceOp::Min).expect("allreduce")[0] == 1;
-        let detail = if ok {
-            String::new()
-        } else {
-            format!("rank {}: {}", self.comm.rank(), detail())
-        };
-        // Collect details of failing ranks on rank 0.
-        let (bytes, _) = self.comm.allgatherv(detail.as_bytes()).expect("allgatherv");
-        if all {
-            self.passed += 1;
-            if self.verbose && self.comm.rank() == 0 {
-                println!("PASS {name}");
-            }
-        } else {
-            self.failed += 1;
-            if self.comm.rank() == 0 {
-                println!("FAIL {name}: {}", String::from_utf8_lossy(&bytes));
-            }
-        }
-    }
-
-    /// Checks that a result equals the expected tensor (shape, dtype and values within `tol`,
-    /// relative and absolute; `tol = 0` means exactly).
-    fn close(&mut self, name: &str, got: engine::Result<Tensor>, want: &Tensor, tol: f64) {
-        let verdict = match got {
-            Err(e) => Err(format!("error: {e}")),
-            Ok(g) => compare(&g, want, tol),
-        };
-        let ok = verdict.is_ok();
-        self.check(name, ok, || verdict.err().unwrap_or_default());
-    }
-}
-
-fn compare(g: &Tensor, want: &Tensor, tol: f64) -> Result<(), String> {
-    if g.size() != want.size() {
-        return Err(format!("shape {:?}, expected {:?}", g.size(), want.size()));
-    }
-    if g.kind() != want.kind() {
-        return Err(format!("dtype {:?}, expected {:?}", g.kind(), want.kind()));
-    }
-    if g.numel() == 0 {
-        return Ok(());
-    }
-    let (g, w) = (g.to_kind(Kind::Double), want.to_kind(Kind::Double));
-    let same_nan = g.isnan().eq_tensor(&w.isnan()).all().int64_value(&[]) == 1;
-    let (g0, w0) = (g.nan_to_num(0.0, None, None), w.nan_to_num(0.0, None, None));
-    let err = (&g0 - &w0).abs() - (w0.abs() * tol + tol);
-    let worst = err.max().double_value(&[]);
-    if same_nan && worst <= 0.0 {
-        Ok(())
-    } else {
-        Err(format!(
-            "max |got − want| exceeds tolerance {tol} by {worst:e} (NaN pattern equal: {same_nan})"
-        ))
-    }
-}
+use engine::testkit::{Checker, compare};
 
 /// Per-rank counts of `n` entries for a named layout at P ranks (rank-independent).
 fn layout(name: &str, n: i64, p: usize) -> Vec<i64> {
@@ -129,9 +64,7 @@ fn check_comm(c: &mut Checker) {
         };
         // bcast from the last rank; other ranks pass nothing.
         let root = p - 1;
-        let got = comm
-            .bcast_tensor((me == root).then_some(&full), root)
-            .map_err(Into::into);
+        let got = comm.bcast_tensor((me == root).then_some(&full), root);
         c.close(&tag("bcast", kind), got, &full, 0.0);
         // allgatherv of uneven row blocks (rank 0 may have zero rows), from a non-contiguous view.
         let counts = layout("ramp", full.size()[0], p);
@@ -140,11 +73,11 @@ fn check_comm(c: &mut Checker) {
         let nc = mine.tr().contiguous().tr(); // same values, column-major strides
         c.close(
             &tag("allgatherv_noncontig", kind),
-            comm.allgatherv_tensor(&nc).map_err(Into::into),
+            comm.allgatherv_tensor(&nc),
             &full,
             0.0,
         );
-        let got = comm.gatherv_tensor(&mine, root).map_err(Into::into);
+        let got = comm.gatherv_tensor(&mine, root);
         if me == root {
             c.close(
                 &tag("gatherv_root", kind),
@@ -179,19 +112,19 @@ fn check_comm(c: &mut Checker) {
             let want_max = (&base + 7.0 * (ps - 1.0)).to_kind(kind);
             c.close(
                 &tag("allreduce_sum", kind),
-                comm.allreduce_tensor(&t, ReduceOp::Sum).map_err(Into::into),
+                comm.allreduce_tensor(&t, ReduceOp::Sum),
                 &want_sum,
                 0.0,
             );
             c.close(
                 &tag("allreduce_min", kind),
-                comm.allreduce_tensor(&t, ReduceOp::Min).map_err(Into::into),
+                comm.allreduce_tensor(&t, ReduceOp::Min),
                 &base.to_kind(kind),
                 0.0,
             );
             c.close(
                 &tag("allreduce_max", kind),
-                comm.allreduce_tensor(&t, ReduceOp::Max).map_err(Into::into),
+                comm.allreduce_tensor(&t, ReduceOp::Max),
                 &want_max,
                 0.0,
             );
@@ -201,13 +134,13 @@ fn check_comm(c: &mut Checker) {
             let all = Tensor::from_slice(&[p == 1, true, false]);
             c.close(
                 "comm/allreduce_any/Bool",
-                comm.allreduce_tensor(&t, ReduceOp::Max).map_err(Into::into),
+                comm.allreduce_tensor(&t, ReduceOp::Max),
                 &any,
                 0.0,
             );
             c.close(
                 "comm/allreduce_all/Bool",
-                comm.allreduce_tensor(&t, ReduceOp::Min).map_err(Into::into),
+                comm.allreduce_tensor(&t, ReduceOp::Min),
                 &all,
                 0.0,
             );
@@ -290,12 +223,7 @@ fn check_comm(c: &mut Checker) {
         let r = comm.recv_tensor(prev, 7);
         comm.send_tensor(&t, next, 7).and(r)
     };
-    c.close(
-        "comm/send_recv_ring",
-        got.map_err(Into::into),
-        &Tensor::full([2, 2], prev as f64, F64),
-        0.0,
-    );
+    c.close("comm/send_recv_ring", got, &Tensor::full([2, 2], prev as f64, F64), 0.0);
     // Agreement.
     let ok = comm.agree(Ok::<_, String>(5)) == Ok(5);
     c.check("comm/agree_ok", ok, || "agree(Ok) failed".into());
@@ -353,7 +281,7 @@ fn check_layouts(c: &mut Checker, x: &Tensor, name: &str) {
             c.close(&format!("{tag}/allgather"), a.allgather(), x, 0.0);
             let root = p / 2;
             match a.gather(root) {
-                Ok(Some(g)) if me == root => c.close(&format!("{tag}/gather"), Ok(g), x, 0.0),
+                Ok(Some(g)) if me == root => c.close(&format!("{tag}/gather"), Ok::<_, String>(g), x, 0.0),
                 Ok(None) if me != root => c.check(&format!("{tag}/gather"), true, String::new),
                 other => c.check(&format!("{tag}/gather"), false, || format!("{other:?}")),
             }

@@ -1,0 +1,273 @@
+//! [`DistributedParquetTable`]: a Parquet table split row-wise over the ranks.
+//!
+//! Every rank holds the same file list, schema, statistics and row-group assignment; its scan
+//! reads only its own row groups (one output partition, files in path order, row groups in
+//! file order), with column projection and predicate pushdown (row-group statistics, page
+//! index, row filters).
+
+use std::sync::Arc;
+
+use datafusion::arrow::datatypes::{Schema, SchemaRef};
+use datafusion::catalog::{Session, TableProvider};
+use datafusion::common::{DFSchema, Statistics};
+use datafusion::datasource::TableType;
+use datafusion::datasource::listing::PartitionedFile;
+use datafusion::datasource::physical_plan::parquet::ParquetAccessPlan;
+use datafusion::datasource::physical_plan::parquet::metadata::DFParquetMetadata;
+use datafusion::datasource::physical_plan::{FileGroup, FileScanConfigBuilder, ParquetSource};
+use datafusion::datasource::source::DataSourceExec;
+use datafusion::execution::object_store::ObjectStoreUrl;
+use datafusion::logical_expr::utils::conjunction;
+use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
+use datafusion::physical_plan::ExecutionPlan;
+use engine::Comm;
+use object_store::ObjectMeta;
+use object_store::path::Path;
+
+use crate::assign::assign_row_groups;
+use crate::error::{ConnectorError, Result};
+use crate::location::Location;
+
+/// One Parquet file of the table.
+#[derive(Debug, Clone)]
+pub struct ParquetFile {
+    /// The object (path and size).
+    pub meta: ObjectMeta,
+    /// Rows of each row group.
+    pub row_group_rows: Vec<u64>,
+    /// Row groups of this file that this rank reads.
+    pub mine: Vec<usize>,
+}
+
+/// A Parquet table distributed row-wise over the ranks (see the module documentation).
+#[derive(Debug)]
+pub struct DistributedParquetTable {
+    /// The location as given.
+    location: String,
+    /// The store holding the files.
+    store_url: ObjectStoreUrl,
+    /// The global schema.
+    schema: SchemaRef,
+    /// Global statistics (the same on every rank).
+    statistics: Statistics,
+    /// Every file, in path order, with this rank's row groups.
+    files: Vec<ParquetFile>,
+    /// Rows each rank reads.
+    rows_per_rank: Vec<u64>,
+}
+
+impl DistributedParquetTable {
+    /// Collective. Lists the location on rank 0 (every rank then uses that list), reads the
+    /// footers, checks that the files share one schema, merges their statistics and assigns row
+    /// groups to ranks ([`crate::assign`]). Any rank's failure is an error on every rank.
+    pub async fn open(text: &str, state: &dyn Session) -> Result<Self> {
+        let comm = Comm::world();
+        let location = comm.agree(Location::resolve(text, state))?;
+        let listed = if comm.rank() == 0 {
+            location.list(state).await
+        } else {
+            Ok(Vec::new())
+        };
+        let listed = comm.agree(listed)?;
+        let files = broadcast_listing(comm, listed)?;
+        let opened = read_footers(&location, &files, state).await;
+        let (schema, statistics, row_group_rows) = comm.agree(opened)?;
+        let flat: Vec<u64> = row_group_rows.iter().flatten().copied().collect();
+        let owner = assign_row_groups(&flat, comm.size());
+        let mut rows_per_rank = vec![0u64; comm.size()];
+        let mut next = 0;
+        let files = files
+            .into_iter()
+            .zip(row_group_rows)
+            .map(|(meta, rows)| {
+                let mut mine = Vec::new();
+                for (i, &n) in rows.iter().enumerate() {
+                    rows_per_rank[owner[next]] += n;
+                    if owner[next] == comm.rank() {
+                        mine.push(i);
+                    }
+                    next += 1;
+                }
+                ParquetFile {
+                    meta,
+                    row_group_rows: rows,
+                    mine,
+                }
+            })
+            .collect();
+        Ok(DistributedParquetTable {
+            location: text.to_string(),
+            store_url: location.store_url(),
+            schema,
+            statistics,
+            files,
+            rows_per_rank,
+        })
+    }
+
+    /// The location as given.
+    pub fn location(&self) -> &str {
+        &self.location
+    }
+
+    /// The files, in path order.
+    pub fn files(&self) -> &[ParquetFile] {
+        &self.files
+    }
+
+    /// Rows each rank reads (rank order); they add up to the table's rows.
+    pub fn rows_per_rank(&self) -> &[u64] {
+        &self.rows_per_rank
+    }
+
+    /// Total rows of the table.
+    pub fn num_rows(&self) -> u64 {
+        self.rows_per_rank.iter().sum()
+    }
+}
+
+/// Rank 0's file list, on every rank (paths and sizes).
+fn broadcast_listing(comm: &Comm, listed: Vec<ObjectMeta>) -> Result<Vec<ObjectMeta>> {
+    let text: String = listed
+        .iter()
+        .map(|m| format!("{}\t{}\n", m.size, m.location.as_ref()))
+        .collect();
+    let bytes = comm.bcast_bytes(text.into_bytes(), 0)?;
+    let text = String::from_utf8_lossy(&bytes);
+    Ok(text
+        .lines()
+        .filter_map(|l| l.split_once('\t'))
+        .map(|(size, path)| ObjectMeta {
+            location: Path::parse(path).unwrap_or_else(|_| Path::from(path)),
+            last_modified: Default::default(),
+            size: size.parse().unwrap_or(0),
+            e_tag: None,
+            version: None,
+        })
+        .collect())
+}
+
+type Footers = (SchemaRef, Statistics, Vec<Vec<u64>>);
+
+/// Schema, merged statistics and row-group sizes of `files`.
+async fn read_footers(location: &Location, files: &[ObjectMeta], state: &dyn Session) -> Result<Footers> {
+    let cache = state.runtime_env().cache_manager.get_file_metadata_cache();
+    let mut schema: Option<(SchemaRef, String)> = None;
+    let mut stats = Vec::with_capacity(files.len());
+    let mut rows = Vec::with_capacity(files.len());
+    for meta in files {
+        let name = meta.location.to_string();
+        let unreadable = |e: datafusion::error::DataFusionError| ConnectorError::Unreadable {
+            file: name.clone(),
+            detail: e.strip_backtrace().to_string(),
+        };
+        let reader =
+            DFParquetMetadata::new(location.store.as_ref(), meta).with_file_metadata_cache(Some(Arc::clone(&cache)));
+        let md = reader.fetch_metadata().await.map_err(unreadable)?;
+        let file_schema = Arc::new(reader.fetch_schema().await.map_err(unreadable)?);
+        let table_schema = match &schema {
+            None => {
+                schema = Some((Arc::clone(&file_schema), name.clone()));
+                file_schema
+            }
+            Some((first, first_name)) => {
+                check_same_schema(first, &file_schema).map_err(|detail| ConnectorError::SchemaConflict {
+                    first: first_name.clone(),
+                    file: name.clone(),
+                    detail,
+                })?;
+                Arc::clone(first)
+            }
+        };
+        stats.push(DFParquetMetadata::statistics_from_parquet_metadata(&md, &table_schema).map_err(unreadable)?);
+        rows.push(md.row_groups().iter().map(|rg| rg.num_rows().max(0) as u64).collect());
+    }
+    let (schema, _) = schema.ok_or_else(|| ConnectorError::NoFiles(location.text.clone()))?;
+    let merged = Statistics::try_merge_iter(stats.iter(), &schema)?;
+    Ok((schema, merged, rows))
+}
+
+/// Why `other` cannot be read as `first` (column names and types, in order).
+fn check_same_schema(first: &Schema, other: &Schema) -> std::result::Result<(), String> {
+    if first.fields().len() != other.fields().len() {
+        return Err(format!(
+            "{} columns instead of {}",
+            other.fields().len(),
+            first.fields().len()
+        ));
+    }
+    for (a, b) in first.fields().iter().zip(other.fields().iter()) {
+        if a.name() != b.name() {
+            return Err(format!("column '{}' where '{}' was expected", b.name(), a.name()));
+        }
+        if a.data_type() != b.data_type() {
+            return Err(format!(
+                "column '{}' is {} instead of {}",
+                a.name(),
+                b.data_type(),
+                a.data_type()
+            ));
+        }
+    }
+    Ok(())
+}
+
+#[async_trait::async_trait]
+impl TableProvider for DistributedParquetTable {
+    fn schema(&self) -> SchemaRef {
+        Arc::clone(&self.schema)
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::Base
+    }
+
+    fn supports_filters_pushdown(
+        &self,
+        filters: &[&Expr],
+    ) -> datafusion::error::Result<Vec<TableProviderFilterPushDown>> {
+        // Pruning is by statistics and row filters; DataFusion keeps the filter above the scan.
+        Ok(vec![TableProviderFilterPushDown::Inexact; filters.len()])
+    }
+
+    fn statistics(&self) -> Option<Statistics> {
+        Some(self.statistics.clone())
+    }
+
+    async fn scan(
+        &self,
+        state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        filters: &[Expr],
+        limit: Option<usize>,
+    ) -> datafusion::error::Result<Arc<dyn ExecutionPlan>> {
+        let mut source = ParquetSource::new(Arc::clone(&self.schema))
+            .with_table_parquet_options(state.default_table_options().parquet)
+            .with_pushdown_filters(true)
+            .with_enable_page_index(true);
+        if let Some(expr) = conjunction(filters.to_vec()) {
+            let df_schema = DFSchema::try_from(Arc::clone(&self.schema))?;
+            source = source.with_predicate(state.create_physical_expr(expr, &df_schema)?);
+        }
+        // This rank's row groups, as one partition that keeps the global order.
+        let group: FileGroup = self
+            .files
+            .iter()
+            .filter(|f| !f.mine.is_empty())
+            .map(|f| {
+                let mut plan = ParquetAccessPlan::new_none(f.row_group_rows.len());
+                for &rg in &f.mine {
+                    plan.scan(rg);
+                }
+                PartitionedFile::new_from_meta(f.meta.clone()).with_extension(plan)
+            })
+            .collect();
+        let config = FileScanConfigBuilder::new(self.store_url.clone(), Arc::new(source))
+            .with_file_groups(vec![group])
+            .with_projection_indices(projection.cloned())?
+            .with_limit(limit)
+            .with_statistics(self.statistics.clone())
+            .build();
+        Ok(DataSourceExec::from_data_source(config))
+    }
+}

@@ -1,0 +1,554 @@
+//! Multi-rank checks of distributed Parquet tables, Table → DNDarray → Arrow and COPY TO.
+//!
+//! `heatsql-table-checks gen BASE` writes the fixtures below BASE (a local directory or an
+//! object_store URL such as `s3://bucket/prefix`); `heatsql-table-checks check BASE OUT` runs
+//! every check under `mpirun -n P` (OUT: where COPY writes; a fresh location per run). Rank 0
+//! prints failures and `table checks at P=<p>: <n> passed, <m> failed`.
+//!
+//! Fixture columns are functions of the global row index `id`, so every rank can check its own
+//! rows without a reference copy: `x = sin(id)`, `y = id / 4` (f32), `k = id % 7` (i32),
+//! `d = id / 4` as decimal(12, 2), `label = "r<id>"`.
+
+use std::sync::Arc;
+
+use datafusion::arrow::array::{
+    Array, ArrayRef, AsArray, Decimal128Array, Float32Array, Float64Array, Int32Array, Int64Array, RecordBatch,
+    StringArray,
+};
+use datafusion::arrow::datatypes::{DataType, Field, Int64Type, Schema};
+use datafusion::parquet::arrow::ArrowWriter;
+use datafusion::parquet::file::properties::WriterProperties;
+use engine::comm::ReduceOp;
+use engine::testkit::Checker;
+use heatsql::HeatContext;
+use heatsql::convert::{LoadSpec, NullPolicy, load, to_batch};
+use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+use tch::{Kind, Tensor};
+
+/// Rows of the `points` files and their row-group size.
+const POINT_FILES: [(i64, i64); 3] = [(23, 7), (40, 6), (9, 9)];
+const POINTS: i64 = 72;
+
+fn x_of(id: i64) -> f64 {
+    (id as f64).sin()
+}
+
+/// A batch of rows `start..start + n` (NULL `y` where id % 10 == 3 when `nulls`; NaN x at 50).
+fn batch(start: i64, n: i64, nulls: bool) -> RecordBatch {
+    let ids: Vec<i64> = (start..start + n).collect();
+    let x: Vec<f64> = ids
+        .iter()
+        .map(|&i| if nulls && i == 50 { f64::NAN } else { x_of(i) })
+        .collect();
+    let y: Vec<Option<f32>> = ids
+        .iter()
+        .map(|&i| {
+            if nulls && i % 10 == 3 {
+                None
+            } else {
+                Some(i as f32 / 4.0)
+            }
+        })
+        .collect();
+    let k: Vec<i32> = ids.iter().map(|&i| (i % 7) as i32).collect();
+    let d = Decimal128Array::from(ids.iter().map(|&i| i as i128 * 25).collect::<Vec<_>>())
+        .with_precision_and_scale(12, 2)
+        .expect("decimal");
+    let label: Vec<String> = ids
+        .iter()
+        .map(|&i| if i == 65 { "bad".into() } else { format!("{i}") })
+        .collect();
+    let schema = Schema::new(vec![
+        Field::new("id", DataType::Int64, false),
+        Field::new("x", DataType::Float64, false),
+        Field::new("y", DataType::Float32, true),
+        Field::new("k", DataType::Int32, false),
+        Field::new("d", DataType::Decimal128(12, 2), false),
+        Field::new("label", DataType::Utf8, false),
+    ]);
+    let cols: Vec<ArrayRef> = vec![
+        Arc::new(Int64Array::from(ids)),
+        Arc::new(Float64Array::from(x)),
+        Arc::new(Float32Array::from(y)),
+        Arc::new(Int32Array::from(k)),
+        Arc::new(d),
+        Arc::new(StringArray::from(label)),
+    ];
+    RecordBatch::try_new(Arc::new(schema), cols).expect("batch")
+}
+
+fn parquet_bytes(b: &RecordBatch, row_group: i64) -> Vec<u8> {
+    let props = WriterProperties::builder()
+        .set_max_row_group_row_count(Some(row_group.max(1) as usize))
+        .build();
+    let mut out = Vec::new();
+    let mut w = ArrowWriter::try_new(&mut out, b.schema(), Some(props)).expect("writer");
+    w.write(b).expect("write");
+    w.close().expect("close");
+    out
+}
+
+async fn put(store: &Arc<dyn ObjectStore>, prefix: &Path, name: &str, bytes: Vec<u8>) {
+    let mut path = prefix.clone();
+    for part in name.split('/') {
+        path = path.join(part);
+    }
+    store.put(&path, PutPayload::from(bytes)).await.expect("put fixture");
+}
+
+/// Writes the fixtures below `base`.
+async fn write_fixtures(ctx: &HeatContext, base: &str) {
+    let loc = connectors::location::Location::resolve(&format!("{base}/"), &ctx.session().state()).expect("base");
+    let (store, prefix) = (Arc::clone(&loc.store), loc.url.prefix().clone());
+    let mut start = 0;
+    for (i, (n, rg)) in POINT_FILES.iter().enumerate() {
+        put(
+            &store,
+            &prefix,
+            &format!("points/part-{i}.parquet"),
+            parquet_bytes(&batch(start, *n, true), *rg),
+        )
+        .await;
+        start += n;
+    }
+    put(&store, &prefix, "points/README.txt", b"not parquet".to_vec()).await;
+    let clean = batch(0, 100, false);
+    let clean_bytes = parquet_bytes(&clean, 16);
+    put(&store, &prefix, "clean.parquet", clean_bytes.clone()).await;
+    put(
+        &store,
+        &prefix,
+        "single_rg.parquet",
+        parquet_bytes(&batch(0, 10, false), 100),
+    )
+    .await;
+    put(&store, &prefix, "empty.parquet", parquet_bytes(&batch(0, 0, false), 10)).await;
+    put(
+        &store,
+        &prefix,
+        "corrupt.parquet",
+        clean_bytes[..clean_bytes.len() / 2].to_vec(),
+    )
+    .await;
+    put(
+        &store,
+        &prefix,
+        "conflict/a.parquet",
+        parquet_bytes(&batch(0, 5, false), 5),
+    )
+    .await;
+    let other =
+        RecordBatch::try_from_iter(vec![("id", Arc::new(StringArray::from(vec!["a", "b"])) as ArrayRef)]).expect("b");
+    put(&store, &prefix, "conflict/b.parquet", parquet_bytes(&other, 5)).await;
+}
+
+/// This rank's `id` column of a query, and all ranks' ids in rank order.
+async fn ids(c: &HeatContext, sql: &str) -> datafusion::error::Result<(Vec<i64>, Vec<i64>)> {
+    let local = match c.sql(sql).await {
+        Ok(df) => df.collect().await,
+        Err(e) => Err(e),
+    };
+    // A failure on one rank must not leave the others in the allgather below.
+    let batches = c
+        .comm()
+        .agree(local)
+        .map_err(|e| datafusion::error::DataFusionError::Execution(e.to_string()))?;
+    let mine: Vec<i64> = batches
+        .iter()
+        .flat_map(|b| b.column(0).as_primitive::<Int64Type>().values().to_vec())
+        .collect();
+    let (all, _) = c
+        .comm()
+        .allgatherv(&mine)
+        .map_err(|e| datafusion::error::DataFusionError::Execution(e.to_string()))?;
+    Ok((mine, all))
+}
+
+/// The error of a statement on this rank, as text ("" when it succeeded).
+async fn error_of(c: &HeatContext, sql: &str) -> String {
+    match c.sql(sql).await {
+        Ok(df) => match df.collect().await {
+            Ok(_) => String::new(),
+            Err(e) => e.to_string(),
+        },
+        Err(e) => e.to_string(),
+    }
+}
+
+fn is_range(v: &[i64], lo: i64, hi: i64) -> bool {
+    v.len() as i64 == hi - lo && v.iter().enumerate().all(|(i, &x)| x == lo + i as i64)
+}
+
+async fn check_tables(c: &mut Checker, ctx: &HeatContext, base: &str) {
+    let (p, me) = (c.comm.size(), c.comm.rank());
+    let r = ctx
+        .sql(&format!(
+            "CREATE EXTERNAL TABLE points STORED AS PARQUET LOCATION '{base}/points/'"
+        ))
+        .await;
+    c.check("tables/create_directory", r.is_ok(), || format!("{r:?}"));
+    // Rows per rank add up and keep the file order; each rank's ids are contiguous.
+    match ids(ctx, "SELECT id FROM points").await {
+        Ok((mine, all)) => {
+            c.check("tables/rows_add_up_in_order", is_range(&all, 0, POINTS), || {
+                format!("{all:?}")
+            });
+            let contiguous = mine.windows(2).all(|w| w[1] == w[0] + 1);
+            c.check("tables/rank_rows_contiguous", contiguous, || format!("{mine:?}"));
+            let provider = ctx.session().table_provider("points").await.expect("table");
+            let t = (provider.as_ref() as &dyn std::any::Any).downcast_ref::<connectors::DistributedParquetTable>();
+            let per_rank = t.map(|t| t.rows_per_rank().to_vec()).unwrap_or_default();
+            let ok = per_rank.len() == p
+                && per_rank[me] as usize == mine.len()
+                && per_rank.iter().sum::<u64>() == POINTS as u64;
+            c.check("tables/rows_per_rank_reported", ok, || {
+                format!("{per_rank:?} vs local {}", mine.len())
+            });
+        }
+        Err(e) => c.check("tables/rows_add_up_in_order", false, || e.to_string()),
+    }
+    // Global schema and statistics are the same on every rank.
+    let stats = ctx
+        .session()
+        .table_provider("points")
+        .await
+        .ok()
+        .and_then(|t| t.statistics());
+    let rows = stats
+        .as_ref()
+        .and_then(|s| s.num_rows.get_value().copied())
+        .unwrap_or(0) as u64;
+    let max_rows = c.comm.allreduce(&[rows], ReduceOp::Max).unwrap_or_default();
+    c.check(
+        "tables/global_statistics",
+        rows == POINTS as u64 && max_rows == vec![rows],
+        || format!("{stats:?}"),
+    );
+    // Projection and filter pushdown, visible in EXPLAIN, and correct rows.
+    let (_, all) = ids(ctx, "SELECT id, x FROM points WHERE id >= 30 AND id < 40")
+        .await
+        .unwrap_or_default();
+    c.check("tables/filter_rows", is_range(&all, 30, 40), || format!("{all:?}"));
+    let plan = explain(ctx, "SELECT id, x FROM points WHERE id >= 30 AND id < 40").await;
+    let pushed = plan.contains("projection=[id, x]") && plan.contains("predicate=") && plan.contains("DataSourceExec");
+    c.check("tables/explain_shows_pushdown", pushed, || plan.clone());
+    // A glob selects the same files.
+    let r = ctx
+        .sql(&format!(
+            "CREATE EXTERNAL TABLE globbed STORED AS PARQUET LOCATION '{base}/points/part-*.parquet'"
+        ))
+        .await;
+    c.check("tables/create_glob", r.is_ok(), || format!("{r:?}"));
+    let (_, all) = ids(ctx, "SELECT id FROM globbed").await.unwrap_or_default();
+    c.check("tables/glob_rows", is_range(&all, 0, POINTS), || format!("{all:?}"));
+    // An empty file.
+    let r = ctx.register_parquet("empty", &format!("{base}/empty.parquet")).await;
+    c.check("tables/empty_file_registers", r.is_ok(), || format!("{r:?}"));
+    let (mine, all) = ids(ctx, "SELECT id FROM empty").await.unwrap_or((vec![1], vec![1]));
+    c.check("tables/empty_file_no_rows", mine.is_empty() && all.is_empty(), || {
+        format!("{all:?}")
+    });
+    // One row group, read by P ranks: one rank reads it all.
+    ctx.register_parquet("single", &format!("{base}/single_rg.parquet"))
+        .await
+        .ok();
+    let (mine, all) = ids(ctx, "SELECT id FROM single").await.unwrap_or_default();
+    let holders = c
+        .comm
+        .allreduce(&[u64::from(!mine.is_empty())], ReduceOp::Sum)
+        .unwrap_or_default();
+    c.check(
+        "tables/single_row_group",
+        is_range(&all, 0, 10) && holders == vec![1],
+        || format!("{all:?} held by {holders:?}"),
+    );
+    // Errors on every rank: corrupt file, missing path, conflicting schemas.
+    for (name, loc, want) in [
+        ("corrupt", format!("{base}/corrupt.parquet"), "cannot read"),
+        ("missing", format!("{base}/no/such/dir/"), "not found"),
+        ("missing_file", format!("{base}/nothing.parquet"), "not found"),
+        ("conflict", format!("{base}/conflict/"), "conflicts"),
+    ] {
+        let e = error_of(
+            ctx,
+            &format!("CREATE EXTERNAL TABLE bad_{name} STORED AS PARQUET LOCATION '{loc}'"),
+        )
+        .await;
+        c.check(&format!("tables/error_{name}"), e.contains(want), || {
+            format!("error was '{e}'")
+        });
+    }
+}
+
+async fn explain(ctx: &HeatContext, sql: &str) -> String {
+    let Ok(df) = ctx.sql(&format!("EXPLAIN {sql}")).await else {
+        return String::new();
+    };
+    let batches = df.collect().await.unwrap_or_default();
+    datafusion::arrow::util::pretty::pretty_format_batches(&batches)
+        .map(|t| t.to_string())
+        .unwrap_or_default()
+}
+
+async fn check_arrays(c: &mut Checker, ctx: &HeatContext) {
+    let stream = |sql: &'static str| async move {
+        ctx.sql(sql)
+            .await
+            .expect("query")
+            .execute_stream()
+            .await
+            .expect("stream")
+    };
+    // f64 and f32 arrays from mixed column types; keep ids align with the rows.
+    for (kind, tol) in [(Kind::Double, 0.0), (Kind::Float, 1e-6)] {
+        let mut spec = LoadSpec::new("load");
+        spec.columns = Some(vec!["x".into(), "k".into(), "d".into()]);
+        spec.keep = vec!["id".into()];
+        spec.kind = kind;
+        let tag = format!("arrays/{kind:?}");
+        match load(
+            stream("SELECT * FROM points WHERE y IS NOT NULL AND NOT isnan(x)").await,
+            &spec,
+        )
+        .await
+        {
+            Ok(l) => {
+                let ids: Vec<i64> = l
+                    .keep
+                    .as_ref()
+                    .map(|k| k.column(0).as_primitive::<Int64Type>().values().to_vec())
+                    .unwrap_or_default();
+                let want: Vec<f64> = ids
+                    .iter()
+                    .flat_map(|&i| [x_of(i), (i % 7) as f64, i as f64 / 4.0])
+                    .collect();
+                let want = Tensor::from_slice(&want).reshape([ids.len() as i64, 3]).to_kind(kind);
+                c.close(
+                    &format!("{tag}/values_follow_keep"),
+                    Ok::<_, String>(l.array.local().shallow_clone()),
+                    &want,
+                    tol,
+                );
+                let n = l.array.gshape()[0];
+                c.check(
+                    &format!("{tag}/global_rows"),
+                    n == 64 && l.columns == ["x", "k", "d"],
+                    || format!("{:?} {:?}", l.array, l.columns),
+                );
+                // Back to Arrow: keep first, then the named columns.
+                let names = vec!["a".to_string(), "b".into(), "c".into()];
+                match to_batch("load", &l.array, &names, l.keep.as_ref()) {
+                    Ok(b) => {
+                        let ok =
+                            b.num_columns() == 4 && b.schema().field(0).name() == "id" && b.num_rows() == ids.len();
+                        let col = b.column(1);
+                        let first = if kind == Kind::Float {
+                            col.as_any()
+                                .downcast_ref::<Float32Array>()
+                                .map(|a| a.values().iter().map(|&v| v as f64).collect::<Vec<_>>())
+                        } else {
+                            col.as_any().downcast_ref::<Float64Array>().map(|a| a.values().to_vec())
+                        };
+                        let same = first.is_some_and(|v| v.iter().zip(&ids).all(|(v, &i)| (v - x_of(i)).abs() <= 1e-6));
+                        c.check(&format!("{tag}/to_batch"), ok && same, || format!("{:?}", b.schema()));
+                    }
+                    Err(e) => c.check(&format!("{tag}/to_batch"), false, || e.to_string()),
+                }
+            }
+            Err(e) => c.check(&format!("{tag}/load"), false, || e.to_string()),
+        }
+    }
+    // NULL/NaN policy 'error': global counts per column, on every rank.
+    let mut spec = LoadSpec::new("pca");
+    spec.columns = Some(vec!["x".into(), "y".into()]);
+    let e = load(stream("SELECT * FROM points").await, &spec)
+        .await
+        .map(|_| ())
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    let want =
+        "pca: column 'x' has 1 NULL/NaN values, column 'y' has 7 NULL/NaN values; filter them or pass nulls => 'drop'";
+    c.check("arrays/nulls_error_global_counts", e == want, || format!("'{e}'"));
+    // 'drop': rows without NULL/NaN remain, keep columns filtered alike.
+    spec.nulls = NullPolicy::Drop;
+    spec.keep = vec!["id".into()];
+    match load(stream("SELECT * FROM points").await, &spec).await {
+        Ok(l) => {
+            let ids: Vec<i64> = l
+                .keep
+                .as_ref()
+                .map(|k| k.column(0).as_primitive::<Int64Type>().values().to_vec())
+                .unwrap_or_default();
+            let (all, _) = c.comm.allgatherv(&ids).unwrap_or_default();
+            let want: Vec<i64> = (0..POINTS).filter(|&i| i % 10 != 3 && i != 50).collect();
+            c.check(
+                "arrays/nulls_drop_rows",
+                all == want && l.array.gshape()[0] == want.len() as i64,
+                || format!("{all:?}"),
+            );
+            let wantx: Vec<f64> = ids.iter().map(|&i| x_of(i)).collect();
+            c.close(
+                "arrays/nulls_drop_values",
+                Ok::<_, String>(l.array.local().select(1, 0)),
+                &Tensor::from_slice(&wantx),
+                0.0,
+            );
+        }
+        Err(e) => c.check("arrays/nulls_drop_rows", false, || e.to_string()),
+    }
+    // Non-numeric and unknown columns are refused by name.
+    let mut spec = LoadSpec::new("pca");
+    spec.columns = Some(vec!["x".into(), "label".into()]);
+    let e = load(stream("SELECT * FROM points").await, &spec)
+        .await
+        .map(|_| ())
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    c.check(
+        "arrays/non_numeric_refused",
+        e.contains("column 'label' is Utf8; feature columns must be numeric"),
+        || e.clone(),
+    );
+    spec.columns = Some(vec!["nope".into()]);
+    let e = load(stream("SELECT * FROM points").await, &spec)
+        .await
+        .map(|_| ())
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    c.check(
+        "arrays/unknown_column_refused",
+        e.contains("column 'nope' not found; available columns: id, x, y, k, d, label"),
+        || e.clone(),
+    );
+    // Default columns: every numeric column not kept (label excluded).
+    let mut spec = LoadSpec::new("load");
+    spec.keep = vec!["id".into()];
+    let r = load(
+        stream("SELECT * FROM points WHERE y IS NOT NULL AND NOT isnan(x)").await,
+        &spec,
+    )
+    .await;
+    c.check(
+        "arrays/default_columns",
+        r.as_ref().is_ok_and(|l| l.columns == ["x", "y", "k", "d"]),
+        || format!("{r:?}"),
+    );
+}
+
+async fn check_copy(c: &mut Checker, ctx: &HeatContext, out: &str) {
+    let p = c.comm.size();
+    let target = format!("{out}/copy/");
+    let r = ctx
+        .sql(&format!("COPY (SELECT * FROM points) TO '{target}' STORED AS PARQUET"))
+        .await;
+    let count = match r {
+        Ok(df) => df.collect().await.ok().and_then(|b| {
+            b.first().map(|b| {
+                b.column(0)
+                    .as_primitive::<datafusion::arrow::datatypes::UInt64Type>()
+                    .value(0)
+            })
+        }),
+        Err(e) => {
+            c.check("copy/round_trip_write", false, || e.to_string());
+            None
+        }
+    };
+    c.check("copy/count", count == Some(POINTS as u64), || format!("{count:?}"));
+    let r = ctx
+        .sql(&format!(
+            "CREATE EXTERNAL TABLE copied STORED AS PARQUET LOCATION '{target}'"
+        ))
+        .await;
+    c.check("copy/read_back", r.is_ok(), || format!("{r:?}"));
+    let (_, all) = ids(ctx, "SELECT id FROM copied").await.unwrap_or_default();
+    c.check("copy/round_trip_order", is_range(&all, 0, POINTS), || {
+        format!("{all:?}")
+    });
+    // Values survive, NULLs included: compare the non-id columns as text, row by row.
+    let text = |sql: &'static str| async move {
+        let b = match ctx.sql(sql).await {
+            Ok(d) => d.collect().await.unwrap_or_default(),
+            Err(_) => Vec::new(),
+        };
+        datafusion::arrow::util::pretty::pretty_format_batches(&b)
+            .map(|t| t.to_string())
+            .unwrap_or_default()
+    };
+    let (a, b) = (text("SELECT * FROM points").await, text("SELECT * FROM copied").await);
+    c.check("copy/round_trip_values", !a.is_empty() && a == b, || {
+        format!("{a}\n!=\n{b}")
+    });
+    let files = ctx.session().table_provider("copied").await.ok();
+    let n = files
+        .as_ref()
+        .and_then(|t| {
+            (t.as_ref() as &dyn std::any::Any)
+                .downcast_ref::<connectors::DistributedParquetTable>()
+                .map(|t| t.files().len())
+        })
+        .unwrap_or(0);
+    c.check("copy/one_part_per_rank", n == p, || format!("{n} files"));
+    // Copying into a non-empty location is refused.
+    let e = error_of(
+        ctx,
+        &format!("COPY (SELECT * FROM points) TO '{target}' STORED AS PARQUET"),
+    )
+    .await;
+    c.check("copy/refuses_non_empty_target", e.contains("already exists"), || {
+        e.clone()
+    });
+    // A failure on one rank only (the row with label 'bad' lives on the last rank): every rank
+    // errors and nothing remains.
+    let failing = format!("{out}/failing/");
+    let e = error_of(
+        ctx,
+        &format!("COPY (SELECT id, CAST(label AS INT) AS v FROM points) TO '{failing}' STORED AS PARQUET"),
+    )
+    .await;
+    c.check(
+        "copy/failure_reported_everywhere",
+        e.contains("bad") || e.contains("Cast"),
+        || format!("'{e}'"),
+    );
+    let leftover = ctx
+        .register_parquet("leftover", &failing)
+        .await
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    c.check("copy/failure_leaves_nothing", leftover.contains("not found"), || {
+        format!("'{leftover}'")
+    });
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let ctx = HeatContext::new();
+    match args.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
+        ["gen", base] => {
+            if ctx.comm().rank() == 0 {
+                write_fixtures(&ctx, base.trim_end_matches('/')).await;
+            }
+            ctx.comm().barrier();
+        }
+        ["check", base, out, rest @ ..] => {
+            let mut c = Checker::new(rest.contains(&"-v"));
+            check_tables(&mut c, &ctx, base.trim_end_matches('/')).await;
+            check_arrays(&mut c, &ctx).await;
+            check_copy(&mut c, &ctx, out.trim_end_matches('/')).await;
+            if !c.summary("table checks") {
+                std::process::exit(1);
+            }
+        }
+        _ => {
+            eprintln!("usage: heatsql-table-checks gen BASE | check BASE OUT [-v]");
+            std::process::exit(2);
+        }
+    }
+}

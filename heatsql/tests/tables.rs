@@ -1,0 +1,121 @@
+//! Distributed Parquet tables, Table → DNDarray → Arrow and COPY TO at P = 1, 2, 3 and 4, on
+//! local files and on a real S3 endpoint (moto's server from PyPI, started on 127.0.0.1).
+//!
+//! The checks live in the `heatsql-table-checks` binary (src/bin/table_checks.rs).
+
+#[path = "../../engine/tests/support/mpirun.rs"]
+mod support;
+
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use support::{assert_checks_passed, mpirun};
+
+static SERIAL: Mutex<()> = Mutex::new(());
+const BIN: &str = env!("CARGO_BIN_EXE_heatsql-table-checks");
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("{name}-{}", std::process::id()));
+    std::fs::remove_dir_all(&dir).ok();
+    std::fs::create_dir_all(&dir).expect("scratch dir");
+    dir
+}
+
+fn run_suite(base: &str, out: &dyn Fn(usize) -> String, envs: &[(&str, String)]) {
+    let fixtures = mpirun(BIN, 1, &["gen", base], envs, Duration::from_secs(120));
+    assert_eq!(
+        fixtures.code,
+        Some(0),
+        "fixtures: {}\n{}",
+        fixtures.stdout,
+        fixtures.stderr
+    );
+    for p in 1..=4 {
+        let out = out(p);
+        let run = mpirun(BIN, p, &["check", base, &out], envs, Duration::from_secs(300));
+        assert!(
+            assert_checks_passed(&run, "table checks", p) >= 30,
+            "too few checks ran at P={p}"
+        );
+    }
+}
+
+#[test]
+fn local_parquet_tables_at_p_1_to_4() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = scratch("tables");
+    let base = dir.join("fixtures").display().to_string();
+    let out = |p: usize| dir.join(format!("out-p{p}")).display().to_string();
+    run_suite(&base, &out, &[]);
+}
+
+/// moto's S3 server on a free local port, stopped when dropped.
+struct Moto {
+    child: Child,
+    port: u16,
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        self.child.kill().ok();
+        self.child.wait().ok();
+    }
+}
+
+fn start_moto() -> Moto {
+    let venv = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin");
+    let server = venv.join("moto_server");
+    assert!(
+        server.exists(),
+        "{} is missing: run `bash scripts/setup.sh --tests` (scripts/test.sh does)",
+        server.display()
+    );
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port();
+    let child = Command::new(&server)
+        .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start moto_server");
+    let moto = Moto { child, port };
+    let start = Instant::now();
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "moto_server did not start within 30 s"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // object_store cannot create buckets: boto3 (installed with moto) does.
+    let script = format!(
+        "import boto3; boto3.client('s3', endpoint_url='http://127.0.0.1:{port}', aws_access_key_id='test', \
+         aws_secret_access_key='test', region_name='us-east-1').create_bucket(Bucket='heatsql-test')"
+    );
+    let status = Command::new(venv.join("python"))
+        .args(["-c", &script])
+        .status()
+        .expect("python");
+    assert!(status.success(), "creating the test bucket failed");
+    moto
+}
+
+#[test]
+fn s3_parquet_tables_at_p_1_to_4() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let moto = start_moto();
+    let envs = [
+        ("AWS_ENDPOINT", format!("http://127.0.0.1:{}", moto.port)),
+        ("AWS_ALLOW_HTTP", "true".to_string()),
+        ("AWS_ACCESS_KEY_ID", "test".to_string()),
+        ("AWS_SECRET_ACCESS_KEY", "test".to_string()),
+        ("AWS_REGION", "us-east-1".to_string()),
+    ];
+    let out = |p: usize| format!("s3://heatsql-test/out-p{p}");
+    run_suite("s3://heatsql-test/fixtures", &out, &envs);
+}

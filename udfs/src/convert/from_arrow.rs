@@ -1,0 +1,386 @@
+//! A rank's Arrow batches → the local block of a row-split DNDarray.
+
+use std::sync::Arc;
+
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, BooleanArray, RecordBatch};
+use datafusion::arrow::compute::{concat_batches, filter_record_batch};
+use datafusion::arrow::datatypes::{
+    ArrowPrimitiveType, DataType, Float16Type, Float32Type, Float64Type, Int8Type, Int16Type, Int32Type, Int64Type,
+    Schema, UInt8Type, UInt16Type, UInt32Type, UInt64Type,
+};
+use datafusion::execution::SendableRecordBatchStream;
+use engine::comm::ReduceOp;
+use engine::{Comm, DNDarray};
+use futures::TryStreamExt;
+use tch::{Device, Kind, Tensor};
+
+use super::ConvertError;
+
+/// What to do with rows holding NULL or NaN in a feature column.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum NullPolicy {
+    /// Refuse the input; the error names each column and its global count.
+    #[default]
+    Error,
+    /// Drop those rows (and their keep columns).
+    Drop,
+}
+
+/// Which columns become the array, and how.
+#[derive(Debug, Clone)]
+pub struct LoadSpec {
+    /// The function named in error messages (e.g. `pca`).
+    pub function: String,
+    /// Feature columns in order; `None`: every numeric column not in `keep`.
+    pub columns: Option<Vec<String>>,
+    /// Pass-through columns returned alongside, row-aligned with the array.
+    pub keep: Vec<String>,
+    /// `Kind::Double` or `Kind::Float`.
+    pub kind: Kind,
+    /// NULL/NaN handling.
+    pub nulls: NullPolicy,
+    /// Device of the array's local tensor.
+    pub device: Device,
+}
+
+impl LoadSpec {
+    /// Every numeric column as f64 on the CPU, NULLs refused.
+    pub fn new(function: &str) -> Self {
+        LoadSpec {
+            function: function.to_string(),
+            columns: None,
+            keep: Vec::new(),
+            kind: Kind::Double,
+            nulls: NullPolicy::Error,
+            device: Device::Cpu,
+        }
+    }
+}
+
+/// The result of [`load`].
+#[derive(Debug)]
+pub struct Loaded {
+    /// The features: global rows × d columns, split along rows (axis 0), unbalanced as read.
+    pub array: DNDarray,
+    /// Names of the feature columns, in array column order.
+    pub columns: Vec<String>,
+    /// This rank's keep columns, one row per local array row (absent when `keep` is empty).
+    pub keep: Option<RecordBatch>,
+}
+
+fn is_numeric(t: &DataType) -> bool {
+    matches!(
+        t,
+        DataType::Int8
+            | DataType::Int16
+            | DataType::Int32
+            | DataType::Int64
+            | DataType::UInt8
+            | DataType::UInt16
+            | DataType::UInt32
+            | DataType::UInt64
+            | DataType::Float16
+            | DataType::Float32
+            | DataType::Float64
+            | DataType::Decimal32(_, _)
+            | DataType::Decimal64(_, _)
+            | DataType::Decimal128(_, _)
+            | DataType::Decimal256(_, _)
+    )
+}
+
+/// Feature and keep column indices, validated against the schema (the same on every rank).
+fn resolve(schema: &Schema, spec: &LoadSpec) -> Result<(Vec<usize>, Vec<usize>), ConvertError> {
+    let f = &spec.function;
+    let index = |name: &str| {
+        schema.index_of(name).map_err(|_| ConvertError::UnknownColumn {
+            function: f.clone(),
+            column: name.to_string(),
+            available: schema
+                .fields()
+                .iter()
+                .map(|c| c.name().as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+        })
+    };
+    let keep = spec.keep.iter().map(|k| index(k)).collect::<Result<Vec<_>, _>>()?;
+    let features = match &spec.columns {
+        Some(cols) => cols.iter().map(|c| index(c)).collect::<Result<Vec<_>, _>>()?,
+        None => (0..schema.fields().len())
+            .filter(|i| !keep.contains(i) && is_numeric(schema.field(*i).data_type()))
+            .collect(),
+    };
+    for &i in &features {
+        let field = schema.field(i);
+        if !is_numeric(field.data_type()) {
+            return Err(ConvertError::NotNumeric {
+                function: f.clone(),
+                column: field.name().clone(),
+                data_type: field.data_type().to_string(),
+            });
+        }
+    }
+    if features.is_empty() {
+        return Err(ConvertError::Invalid {
+            function: f.clone(),
+            message: "the input has no numeric columns".into(),
+        });
+    }
+    if !matches!(spec.kind, Kind::Double | Kind::Float) {
+        return Err(ConvertError::Invalid {
+            function: f.clone(),
+            message: format!("dtype {:?} is not supported; expected float64 or float32", spec.kind),
+        });
+    }
+    Ok((features, keep))
+}
+
+/// Per row: false when any feature column is NULL or NaN there.
+fn valid_rows(batch: &RecordBatch, features: &[usize]) -> BooleanArray {
+    let n = batch.num_rows();
+    let mut valid = vec![true; n];
+    for &c in features {
+        let col = batch.column(c);
+        for (r, v) in valid.iter_mut().enumerate() {
+            if col.is_null(r) {
+                *v = false;
+            }
+        }
+        let nan = |r: usize| match col.data_type() {
+            DataType::Float64 => col.as_primitive::<Float64Type>().value(r).is_nan(),
+            DataType::Float32 => col.as_primitive::<Float32Type>().value(r).is_nan(),
+            DataType::Float16 => col.as_primitive::<Float16Type>().value(r).is_nan(),
+            _ => false,
+        };
+        if matches!(
+            col.data_type(),
+            DataType::Float64 | DataType::Float32 | DataType::Float16
+        ) {
+            for (r, v) in valid.iter_mut().enumerate() {
+                if *v && nan(r) {
+                    *v = false;
+                }
+            }
+        }
+    }
+    BooleanArray::from(valid)
+}
+
+/// NULL + NaN count of each feature column in `batches`.
+fn invalid_counts(batches: &[RecordBatch], features: &[usize]) -> Vec<u64> {
+    features
+        .iter()
+        .map(|&c| {
+            batches
+                .iter()
+                .map(|b| {
+                    let col = b.column(c);
+                    let nans = match col.data_type() {
+                        DataType::Float64 => col
+                            .as_primitive::<Float64Type>()
+                            .iter()
+                            .flatten()
+                            .filter(|v| v.is_nan())
+                            .count(),
+                        DataType::Float32 => col
+                            .as_primitive::<Float32Type>()
+                            .iter()
+                            .flatten()
+                            .filter(|v| v.is_nan())
+                            .count(),
+                        DataType::Float16 => col
+                            .as_primitive::<Float16Type>()
+                            .iter()
+                            .flatten()
+                            .filter(|v| v.is_nan())
+                            .count(),
+                        _ => 0,
+                    };
+                    (col.null_count() + nans) as u64
+                })
+                .sum()
+        })
+        .collect()
+}
+
+/// Collective. Drains `stream` (this rank's rows) into a row-split DNDarray (see [`LoadSpec`]).
+///
+/// Each feature column is decoded straight into its slot of the rank's tensor (one copy from
+/// the Arrow buffers; integers and decimals are converted on the way). NULL/NaN counts are
+/// summed over ranks, so an error names each column's global count on every rank. Any rank's
+/// failure (a read error, a bad column) is an error on every rank.
+pub async fn load(stream: SendableRecordBatchStream, spec: &LoadSpec) -> Result<Loaded, ConvertError> {
+    let comm = Comm::world();
+    let schema = stream.schema();
+    let (features, keep) = comm.agree(resolve(&schema, spec))?;
+    let batches: Result<Vec<RecordBatch>, _> = stream.try_collect().await;
+    let batches = comm.agree(batches)?;
+    let counts = comm.allreduce(&invalid_counts(&batches, &features), ReduceOp::Sum)?;
+    if spec.nulls == NullPolicy::Error && counts.iter().any(|&c| c > 0) {
+        let detail: Vec<String> = features
+            .iter()
+            .zip(&counts)
+            .filter(|(_, c)| **c > 0)
+            .map(|(&i, c)| format!("column '{}' has {c} NULL/NaN values", schema.field(i).name()))
+            .collect();
+        return Err(ConvertError::Nulls {
+            function: spec.function.clone(),
+            detail: detail.join(", "),
+        });
+    }
+    let masks: Option<Vec<BooleanArray>> =
+        (spec.nulls == NullPolicy::Drop).then(|| batches.iter().map(|b| valid_rows(b, &features)).collect());
+    let local = comm.agree(decode(&batches, &features, masks.as_deref(), spec.kind))?;
+    let keep = if keep.is_empty() {
+        None
+    } else {
+        Some(comm.agree(keep_columns(&schema, &batches, &keep, masks.as_deref()))?)
+    };
+    let array = DNDarray::from_pieces(local.to_device(spec.device), 0)?;
+    let columns = features.iter().map(|&i| schema.field(i).name().clone()).collect();
+    Ok(Loaded { array, columns, keep })
+}
+
+/// The local (rows × features) tensor, stored column by column (a transposed view).
+fn decode(
+    batches: &[RecordBatch],
+    features: &[usize],
+    masks: Option<&[BooleanArray]>,
+    kind: Kind,
+) -> Result<Tensor, datafusion::error::DataFusionError> {
+    let rows: usize = match masks {
+        Some(m) => m.iter().map(|m| m.true_count()).sum(),
+        None => batches.iter().map(|b| b.num_rows()).sum(),
+    };
+    let d = features.len();
+    let t = Tensor::empty([d as i64, rows as i64], (kind, Device::Cpu));
+    if rows > 0 {
+        // SAFETY: `t` is a fresh contiguous CPU tensor of `kind` with d · rows elements, and no
+        // other reference to its storage exists while the slice is alive.
+        match kind {
+            Kind::Float => fill_all(
+                unsafe { std::slice::from_raw_parts_mut(t.data_ptr() as *mut f32, d * rows) },
+                batches,
+                features,
+                masks,
+                rows,
+            )?,
+            _ => fill_all(
+                unsafe { std::slice::from_raw_parts_mut(t.data_ptr() as *mut f64, d * rows) },
+                batches,
+                features,
+                masks,
+                rows,
+            )?,
+        }
+    }
+    Ok(t.tr())
+}
+
+/// A float the tensor can hold.
+trait Target: Copy {
+    fn from_f64(v: f64) -> Self;
+}
+impl Target for f64 {
+    fn from_f64(v: f64) -> Self {
+        v
+    }
+}
+impl Target for f32 {
+    fn from_f64(v: f64) -> Self {
+        v as f32
+    }
+}
+
+fn fill_all<T: Target>(
+    out: &mut [T],
+    batches: &[RecordBatch],
+    features: &[usize],
+    masks: Option<&[BooleanArray]>,
+    rows: usize,
+) -> Result<(), datafusion::error::DataFusionError> {
+    for (j, &c) in features.iter().enumerate() {
+        let col_out = &mut out[j * rows..(j + 1) * rows];
+        let mut at = 0;
+        for (b, batch) in batches.iter().enumerate() {
+            let mask = masks.map(|m| &m[b]);
+            at += fill_column(&mut col_out[at..], batch.column(c), mask)?;
+        }
+    }
+    Ok(())
+}
+
+/// Writes the (unmasked) values of `col` into `out`; returns how many were written.
+fn fill_column<T: Target>(
+    out: &mut [T],
+    col: &ArrayRef,
+    mask: Option<&BooleanArray>,
+) -> Result<usize, datafusion::error::DataFusionError> {
+    fn prim<P: ArrowPrimitiveType, T: Target>(
+        out: &mut [T],
+        col: &ArrayRef,
+        mask: Option<&BooleanArray>,
+        f: impl Fn(P::Native) -> f64,
+    ) -> usize {
+        let values = col.as_primitive::<P>().values();
+        match mask {
+            None => {
+                for (o, &v) in out.iter_mut().zip(values.iter()) {
+                    *o = T::from_f64(f(v));
+                }
+                values.len()
+            }
+            Some(m) => {
+                let mut n = 0;
+                for (r, &v) in values.iter().enumerate() {
+                    if m.value(r) {
+                        out[n] = T::from_f64(f(v));
+                        n += 1;
+                    }
+                }
+                n
+            }
+        }
+    }
+    Ok(match col.data_type() {
+        DataType::Float64 => prim::<Float64Type, T>(out, col, mask, |v| v),
+        DataType::Float32 => prim::<Float32Type, T>(out, col, mask, f64::from),
+        DataType::Float16 => prim::<Float16Type, T>(out, col, mask, f64::from),
+        DataType::Int8 => prim::<Int8Type, T>(out, col, mask, f64::from),
+        DataType::Int16 => prim::<Int16Type, T>(out, col, mask, f64::from),
+        DataType::Int32 => prim::<Int32Type, T>(out, col, mask, f64::from),
+        DataType::Int64 => prim::<Int64Type, T>(out, col, mask, |v| v as f64),
+        DataType::UInt8 => prim::<UInt8Type, T>(out, col, mask, f64::from),
+        DataType::UInt16 => prim::<UInt16Type, T>(out, col, mask, f64::from),
+        DataType::UInt32 => prim::<UInt32Type, T>(out, col, mask, f64::from),
+        DataType::UInt64 => prim::<UInt64Type, T>(out, col, mask, |v| v as f64),
+        _ => {
+            // Decimals and anything else numeric: Arrow's cast kernel, then the f64 path.
+            let cast = datafusion::arrow::compute::cast(col, &DataType::Float64)?;
+            prim::<Float64Type, T>(out, &cast, mask, |v| v)
+        }
+    })
+}
+
+/// This rank's keep columns as one batch, filtered like the features.
+fn keep_columns(
+    schema: &Arc<Schema>,
+    batches: &[RecordBatch],
+    keep: &[usize],
+    masks: Option<&[BooleanArray]>,
+) -> Result<RecordBatch, datafusion::error::DataFusionError> {
+    let projected = Arc::new(schema.project(keep)?);
+    let parts: Vec<RecordBatch> = batches
+        .iter()
+        .enumerate()
+        .map(|(b, batch)| {
+            let p = batch.project(keep)?;
+            match masks {
+                Some(m) => filter_record_batch(&p, &m[b]),
+                None => Ok(p),
+            }
+        })
+        .collect::<Result<_, _>>()?;
+    Ok(concat_batches(&projected, &parts)?)
+}
