@@ -306,6 +306,10 @@ async fn check_arrays(c: &mut Checker, ctx: &HeatContext) {
         spec.columns = Some(vec!["x".into(), "k".into(), "d".into()]);
         spec.keep = vec!["id".into()];
         spec.kind = kind;
+        // f32 also exercises the streaming decoder with a too-small capacity hint (it grows).
+        if kind == Kind::Float {
+            spec.expected_rows = Some(5);
+        }
         let tag = format!("arrays/{kind:?}");
         match load(
             stream("SELECT * FROM points WHERE y IS NOT NULL AND NOT isnan(x)").await,
@@ -371,6 +375,15 @@ async fn check_arrays(c: &mut Checker, ctx: &HeatContext) {
     let want =
         "pca: column 'x' has 1 NULL/NaN values, column 'y' has 7 NULL/NaN values; filter them or pass nulls => 'drop'";
     c.check("arrays/nulls_error_global_counts", e == want, || format!("'{e}'"));
+    spec.expected_rows = Some(40);
+    let e = load(stream("SELECT * FROM points").await, &spec)
+        .await
+        .map(|_| ())
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    c.check("arrays/nulls_error_streaming", e == want, || format!("'{e}'"));
+    spec.expected_rows = None;
     // 'drop': rows without NULL/NaN remain, keep columns filtered alike.
     spec.nulls = NullPolicy::Drop;
     spec.keep = vec!["id".into()];

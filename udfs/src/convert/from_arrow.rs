@@ -41,6 +41,10 @@ pub struct LoadSpec {
     pub nulls: NullPolicy,
     /// Device of the array's local tensor.
     pub device: Device,
+    /// Rows this rank expects (a capacity hint, e.g. the table's rows for this rank). With it
+    /// and `nulls = Error`, batches are decoded as they arrive into a tensor allocated once,
+    /// and each batch is released right away; more rows than expected still work.
+    pub expected_rows: Option<usize>,
 }
 
 impl LoadSpec {
@@ -53,6 +57,7 @@ impl LoadSpec {
             kind: Kind::Double,
             nulls: NullPolicy::Error,
             device: Device::Cpu,
+            expected_rows: None,
         }
     }
 }
@@ -167,43 +172,6 @@ fn valid_rows(batch: &RecordBatch, features: &[usize]) -> BooleanArray {
     BooleanArray::from(valid)
 }
 
-/// NULL + NaN count of each feature column in `batches`.
-fn invalid_counts(batches: &[RecordBatch], features: &[usize]) -> Vec<u64> {
-    features
-        .iter()
-        .map(|&c| {
-            batches
-                .iter()
-                .map(|b| {
-                    let col = b.column(c);
-                    let nans = match col.data_type() {
-                        DataType::Float64 => col
-                            .as_primitive::<Float64Type>()
-                            .iter()
-                            .flatten()
-                            .filter(|v| v.is_nan())
-                            .count(),
-                        DataType::Float32 => col
-                            .as_primitive::<Float32Type>()
-                            .iter()
-                            .flatten()
-                            .filter(|v| v.is_nan())
-                            .count(),
-                        DataType::Float16 => col
-                            .as_primitive::<Float16Type>()
-                            .iter()
-                            .flatten()
-                            .filter(|v| v.is_nan())
-                            .count(),
-                        _ => 0,
-                    };
-                    (col.null_count() + nans) as u64
-                })
-                .sum()
-        })
-        .collect()
-}
-
 /// Collective. Drains `stream` (this rank's rows) into a row-split DNDarray (see [`LoadSpec`]).
 ///
 /// Each feature column is decoded straight into its slot of the rank's tensor (one copy from
@@ -214,24 +182,43 @@ pub async fn load(stream: SendableRecordBatchStream, spec: &LoadSpec) -> Result<
     let comm = Comm::world();
     let schema = stream.schema();
     let (features, keep) = comm.agree(resolve(&schema, spec))?;
+    if let (Some(cap), NullPolicy::Error) = (spec.expected_rows, spec.nulls) {
+        let streamed = decode_stream(stream, &features, &keep, spec.kind, cap).await;
+        let (local, counts, keep_parts) = comm.agree(streamed)?;
+        let counts = comm.allreduce(&counts, ReduceOp::Sum)?;
+        if counts.iter().any(|&c| c > 0) {
+            return Err(null_error(&schema, &features, &counts, spec));
+        }
+        let keep = if keep.is_empty() {
+            None
+        } else {
+            let projected = Arc::new(
+                schema
+                    .project(&keep)
+                    .map_err(datafusion::error::DataFusionError::from)?,
+            );
+            Some(comm.agree(concat_batches(&projected, &keep_parts))?)
+        };
+        let array = DNDarray::from_pieces(local.to_device(spec.device), 0)?;
+        let columns = features.iter().map(|&i| schema.field(i).name().clone()).collect();
+        return Ok(Loaded { array, columns, keep });
+    }
     let batches: Result<Vec<RecordBatch>, _> = stream.try_collect().await;
     let batches = comm.agree(batches)?;
-    let counts = comm.allreduce(&invalid_counts(&batches, &features), ReduceOp::Sum)?;
+    // Decode everything, counting NULL/NaN per column on the way (one pass over the data).
+    let decoded = comm.agree(decode(&batches, &features, None, spec.kind))?;
+    let counts = comm.allreduce(&decoded.1, ReduceOp::Sum)?;
     if spec.nulls == NullPolicy::Error && counts.iter().any(|&c| c > 0) {
-        let detail: Vec<String> = features
-            .iter()
-            .zip(&counts)
-            .filter(|(_, c)| **c > 0)
-            .map(|(&i, c)| format!("column '{}' has {c} NULL/NaN values", schema.field(i).name()))
-            .collect();
-        return Err(ConvertError::Nulls {
-            function: spec.function.clone(),
-            detail: detail.join(", "),
-        });
+        return Err(null_error(&schema, &features, &counts, spec));
     }
-    let masks: Option<Vec<BooleanArray>> =
-        (spec.nulls == NullPolicy::Drop).then(|| batches.iter().map(|b| valid_rows(b, &features)).collect());
-    let local = comm.agree(decode(&batches, &features, masks.as_deref(), spec.kind))?;
+    // Rows to drop somewhere (on any rank): decode again without them.
+    let drop = spec.nulls == NullPolicy::Drop && counts.iter().any(|&c| c > 0);
+    let masks: Option<Vec<BooleanArray>> = drop.then(|| batches.iter().map(|b| valid_rows(b, &features)).collect());
+    let local = if drop {
+        comm.agree(decode(&batches, &features, masks.as_deref(), spec.kind))?.0
+    } else {
+        decoded.0
+    };
     let keep = if keep.is_empty() {
         None
     } else {
@@ -242,23 +229,119 @@ pub async fn load(stream: SendableRecordBatchStream, spec: &LoadSpec) -> Result<
     Ok(Loaded { array, columns, keep })
 }
 
-/// The local (rows × features) tensor, stored column by column (a transposed view).
+/// The error naming each feature column's global NULL/NaN count.
+fn null_error(schema: &Schema, features: &[usize], counts: &[u64], spec: &LoadSpec) -> ConvertError {
+    let detail: Vec<String> = features
+        .iter()
+        .zip(counts)
+        .filter(|(_, c)| **c > 0)
+        .map(|(&i, c)| format!("column '{}' has {c} NULL/NaN values", schema.field(i).name()))
+        .collect();
+    ConvertError::Nulls {
+        function: spec.function.clone(),
+        detail: detail.join(", "),
+    }
+}
+
+type Streamed = (Tensor, Vec<u64>, Vec<RecordBatch>);
+
+/// Decodes batches as they arrive into a (features × capacity) column-major tensor, growing
+/// it when more rows come than expected; keeps only the keep columns of each batch.
+async fn decode_stream(
+    mut stream: SendableRecordBatchStream,
+    features: &[usize],
+    keep: &[usize],
+    kind: Kind,
+    capacity: usize,
+) -> Result<Streamed, datafusion::error::DataFusionError> {
+    use futures::StreamExt;
+    let d = features.len();
+    let mut cap = capacity.max(1);
+    let mut t = Tensor::empty([d as i64, cap as i64], (kind, Device::Cpu));
+    let (mut at, mut counts, mut keep_parts) = (0usize, vec![0u64; d], Vec::new());
+    while let Some(batch) = stream.next().await {
+        let batch = batch?;
+        let b = batch.num_rows();
+        if at + b > cap {
+            cap = (2 * cap).max(at + b);
+            let bigger = Tensor::empty([d as i64, cap as i64], (kind, Device::Cpu));
+            bigger.narrow(1, 0, at as i64).copy_(&t.narrow(1, 0, at as i64));
+            t = bigger;
+        }
+        // SAFETY: `t` is a contiguous CPU tensor of `kind` with d · cap elements that only this
+        // function references; each slice lives for one call.
+        let c = match kind {
+            Kind::Float => fill_batch(
+                unsafe { std::slice::from_raw_parts_mut(t.data_ptr() as *mut f32, d * cap) },
+                &batch,
+                features,
+                at,
+                cap,
+            )?,
+            _ => fill_batch(
+                unsafe { std::slice::from_raw_parts_mut(t.data_ptr() as *mut f64, d * cap) },
+                &batch,
+                features,
+                at,
+                cap,
+            )?,
+        };
+        counts.iter_mut().zip(c).for_each(|(a, c)| *a += c);
+        if !keep.is_empty() {
+            keep_parts.push(batch.project(keep)?);
+        }
+        at += b;
+    }
+    Ok((t.narrow(1, 0, at as i64).tr(), counts, keep_parts))
+}
+
+/// Writes one batch's feature columns at row `at` of a column-major buffer with `cap` rows per
+/// column; returns each column's NULL + NaN count.
+fn fill_batch<T: Target>(
+    out: &mut [T],
+    batch: &RecordBatch,
+    features: &[usize],
+    at: usize,
+    cap: usize,
+) -> Result<Vec<u64>, datafusion::error::DataFusionError> {
+    let mut counts = Vec::with_capacity(features.len());
+    for (j, &c) in features.iter().enumerate() {
+        let col = batch.column(c);
+        let dst = &mut out[j * cap + at..(j + 1) * cap];
+        let n = fill_column(dst, col, None)?;
+        let float = matches!(
+            col.data_type(),
+            DataType::Float16 | DataType::Float32 | DataType::Float64
+        );
+        let nans = if float {
+            dst[..n].iter().filter(|v| v.is_nan()).count()
+        } else {
+            0
+        };
+        counts.push((col.null_count() + nans) as u64);
+    }
+    Ok(counts)
+}
+
+/// The local (rows × features) tensor, stored column by column (a transposed view), and the
+/// NULL + NaN count of each feature column among the rows decoded.
 fn decode(
     batches: &[RecordBatch],
     features: &[usize],
     masks: Option<&[BooleanArray]>,
     kind: Kind,
-) -> Result<Tensor, datafusion::error::DataFusionError> {
+) -> Result<(Tensor, Vec<u64>), datafusion::error::DataFusionError> {
     let rows: usize = match masks {
         Some(m) => m.iter().map(|m| m.true_count()).sum(),
         None => batches.iter().map(|b| b.num_rows()).sum(),
     };
     let d = features.len();
     let t = Tensor::empty([d as i64, rows as i64], (kind, Device::Cpu));
+    let mut counts = vec![0u64; d];
     if rows > 0 {
         // SAFETY: `t` is a fresh contiguous CPU tensor of `kind` with d · rows elements, and no
         // other reference to its storage exists while the slice is alive.
-        match kind {
+        counts = match kind {
             Kind::Float => fill_all(
                 unsafe { std::slice::from_raw_parts_mut(t.data_ptr() as *mut f32, d * rows) },
                 batches,
@@ -273,23 +356,30 @@ fn decode(
                 masks,
                 rows,
             )?,
-        }
+        };
     }
-    Ok(t.tr())
+    Ok((t.tr(), counts))
 }
 
 /// A float the tensor can hold.
 trait Target: Copy {
     fn from_f64(v: f64) -> Self;
+    fn is_nan(&self) -> bool;
 }
 impl Target for f64 {
     fn from_f64(v: f64) -> Self {
         v
     }
+    fn is_nan(&self) -> bool {
+        f64::is_nan(*self)
+    }
 }
 impl Target for f32 {
     fn from_f64(v: f64) -> Self {
         v as f32
+    }
+    fn is_nan(&self) -> bool {
+        f32::is_nan(*self)
     }
 }
 
@@ -299,16 +389,31 @@ fn fill_all<T: Target>(
     features: &[usize],
     masks: Option<&[BooleanArray]>,
     rows: usize,
-) -> Result<(), datafusion::error::DataFusionError> {
+) -> Result<Vec<u64>, datafusion::error::DataFusionError> {
+    let mut counts = vec![0u64; features.len()];
     for (j, &c) in features.iter().enumerate() {
         let col_out = &mut out[j * rows..(j + 1) * rows];
         let mut at = 0;
         for (b, batch) in batches.iter().enumerate() {
             let mask = masks.map(|m| &m[b]);
-            at += fill_column(&mut col_out[at..], batch.column(c), mask)?;
+            let col = batch.column(c);
+            let n = fill_column(&mut col_out[at..], col, mask)?;
+            // NULLs, and NaNs among the values just written (NaN ≠ NaN).
+            let float = matches!(
+                col.data_type(),
+                DataType::Float16 | DataType::Float32 | DataType::Float64
+            );
+            let nans = if float {
+                col_out[at..at + n].iter().filter(|v| v.is_nan()).count()
+            } else {
+                0
+            };
+            let nulls = if mask.is_some() { 0 } else { col.null_count() };
+            counts[j] += (nulls + nans) as u64;
+            at += n;
         }
     }
-    Ok(())
+    Ok(counts)
 }
 
 /// Writes the (unmasked) values of `col` into `out`; returns how many were written.

@@ -1,0 +1,172 @@
+//! Parquet → DNDarray load rate per rank versus a plain single-process Parquet read.
+//!
+//! `mpirun -n P heatsql-bench-load [ROWS] [COLS]` (default 2,000,000 × 32 f64, row groups of
+//! 131,072 rows, Snappy). The file is generated once under `target/bench-data/`. Rank 0 first
+//! reads the whole file alone with the parquet crate's plain reader (decode to Arrow, nothing
+//! else) — the baseline rate. Then all ranks load the table into a row-split DNDarray through
+//! heatsql (`CREATE EXTERNAL TABLE` + `convert::load`: read this rank's row groups, decode,
+//! copy into the tensor). Reported: each rank's rows per second and its ratio to the baseline
+//! (target ≥ 0.90). Median of 3 runs after a warm-up.
+
+use std::fs::File;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use datafusion::arrow::array::{ArrayRef, Float64Array, RecordBatch};
+use datafusion::arrow::datatypes::{DataType, Field, Schema};
+use datafusion::parquet::arrow::ArrowWriter;
+use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use datafusion::parquet::basic::Compression;
+use datafusion::parquet::file::properties::WriterProperties;
+use engine::comm::ReduceOp;
+use heatsql::HeatContext;
+use heatsql::convert::{LoadSpec, load};
+
+fn generate(path: &PathBuf, rows: usize, cols: usize) {
+    if path.exists() {
+        return;
+    }
+    std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+    let fields: Vec<Field> = (0..cols)
+        .map(|j| Field::new(format!("c{j}"), DataType::Float64, false))
+        .collect();
+    let schema = Arc::new(Schema::new(fields));
+    let props = WriterProperties::builder()
+        .set_compression(Compression::SNAPPY)
+        .set_max_row_group_row_count(Some(131_072))
+        .build();
+    let tmp = path.with_extension("tmp");
+    let mut w =
+        ArrowWriter::try_new(File::create(&tmp).expect("create"), Arc::clone(&schema), Some(props)).expect("writer");
+    let mut state = 0x2545_f491_4f6c_dd1du64;
+    let chunk = 65_536;
+    for start in (0..rows).step_by(chunk) {
+        let n = chunk.min(rows - start);
+        let cols: Vec<ArrayRef> = (0..cols)
+            .map(|_| {
+                let v: Vec<f64> = (0..n)
+                    .map(|_| {
+                        state ^= state << 13;
+                        state ^= state >> 7;
+                        state ^= state << 17;
+                        (state >> 11) as f64 / (1u64 << 53) as f64
+                    })
+                    .collect();
+                Arc::new(Float64Array::from(v)) as ArrayRef
+            })
+            .collect();
+        w.write(&RecordBatch::try_new(Arc::clone(&schema), cols).expect("batch"))
+            .expect("write");
+    }
+    w.close().expect("close");
+    std::fs::rename(&tmp, path).expect("rename");
+}
+
+/// The whole file decoded into Arrow batches held in memory (like pyarrow's `read_table`).
+fn plain_read(path: &PathBuf) -> usize {
+    let reader = ParquetRecordBatchReaderBuilder::try_new(File::open(path).expect("open"))
+        .expect("reader")
+        .with_batch_size(8192)
+        .build()
+        .expect("build");
+    let batches: Vec<RecordBatch> = reader.map(|b| b.expect("batch")).collect();
+    batches.iter().map(|b| b.num_rows()).sum()
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() {
+    let args: Vec<usize> = std::env::args()
+        .skip(1)
+        .filter_map(|a| a.replace('_', "").parse().ok())
+        .collect();
+    let (rows, cols) = (
+        args.first().copied().unwrap_or(2_000_000),
+        args.get(1).copied().unwrap_or(32),
+    );
+    let ctx = HeatContext::new();
+    let comm = ctx.comm();
+    let (p, me) = (comm.size(), comm.rank());
+    let path =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!("../target/bench-data/load_{rows}x{cols}.parquet"));
+    if me == 0 {
+        generate(&path, rows, cols);
+    }
+    comm.barrier();
+    // Baseline: rank 0 alone, plain parquet read of the whole file.
+    let baseline = if me == 0 {
+        let (secs, n) = benches::median_seconds(3, || plain_read(&path));
+        assert_eq!(n, rows);
+        rows as f64 / secs
+    } else {
+        0.0
+    };
+    comm.barrier();
+    let baseline = comm.allreduce(&[baseline], ReduceOp::Max).expect("allreduce")[0];
+    let location = path.display().to_string();
+    ctx.sql(&format!(
+        "CREATE EXTERNAL TABLE t STORED AS PARQUET LOCATION '{location}'"
+    ))
+    .await
+    .expect("create");
+    // heatsql's scan alone (this rank's row groups into Arrow batches, no tensor).
+    let mut scan_times = Vec::new();
+    for run in 0..4 {
+        comm.barrier();
+        let t = std::time::Instant::now();
+        let batches = ctx
+            .sql("SELECT * FROM t")
+            .await
+            .expect("query")
+            .collect()
+            .await
+            .expect("collect");
+        let secs = t.elapsed().as_secs_f64();
+        drop(batches);
+        if run > 0 {
+            scan_times.push(secs);
+        }
+    }
+    scan_times.sort_by(|a, b| a.total_cmp(b));
+    let scan_secs = scan_times[scan_times.len() / 2];
+    // The table knows how many rows this rank reads: the loader's capacity hint.
+    let provider = ctx.session().table_provider("t").await.expect("table");
+    let table = (provider.as_ref() as &dyn std::any::Any).downcast_ref::<connectors::DistributedParquetTable>();
+    let expected = table.map(|t| t.rows_per_rank()[me] as usize).unwrap_or(0);
+    let mut times = Vec::new();
+    let mut local_rows = 0;
+    for run in 0..4 {
+        comm.barrier();
+        let t = std::time::Instant::now();
+        let stream = ctx
+            .sql("SELECT * FROM t")
+            .await
+            .expect("query")
+            .execute_stream()
+            .await
+            .expect("stream");
+        let mut spec = LoadSpec::new("bench");
+        spec.expected_rows = Some(expected);
+        let loaded = load(stream, &spec).await.expect("load");
+        let secs = t.elapsed().as_secs_f64();
+        local_rows = loaded.array.local().size()[0] as usize;
+        if run > 0 {
+            times.push(secs);
+        }
+    }
+    times.sort_by(|a, b| a.total_cmp(b));
+    let secs = times[times.len() / 2];
+    let rate = local_rows as f64 / secs;
+    let line = format!(
+        "rank {me}/{p}: {local_rows} rows; load {secs:.3} s = {:.2} M rows/s (scan alone {scan_secs:.3} s); \
+         baseline {:.2} M rows/s; load/baseline {:.2}, scan/baseline {:.2}\n",
+        rate / 1e6,
+        baseline / 1e6,
+        rate / baseline,
+        local_rows as f64 / scan_secs / baseline
+    );
+    let (all, _) = comm.gatherv(line.as_bytes(), 0).expect("gather").unwrap_or_default();
+    if me == 0 {
+        println!("Parquet → DNDarray load, {rows} × {cols} f64, P = {p} (median of 3 after a warm-up)");
+        print!("{}", String::from_utf8_lossy(&all));
+    }
+}
