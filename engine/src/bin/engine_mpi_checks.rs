@@ -246,6 +246,13 @@ fn check_comm(c: &mut Checker) {
     let got = comm.agree(local);
     let ok = matches!(&got, Err(engine::CommError::Agreed { rank, message }) if *rank == first && message == &format!("rank {first} says no"));
     c.check("comm/agree_names_first_failing_rank", ok, || format!("{got:?}"));
+    // Barrier: nobody leaves before every rank arrived (ranks arrive 20 ms apart).
+    let before = std::time::Instant::now();
+    std::thread::sleep(std::time::Duration::from_millis(20 * me as u64));
+    comm.barrier();
+    let waited = before.elapsed().as_millis() as u64;
+    let slowest = 20 * (p as u64 - 1);
+    c.check("comm/barrier", waited + 2 >= slowest, || format!("left the barrier after {waited} ms < {slowest} ms"));
     c.check(
         "comm/local_rank",
         comm.local_rank() < comm.local_size() && comm.local_size() <= p,
