@@ -212,21 +212,14 @@ impl DNDarray {
         // Partial results of the ranks that hold entries, stacked in rank order.
         let c = self.local_extent(axis);
         let partial = if c > 0 {
-            self.comm.agree(local_part(&self.local).map(|t| t.unsqueeze(0)))?
+            local_part(&self.local).map(|t| t.unsqueeze(0))
         } else {
-            let shape: Vec<i64> = std::iter::once(0)
-                .chain(
-                    self.reduced(axis, self.local.shallow_clone(), true)
-                        .gshape
-                        .iter()
-                        .copied(),
-                )
-                .collect();
-            self.comm.agree(Ok::<_, EngineError>(Tensor::empty(
-                shape.as_slice(),
+            Ok(Tensor::empty(
+                self.no_rows_shape(axis).as_slice(),
                 (self.kind(), self.device()),
-            )))?
+            ))
         };
+        let partial = self.comm.agree(partial)?;
         let all = self.comm.allgatherv_tensor(&partial)?;
         // amin/amax propagate NaN, as min/max do.
         let out = match which {
@@ -255,14 +248,7 @@ impl DNDarray {
         // This rank's best values and their global indices, as one row each (no row when the
         // rank holds no entries).
         let local = if c == 0 {
-            let shape: Vec<i64> = std::iter::once(0)
-                .chain(
-                    self.reduced(axis, self.local.shallow_clone(), true)
-                        .gshape
-                        .iter()
-                        .copied(),
-                )
-                .collect();
+            let shape = self.no_rows_shape(axis);
             Ok((
                 Tensor::empty(shape.as_slice(), (self.kind(), self.device())),
                 Tensor::empty(shape.as_slice(), (Kind::Int64, self.device())),
@@ -311,6 +297,21 @@ impl DNDarray {
             best_i = i.where_self(&take, &best_i);
         }
         Ok(self.reduced(axis, best_i, true))
+    }
+
+    /// Shape of a stack of zero partial results of reducing `axis` (0 × the result's shape).
+    fn no_rows_shape(&self, axis: Option<usize>) -> Vec<i64> {
+        let rest = match axis {
+            None => Vec::new(),
+            Some(x) => self
+                .gshape
+                .iter()
+                .enumerate()
+                .filter(|&(i, _)| i != x)
+                .map(|(_, &d)| d)
+                .collect(),
+        };
+        std::iter::once(0).chain(rest).collect()
     }
 
     /// Entries this rank contributes along `axis` (all its elements for `None`).
