@@ -93,16 +93,7 @@ impl DNDarray {
     /// The result of reducing `axis` given its local tensor; `combined` when the tensor already
     /// holds the global result (replicated).
     fn reduced(&self, axis: Option<usize>, local: Tensor, combined: bool) -> DNDarray {
-        let gshape: Vec<i64> = match axis {
-            None => Vec::new(),
-            Some(x) => self
-                .gshape
-                .iter()
-                .enumerate()
-                .filter(|&(i, _)| i != x)
-                .map(|(_, &d)| d)
-                .collect(),
-        };
+        let gshape = self.reduced_shape(axis);
         if combined || self.split.is_none() {
             return DNDarray::from_parts(gshape, None, local, Vec::new());
         }
@@ -301,7 +292,12 @@ impl DNDarray {
 
     /// Shape of a stack of zero partial results of reducing `axis` (0 × the result's shape).
     fn no_rows_shape(&self, axis: Option<usize>) -> Vec<i64> {
-        let rest = match axis {
+        std::iter::once(0).chain(self.reduced_shape(axis)).collect()
+    }
+
+    /// Global shape of the result of reducing `axis` (all elements: a scalar).
+    fn reduced_shape(&self, axis: Option<usize>) -> Vec<i64> {
+        match axis {
             None => Vec::new(),
             Some(x) => self
                 .gshape
@@ -310,8 +306,7 @@ impl DNDarray {
                 .filter(|&(i, _)| i != x)
                 .map(|(_, &d)| d)
                 .collect(),
-        };
-        std::iter::once(0).chain(rest).collect()
+        }
     }
 
     /// Entries this rank contributes along `axis` (all its elements for `None`).
