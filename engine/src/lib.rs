@@ -5,6 +5,7 @@
 //! * [`DNDarray`]: a distributed n-dimensional array in the style of Heat: a global shape, at most
 //!   one split axis, and a local `tch::Tensor` per rank holding that rank's slab of the split axis.
 //! * [`device`]: the compute device setting (`cpu`, `cuda`, `auto`) and the per-rank thread count.
+//! * [`memory`]: huge pages for large local tensors, allocator settings for binaries.
 //!
 //! Shapes are written rows × columns; "split 0" means rows are distributed over ranks (each
 //! rank holds a contiguous block of rows, in rank order), "split none" means every rank holds the
@@ -14,6 +15,7 @@ pub mod comm;
 pub mod device;
 pub mod dndarray;
 pub mod error;
+pub mod memory;
 mod rng;
 pub mod testkit;
 

@@ -7,7 +7,7 @@
 mod context;
 
 pub use context::HeatContext;
-pub use engine::{Comm, CommError, DNDarray, DeviceSetting, EngineError, comm, dndarray};
+pub use engine::{Comm, CommError, DNDarray, DeviceSetting, EngineError, comm, dndarray, memory};
 pub use udfs::convert;
 
 /// A one-line description of this rank's runtime (rank, ranks, ranks on the node, libtorch

@@ -15,6 +15,8 @@ USAGE:
 The SQL shell (-c, -f, interactive) is not available yet; see README.md for the demo.";
 
 fn main() -> ExitCode {
+    // Freed Arrow/Parquet buffers stay in the process for the next row group (engine::memory).
+    heatsql::memory::retain_freed_memory();
     let arg = std::env::args().nth(1).unwrap_or_else(|| "--help".into());
     match arg.as_str() {
         "--version" | "-V" => {

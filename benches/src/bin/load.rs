@@ -1,16 +1,18 @@
 //! Parquet → DNDarray load rate per rank versus a plain single-process Parquet read.
 //!
-//! `mpirun -n P heatsql-bench-load [ROWS] [COLS]` (default 2,000,000 × 32 f64, row groups of
+//! `mpirun -n P heatsql-bench-load [ROWS] [COLS] [ROUNDS]` (default 2,000,000 × 32 f64, row groups of
 //! 131,072 rows, Snappy). The file is generated once under `target/bench-data/`. Rank 0 first
 //! reads the whole file alone with the parquet crate's plain reader (decode to Arrow, nothing
 //! else) — the baseline rate. Then all ranks load the table into a row-split DNDarray through
 //! heatsql (`CREATE EXTERNAL TABLE` + `convert::load`: read this rank's row groups, decode,
 //! copy into the tensor). Reported: each rank's rows per second and its ratio to the baseline
-//! (target ≥ 0.90). Median of 3 runs after a warm-up.
+//! (target ≥ 0.90). `[ROUNDS]` (default 6) rounds each time the baseline, heatsql's scan alone
+//! and the load, interleaved; reported are medians after the first round.
 
 use std::fs::File;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Instant;
 
 use datafusion::arrow::array::{ArrayRef, Float64Array, RecordBatch};
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
@@ -75,6 +77,8 @@ fn plain_read(path: &PathBuf) -> usize {
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
+    // What the heatsql shell does too: keep freed decode buffers for reuse (engine::memory).
+    let retained = engine::memory::retain_freed_memory();
     let args: Vec<usize> = std::env::args()
         .skip(1)
         .filter_map(|a| a.replace('_', "").parse().ok())
@@ -83,6 +87,7 @@ async fn main() {
         args.first().copied().unwrap_or(2_000_000),
         args.get(1).copied().unwrap_or(32),
     );
+    let rounds = args.get(2).copied().unwrap_or(6).max(2);
     let ctx = HeatContext::new();
     let comm = ctx.comm();
     let (p, me) = (comm.size(), comm.rank());
@@ -92,27 +97,32 @@ async fn main() {
         generate(&path, rows, cols);
     }
     comm.barrier();
-    // Baseline: rank 0 alone, plain parquet read of the whole file.
-    let baseline = if me == 0 {
-        let (secs, n) = benches::median_seconds(3, || plain_read(&path));
-        assert_eq!(n, rows);
-        rows as f64 / secs
-    } else {
-        0.0
-    };
-    comm.barrier();
-    let baseline = comm.allreduce(&[baseline], ReduceOp::Max).expect("allreduce")[0];
     let location = path.display().to_string();
     ctx.sql(&format!(
         "CREATE EXTERNAL TABLE t STORED AS PARQUET LOCATION '{location}'"
     ))
     .await
     .expect("create");
-    // heatsql's scan alone (this rank's row groups into Arrow batches, no tensor).
-    let mut scan_times = Vec::new();
-    for run in 0..4 {
+    // The table knows how many rows this rank reads: the loader's capacity hint.
+    let provider = ctx.session().table_provider("t").await.expect("table");
+    let table = (provider.as_ref() as &dyn std::any::Any).downcast_ref::<connectors::DistributedParquetTable>();
+    let expected = table.map(|t| t.rows_per_rank()[me] as usize).unwrap_or(0);
+    // Rounds interleave the three measurements so that each sees the same machine and
+    // allocator state; the first round is a warm-up.
+    let (mut base_t, mut scan_t, mut load_t) = (Vec::new(), Vec::new(), Vec::new());
+    let mut local_rows = 0;
+    for _ in 0..rounds {
+        // Baseline: rank 0 alone, plain parquet read of the whole file.
         comm.barrier();
-        let t = std::time::Instant::now();
+        if me == 0 {
+            let t = Instant::now();
+            let n = plain_read(&path);
+            base_t.push(t.elapsed().as_secs_f64());
+            assert_eq!(n, rows);
+        }
+        // heatsql's scan alone: this rank's row groups into Arrow batches, no tensor.
+        comm.barrier();
+        let t = Instant::now();
         let batches = ctx
             .sql("SELECT * FROM t")
             .await
@@ -120,23 +130,11 @@ async fn main() {
             .collect()
             .await
             .expect("collect");
-        let secs = t.elapsed().as_secs_f64();
+        scan_t.push(t.elapsed().as_secs_f64());
         drop(batches);
-        if run > 0 {
-            scan_times.push(secs);
-        }
-    }
-    scan_times.sort_by(|a, b| a.total_cmp(b));
-    let scan_secs = scan_times[scan_times.len() / 2];
-    // The table knows how many rows this rank reads: the loader's capacity hint.
-    let provider = ctx.session().table_provider("t").await.expect("table");
-    let table = (provider.as_ref() as &dyn std::any::Any).downcast_ref::<connectors::DistributedParquetTable>();
-    let expected = table.map(|t| t.rows_per_rank()[me] as usize).unwrap_or(0);
-    let mut times = Vec::new();
-    let mut local_rows = 0;
-    for run in 0..4 {
+        // The load: scan, decode into the rank's tensor, agree on the result.
         comm.barrier();
-        let t = std::time::Instant::now();
+        let t = Instant::now();
         let stream = ctx
             .sql("SELECT * FROM t")
             .await
@@ -147,14 +145,19 @@ async fn main() {
         let mut spec = LoadSpec::new("bench");
         spec.expected_rows = Some(expected);
         let loaded = load(stream, &spec).await.expect("load");
-        let secs = t.elapsed().as_secs_f64();
+        load_t.push(t.elapsed().as_secs_f64());
         local_rows = loaded.array.local().size()[0] as usize;
-        if run > 0 {
-            times.push(secs);
-        }
     }
-    times.sort_by(|a, b| a.total_cmp(b));
-    let secs = times[times.len() / 2];
+    let baseline = if me == 0 {
+        rows as f64 / benches::median_after_warmup(base_t)
+    } else {
+        0.0
+    };
+    let baseline = comm.allreduce(&[baseline], ReduceOp::Max).expect("allreduce")[0];
+    let (scan_secs, secs) = (
+        benches::median_after_warmup(scan_t),
+        benches::median_after_warmup(load_t),
+    );
     let rate = local_rows as f64 / secs;
     let line = format!(
         "rank {me}/{p}: {local_rows} rows; load {secs:.3} s = {:.2} M rows/s (scan alone {scan_secs:.3} s); \
@@ -166,7 +169,11 @@ async fn main() {
     );
     let (all, _) = comm.gatherv(line.as_bytes(), 0).expect("gather").unwrap_or_default();
     if me == 0 {
-        println!("Parquet → DNDarray load, {rows} × {cols} f64, P = {p} (median of 3 after a warm-up)");
+        println!(
+            "Parquet → DNDarray load, {rows} × {cols} f64, P = {p} (median of {} rounds after a warm-up; \
+             allocator keeps freed memory: {retained})",
+            rounds - 1
+        );
         print!("{}", String::from_utf8_lossy(&all));
     }
 }

@@ -258,6 +258,7 @@ async fn decode_stream(
     let d = features.len();
     let mut cap = capacity.max(1);
     let mut t = Tensor::empty([d as i64, cap as i64], (kind, Device::Cpu));
+    engine::memory::advise_huge_pages(&t);
     let (mut at, mut counts, mut keep_parts) = (0usize, vec![0u64; d], Vec::new());
     while let Some(batch) = stream.next().await {
         let batch = batch?;
@@ -265,6 +266,7 @@ async fn decode_stream(
         if at + b > cap {
             cap = (2 * cap).max(at + b);
             let bigger = Tensor::empty([d as i64, cap as i64], (kind, Device::Cpu));
+            engine::memory::advise_huge_pages(&bigger);
             bigger.narrow(1, 0, at as i64).copy_(&t.narrow(1, 0, at as i64));
             t = bigger;
         }
@@ -308,16 +310,7 @@ fn fill_batch<T: Target>(
     for (j, &c) in features.iter().enumerate() {
         let col = batch.column(c);
         let dst = &mut out[j * cap + at..(j + 1) * cap];
-        let n = fill_column(dst, col, None)?;
-        let float = matches!(
-            col.data_type(),
-            DataType::Float16 | DataType::Float32 | DataType::Float64
-        );
-        let nans = if float {
-            dst[..n].iter().filter(|v| v.is_nan()).count()
-        } else {
-            0
-        };
+        let (_, nans) = fill_column(dst, col, None)?;
         counts.push((col.null_count() + nans) as u64);
     }
     Ok(counts)
@@ -337,6 +330,7 @@ fn decode(
     };
     let d = features.len();
     let t = Tensor::empty([d as i64, rows as i64], (kind, Device::Cpu));
+    engine::memory::advise_huge_pages(&t);
     let mut counts = vec![0u64; d];
     if rows > 0 {
         // SAFETY: `t` is a fresh contiguous CPU tensor of `kind` with d · rows elements, and no
@@ -397,17 +391,7 @@ fn fill_all<T: Target>(
         for (b, batch) in batches.iter().enumerate() {
             let mask = masks.map(|m| &m[b]);
             let col = batch.column(c);
-            let n = fill_column(&mut col_out[at..], col, mask)?;
-            // NULLs, and NaNs among the values just written (NaN ≠ NaN).
-            let float = matches!(
-                col.data_type(),
-                DataType::Float16 | DataType::Float32 | DataType::Float64
-            );
-            let nans = if float {
-                col_out[at..at + n].iter().filter(|v| v.is_nan()).count()
-            } else {
-                0
-            };
+            let (n, nans) = fill_column(&mut col_out[at..], col, mask)?;
             let nulls = if mask.is_some() { 0 } else { col.null_count() };
             counts[j] += (nulls + nans) as u64;
             at += n;
@@ -416,54 +400,64 @@ fn fill_all<T: Target>(
     Ok(counts)
 }
 
-/// Writes the (unmasked) values of `col` into `out`; returns how many were written.
+/// Writes the (unmasked) values of `col` into `out`; returns how many were written and how
+/// many of them are NaN (counted on the way: one pass over the data).
 fn fill_column<T: Target>(
     out: &mut [T],
     col: &ArrayRef,
     mask: Option<&BooleanArray>,
-) -> Result<usize, datafusion::error::DataFusionError> {
-    fn prim<P: ArrowPrimitiveType, T: Target>(
+) -> Result<(usize, usize), datafusion::error::DataFusionError> {
+    /// `FLOAT`: the source can hold NaN (integers and decimals cannot).
+    fn prim<P: ArrowPrimitiveType, T: Target, const FLOAT: bool>(
         out: &mut [T],
         col: &ArrayRef,
         mask: Option<&BooleanArray>,
         f: impl Fn(P::Native) -> f64,
-    ) -> usize {
+    ) -> (usize, usize) {
         let values = col.as_primitive::<P>().values();
+        let mut nans = 0;
         match mask {
             None => {
                 for (o, &v) in out.iter_mut().zip(values.iter()) {
                     *o = T::from_f64(f(v));
+                    if FLOAT {
+                        nans += usize::from(o.is_nan());
+                    }
                 }
-                values.len()
+                (values.len(), nans)
             }
             Some(m) => {
                 let mut n = 0;
                 for (r, &v) in values.iter().enumerate() {
                     if m.value(r) {
                         out[n] = T::from_f64(f(v));
+                        if FLOAT {
+                            nans += usize::from(out[n].is_nan());
+                        }
                         n += 1;
                     }
                 }
-                n
+                (n, nans)
             }
         }
     }
     Ok(match col.data_type() {
-        DataType::Float64 => prim::<Float64Type, T>(out, col, mask, |v| v),
-        DataType::Float32 => prim::<Float32Type, T>(out, col, mask, f64::from),
-        DataType::Float16 => prim::<Float16Type, T>(out, col, mask, f64::from),
-        DataType::Int8 => prim::<Int8Type, T>(out, col, mask, f64::from),
-        DataType::Int16 => prim::<Int16Type, T>(out, col, mask, f64::from),
-        DataType::Int32 => prim::<Int32Type, T>(out, col, mask, f64::from),
-        DataType::Int64 => prim::<Int64Type, T>(out, col, mask, |v| v as f64),
-        DataType::UInt8 => prim::<UInt8Type, T>(out, col, mask, f64::from),
-        DataType::UInt16 => prim::<UInt16Type, T>(out, col, mask, f64::from),
-        DataType::UInt32 => prim::<UInt32Type, T>(out, col, mask, f64::from),
-        DataType::UInt64 => prim::<UInt64Type, T>(out, col, mask, |v| v as f64),
+        DataType::Float64 => prim::<Float64Type, T, true>(out, col, mask, |v| v),
+        DataType::Float32 => prim::<Float32Type, T, true>(out, col, mask, f64::from),
+        DataType::Float16 => prim::<Float16Type, T, true>(out, col, mask, f64::from),
+        DataType::Int8 => prim::<Int8Type, T, false>(out, col, mask, f64::from),
+        DataType::Int16 => prim::<Int16Type, T, false>(out, col, mask, f64::from),
+        DataType::Int32 => prim::<Int32Type, T, false>(out, col, mask, f64::from),
+        DataType::Int64 => prim::<Int64Type, T, false>(out, col, mask, |v| v as f64),
+        DataType::UInt8 => prim::<UInt8Type, T, false>(out, col, mask, f64::from),
+        DataType::UInt16 => prim::<UInt16Type, T, false>(out, col, mask, f64::from),
+        DataType::UInt32 => prim::<UInt32Type, T, false>(out, col, mask, f64::from),
+        DataType::UInt64 => prim::<UInt64Type, T, false>(out, col, mask, |v| v as f64),
         _ => {
-            // Decimals and anything else numeric: Arrow's cast kernel, then the f64 path.
+            // Decimals and anything else numeric: Arrow's cast kernel, then the f64 path
+            // (a decimal has no NaN).
             let cast = datafusion::arrow::compute::cast(col, &DataType::Float64)?;
-            prim::<Float64Type, T>(out, &cast, mask, |v| v)
+            prim::<Float64Type, T, false>(out, &cast, mask, |v| v)
         }
     })
 }

@@ -1,0 +1,77 @@
+//! Memory placement for large local tensors and the process allocator.
+//!
+//! Loading a rank's share of a table writes hundreds of megabytes into fresh memory. On Linux
+//! every fresh 4 KiB page costs a fault and a kernel zeroing; measured on the load benchmark
+//! (`benches/`, 2M × 32 f64) that was a third of the load time. Two remedies live here:
+//!
+//! * [`advise_huge_pages`]: ask the kernel for transparent huge pages (2 MiB) on one large
+//!   tensor before it is first written (effective when
+//!   `/sys/kernel/mm/transparent_hugepage/enabled` is `always` or `madvise`).
+//! * [`retain_freed_memory`]: keep memory that Arrow and Parquet buffers free inside the
+//!   process for reuse, instead of returning it to the kernel and faulting it in again for
+//!   the next row group. Process-wide, so only binaries call it (the `heatsql` shell and the
+//!   benchmarks); programs embedding heatsql decide for themselves (docs/operations.md).
+
+use tch::{Device, Tensor};
+
+/// Transparent huge pages are this large on x86-64 and most aarch64 kernels.
+const HUGE_PAGE: usize = 2 << 20;
+
+/// Advises the kernel to back `tensor`'s storage with transparent huge pages.
+///
+/// Call it on a fresh CPU tensor before writing it. The advice covers the whole 2 MiB pages
+/// inside the storage; tensors smaller than 4 MiB, non-CPU tensors and other systems are left
+/// alone. Returns whether advice was given (failure is harmless: the pages stay small).
+pub fn advise_huge_pages(tensor: &Tensor) -> bool {
+    if tensor.device() != Device::Cpu || !tensor.is_contiguous() {
+        return false;
+    }
+    let bytes = tensor.numel() * tensor.kind().elt_size_in_bytes();
+    if bytes < 2 * HUGE_PAGE {
+        return false;
+    }
+    advise(tensor.data_ptr() as usize, bytes)
+}
+
+#[cfg(target_os = "linux")]
+fn advise(start: usize, bytes: usize) -> bool {
+    let first = start.div_ceil(HUGE_PAGE) * HUGE_PAGE;
+    let end = (start + bytes) / HUGE_PAGE * HUGE_PAGE;
+    if end <= first {
+        return false;
+    }
+    // SAFETY: [first, end) lies inside the tensor's live allocation; MADV_HUGEPAGE changes how
+    // future faults are served and never the contents or validity of the memory.
+    unsafe { libc::madvise(first as *mut libc::c_void, end - first, libc::MADV_HUGEPAGE) == 0 }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn advise(_start: usize, _bytes: usize) -> bool {
+    false
+}
+
+/// Padding kept at the top of the heap when it grows or shrinks (glibc `M_TOP_PAD`).
+pub const RETAINED_BYTES: usize = 1 << 30;
+
+/// Makes glibc's allocator keep freed memory for reuse: the heap grows in steps of
+/// [`RETAINED_BYTES`] and keeps that much when it shrinks, so the decode buffers of one row
+/// group are reused by the next instead of being faulted in again. Virtual address space is
+/// reserved, resident memory grows only as it is used. Call once, early in `main`, before
+/// threads start. Returns whether the settings were applied (false off glibc).
+pub fn retain_freed_memory() -> bool {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        // SAFETY: mallopt only changes allocator parameters; called before other threads run.
+        unsafe {
+            libc::mallopt(libc::M_TOP_PAD, RETAINED_BYTES as libc::c_int) == 1
+                && libc::mallopt(
+                    libc::M_TRIM_THRESHOLD,
+                    (RETAINED_BYTES + RETAINED_BYTES / 2) as libc::c_int,
+                ) == 1
+        }
+    }
+    #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+    {
+        false
+    }
+}
