@@ -1,9 +1,11 @@
 //! [`DistributedParquetTable`]: a Parquet table split row-wise over the ranks.
 //!
-//! Every rank holds the same file list, schema, statistics and row-group assignment; its scan
-//! reads only its own row groups (one output partition, files in path order, row groups in
-//! file order), with column projection and predicate pushdown (row-group statistics, page
-//! index, row filters).
+//! Every rank holds the same file list, schema, statistics and row-group assignment, and builds
+//! the same scan: P output partitions, partition r being rank r's row groups (files in path
+//! order, row groups in file order). A rank executes only its own partition (the exchanges of
+//! `udfs::exchange` see to that); projection and predicate pushdown (row-group statistics,
+//! page index, row filters) apply. The scan's object store URL carries the
+//! [`RANK_SPLIT_PREFIX`] so that plan rewrites recognise it ([`is_rank_split_scan`]).
 
 use std::sync::Arc;
 
@@ -14,7 +16,7 @@ use datafusion::datasource::TableType;
 use datafusion::datasource::listing::PartitionedFile;
 use datafusion::datasource::physical_plan::parquet::ParquetAccessPlan;
 use datafusion::datasource::physical_plan::parquet::metadata::DFParquetMetadata;
-use datafusion::datasource::physical_plan::{FileGroup, FileScanConfigBuilder, ParquetSource};
+use datafusion::datasource::physical_plan::{FileGroup, FileScanConfig, FileScanConfigBuilder, ParquetSource};
 use datafusion::datasource::source::DataSourceExec;
 use datafusion::execution::object_store::ObjectStoreUrl;
 use datafusion::logical_expr::utils::conjunction;
@@ -35,8 +37,8 @@ pub struct ParquetFile {
     pub meta: ObjectMeta,
     /// Rows of each row group.
     pub row_group_rows: Vec<u64>,
-    /// Row groups of this file that this rank reads.
-    pub mine: Vec<usize>,
+    /// The rank reading each row group.
+    pub owners: Vec<usize>,
 }
 
 /// A Parquet table distributed row-wise over the ranks (see the module documentation).
@@ -80,24 +82,21 @@ impl DistributedParquetTable {
             .into_iter()
             .zip(row_group_rows)
             .map(|(meta, rows)| {
-                let mut mine = Vec::new();
-                for (i, &n) in rows.iter().enumerate() {
-                    rows_per_rank[owner[next]] += n;
-                    if owner[next] == comm.rank() {
-                        mine.push(i);
-                    }
-                    next += 1;
+                let owners = owner[next..next + rows.len()].to_vec();
+                next += rows.len();
+                for (&o, &n) in owners.iter().zip(&rows) {
+                    rows_per_rank[o] += n;
                 }
                 ParquetFile {
                     meta,
                     row_group_rows: rows,
-                    mine,
+                    owners,
                 }
             })
             .collect();
         Ok(DistributedParquetTable {
             location: text.to_string(),
-            store_url: location.store_url(),
+            store_url: rank_split_url(&location, state)?,
             schema,
             statistics,
             files,
@@ -249,25 +248,50 @@ impl TableProvider for DistributedParquetTable {
             let df_schema = DFSchema::try_from(Arc::clone(&self.schema))?;
             source = source.with_predicate(state.create_physical_expr(expr, &df_schema)?);
         }
-        // This rank's row groups, as one partition that keeps the global order.
-        let group: FileGroup = self
-            .files
-            .iter()
-            .filter(|f| !f.mine.is_empty())
-            .map(|f| {
-                let mut plan = ParquetAccessPlan::new_none(f.row_group_rows.len());
-                for &rg in &f.mine {
-                    plan.scan(rg);
-                }
-                PartitionedFile::new_from_meta(f.meta.clone()).with_extension(plan)
+        // Partition r: rank r's row groups, in the global order (the same plan on every rank).
+        let groups: Vec<FileGroup> = (0..self.rows_per_rank.len())
+            .map(|rank| {
+                self.files
+                    .iter()
+                    .filter(|f| f.owners.contains(&rank))
+                    .map(|f| {
+                        let mut plan = ParquetAccessPlan::new_none(f.row_group_rows.len());
+                        for (rg, _) in f.owners.iter().enumerate().filter(|(_, o)| **o == rank) {
+                            plan.scan(rg);
+                        }
+                        PartitionedFile::new_from_meta(f.meta.clone()).with_extension(plan)
+                    })
+                    .collect()
             })
             .collect();
         let config = FileScanConfigBuilder::new(self.store_url.clone(), Arc::new(source))
-            .with_file_groups(vec![group])
+            .with_file_groups(groups)
             .with_projection_indices(projection.cloned())?
             .with_limit(limit)
             .with_statistics(self.statistics.clone())
             .build();
         Ok(DataSourceExec::from_data_source(config))
     }
+}
+
+/// Object store URLs of rank-split scans start with this (`heatsql+file://`, `heatsql+s3://bucket`).
+pub const RANK_SPLIT_PREFIX: &str = "heatsql+";
+
+/// The location's store registered again under a [`RANK_SPLIT_PREFIX`]ed URL: the tag by which
+/// plan rewrites tell a rank-split scan (partition r read by rank r) from a replicated source.
+fn rank_split_url(location: &Location, state: &dyn Session) -> Result<ObjectStoreUrl> {
+    let plain = location.store_url();
+    let tagged = ObjectStoreUrl::parse(format!("{RANK_SPLIT_PREFIX}{}", plain.as_str()))?;
+    state
+        .runtime_env()
+        .register_object_store(tagged.as_ref(), Arc::clone(&location.store));
+    Ok(tagged)
+}
+
+/// Whether `plan` is the scan of a [`DistributedParquetTable`]: partition r holds rank r's rows
+/// and must be executed on rank r only.
+pub fn is_rank_split_scan(plan: &dyn ExecutionPlan) -> bool {
+    plan.downcast_ref::<DataSourceExec>()
+        .and_then(|scan| scan.data_source().downcast_ref::<FileScanConfig>())
+        .is_some_and(|config| config.object_store_url.as_str().starts_with(RANK_SPLIT_PREFIX))
 }

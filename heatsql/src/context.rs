@@ -1,25 +1,42 @@
 //! [`HeatContext`]: a DataFusion session in which every rank runs the same statements.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use datafusion::arrow::array::{RecordBatch, UInt64Array};
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use datafusion::error::{DataFusionError, Result};
+use datafusion::logical_expr::LogicalPlan;
 use datafusion::prelude::{DataFrame, SessionConfig, SessionContext};
 use datafusion::sql::parser::{CopyToSource, CopyToStatement, DFParser, Statement as DFStatement};
 use datafusion::sql::sqlparser::ast::{Statement as SQLStatement, Value};
 use datafusion::sql::sqlparser::dialect::GenericDialect;
 use engine::Comm;
 
-/// A heatsql session: DataFusion with distributed Parquet tables and distributed `COPY TO`.
+use crate::frame::HeatFrame;
+
+/// DataFusion settings a distributed plan depends on, with the values heatsql sets. A query
+/// run after one of them was changed (`SET …`) fails with an error naming it.
+pub const REQUIRED_SETTINGS: [(&str, &str); 4] = [
+    ("datafusion.optimizer.repartition_file_scans", "false"),
+    ("datafusion.optimizer.enable_dynamic_filter_pushdown", "false"),
+    ("datafusion.execution.enable_file_stream_work_stealing", "false"),
+    ("datafusion.execution.target_partitions", "the number of ranks"),
+];
+
+/// A heatsql session: DataFusion with distributed Parquet tables, MPI exchanges and
+/// distributed `COPY TO`.
 ///
 /// SPMD: every rank creates a `HeatContext` and runs the same statements in the same order.
-/// Tables are split row-wise: a query returns, on each rank, the rows computed from that rank's
-/// share. (Until MPI exchanges land — issue #4 — that is exact for row-wise queries: projections,
-/// filters and scalar expressions; aggregates, joins, sorts and limits are per rank.)
+/// Tables are split row-wise over the ranks; [`HeatContext::sql`] plans a statement the same way
+/// on every rank (with `target_partitions` = number of ranks) and the returned [`HeatFrame`]
+/// runs it with MPI exchanges where rows must meet, so every query returns exactly what
+/// single-process DataFusion returns on the whole data.
+#[derive(Clone)]
 pub struct HeatContext {
     ctx: SessionContext,
     comm: &'static Comm,
+    cancel: Arc<AtomicBool>,
 }
 
 impl Default for HeatContext {
@@ -29,20 +46,41 @@ impl Default for HeatContext {
 }
 
 impl HeatContext {
-    /// A session with one partition per rank (every rank plans alike and keeps its rows in
-    /// order), distributed `STORED AS PARQUET` tables, and MPI initialised.
+    /// A session planning with one partition per rank (partition r of a table is rank r's
+    /// share), distributed `STORED AS PARQUET` tables, and MPI initialised.
+    ///
+    /// Settings that assume one process are off: file-scan work stealing (a partition would
+    /// read row groups of partitions other ranks read) and dynamic filters (join filters wait
+    /// for every build partition inside one process, and here each rank runs only its own).
+    /// See [`REQUIRED_SETTINGS`].
     pub fn new() -> Self {
+        let comm = Comm::world();
         let config = SessionConfig::new()
-            .with_target_partitions(1)
+            .with_target_partitions(comm.size())
             .with_information_schema(true)
             .set_bool("datafusion.optimizer.repartition_file_scans", false)
+            .set_bool("datafusion.optimizer.enable_dynamic_filter_pushdown", false)
+            .set_bool("datafusion.execution.enable_file_stream_work_stealing", false)
             .set_bool("datafusion.execution.parquet.pushdown_filters", true);
         let ctx = SessionContext::new_with_config(config);
         connectors::install(&ctx);
         HeatContext {
             ctx,
-            comm: Comm::world(),
+            comm,
+            cancel: Arc::new(AtomicBool::new(false)),
         }
+    }
+
+    /// A flag that cancels the running query (and the next one, if none runs) on every rank
+    /// when set on any rank: each rank checks it between batches, and the query's next stage
+    /// fails everywhere with "query cancelled on rank r". Cleared when that query ends.
+    pub fn cancel_flag(&self) -> Arc<AtomicBool> {
+        Arc::clone(&self.cancel)
+    }
+
+    /// Sets the [`Self::cancel_flag`].
+    pub fn cancel(&self) {
+        self.cancel.store(true, Ordering::Relaxed);
     }
 
     /// The DataFusion session.
@@ -63,9 +101,18 @@ impl HeatContext {
         Ok(())
     }
 
-    /// Collective. Runs one SQL statement. `COPY … TO … STORED AS PARQUET` writes one part per
-    /// rank atomically and returns one row (`count`, the rows written on all ranks).
-    pub async fn sql(&self, sql: &str) -> Result<DataFrame> {
+    /// Collective. Plans one SQL statement (DDL such as `CREATE EXTERNAL TABLE` runs now);
+    /// the returned frame runs a query when collected. `COPY … TO … STORED AS PARQUET` writes
+    /// one part per rank atomically and returns one row (`count`, the rows written on all
+    /// ranks). `EXPLAIN` shows the distributed plan with its MPI exchanges. A planning error on
+    /// any rank is returned on every rank.
+    pub async fn sql(&self, sql: &str) -> Result<HeatFrame> {
+        let planned = self.plan_sql(sql).await;
+        let frame = self.comm.agree(planned).map_err(crate::frame::agreed)?;
+        Ok(frame)
+    }
+
+    async fn plan_sql(&self, sql: &str) -> Result<HeatFrame> {
         let mut statements = DFParser::parse_sql_with_dialect(sql, &GenericDialect {})?;
         if statements.len() != 1 {
             return Err(DataFusionError::Plan(format!(
@@ -78,12 +125,51 @@ impl HeatContext {
             DFStatement::CopyTo(copy) if is_parquet(&copy) => self.copy_to(copy).await,
             other => {
                 let plan = self.ctx.state().statement_to_plan(other).await?;
-                self.ctx.execute_logical_plan(plan).await
+                if let LogicalPlan::Explain(explain) = &plan
+                    && !explain.verbose
+                {
+                    let inner = self.frame(self.ctx.execute_logical_plan(LogicalPlan::clone(&explain.plan)).await?);
+                    return self.explain(inner).await;
+                }
+                Ok(self.frame(self.ctx.execute_logical_plan(plan).await?))
             }
         }
     }
 
-    async fn copy_to(&self, copy: CopyToStatement) -> Result<DataFrame> {
+    fn frame(&self, df: DataFrame) -> HeatFrame {
+        HeatFrame::new(df, self.comm, Arc::clone(&self.cancel))
+    }
+
+    /// `EXPLAIN`: the logical plan and the distributed physical plan (what runs on every rank).
+    async fn explain(&self, inner: HeatFrame) -> Result<HeatFrame> {
+        let state = self.ctx.state();
+        let options = &state.config().options().explain;
+        let (logical_only, physical_only) = (options.logical_plan_only, options.physical_plan_only);
+        let mut kinds = Vec::new();
+        let mut texts = Vec::new();
+        if !physical_only {
+            kinds.push("logical_plan".to_string());
+            texts.push(inner.dataframe().logical_plan().display_indent().to_string());
+        }
+        if !logical_only {
+            kinds.push("physical_plan".to_string());
+            texts.push(inner.distributed_plan().await?.display());
+        }
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("plan_type", DataType::Utf8, false),
+            Field::new("plan", DataType::Utf8, false),
+        ]));
+        let batch = RecordBatch::try_new(
+            Arc::clone(&schema),
+            vec![
+                Arc::new(datafusion::arrow::array::StringArray::from(kinds)),
+                Arc::new(datafusion::arrow::array::StringArray::from(texts)),
+            ],
+        )?;
+        Ok(self.frame(self.ctx.read_batch(batch)?))
+    }
+
+    async fn copy_to(&self, copy: CopyToStatement) -> Result<HeatFrame> {
         if !copy.partitioned_by.is_empty() {
             return Err(DataFusionError::Plan(
                 "COPY: PARTITIONED BY is not supported for distributed output".into(),
@@ -101,16 +187,13 @@ impl HeatContext {
             CopyToSource::Relation(name) => self.ctx.table(name.to_string()).await?,
         };
         let options: Vec<(String, String)> = copy.options.into_iter().map(|(k, v)| (k, value_text(v))).collect();
-        let stream = source.execute_stream().await;
-        // A planning failure on one rank must not leave the others waiting in COPY.
-        let stream = self
-            .comm
-            .agree(stream)
-            .map_err(|e| DataFusionError::Execution(e.to_string()))?;
+        // Each rank writes its share of the result; the part files in rank order hold the rows
+        // in the query's order. Errors are agreed inside.
+        let stream = self.frame(source).execute_local().await?;
         let rows = connectors::copy::copy_to_parquet(&self.ctx, stream, &copy.target, &options).await?;
         let schema = Arc::new(Schema::new(vec![Field::new("count", DataType::UInt64, false)]));
         let batch = RecordBatch::try_new(Arc::clone(&schema), vec![Arc::new(UInt64Array::from(vec![rows]))])?;
-        self.ctx.read_batch(batch)
+        Ok(self.frame(self.ctx.read_batch(batch)?))
     }
 }
 

@@ -5,9 +5,11 @@
 //! distributed n-dimensional array; [`convert`] moves data between query results and arrays.
 
 mod context;
+mod frame;
 
-pub use context::HeatContext;
+pub use context::{HeatContext, REQUIRED_SETTINGS};
 pub use engine::{Comm, CommError, DNDarray, DeviceSetting, EngineError, comm, dndarray, memory};
+pub use frame::HeatFrame;
 pub use udfs::convert;
 
 /// A one-line description of this rank's runtime (rank, ranks, ranks on the node, libtorch

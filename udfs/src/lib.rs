@@ -4,7 +4,10 @@
 //!   (rows × columns, split 0), and a DNDarray's local rows → Arrow batches with pass-through
 //!   ("keep") columns.
 //!
-//! The table functions (`pca`, `kmeans`, …) and the MPI exchange operators for plain SQL come
-//! with issues #6 and #4.
+//! * [`exchange`]: MPI exchanges for plain SQL (shuffle, gather) and the stage-wise execution of
+//!   a distributed plan.
+//!
+//! The table functions (`pca`, `kmeans`, …) come with issue #6.
 
 pub mod convert;
+pub mod exchange;

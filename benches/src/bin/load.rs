@@ -127,7 +127,7 @@ async fn main() {
             .sql("SELECT * FROM t")
             .await
             .expect("query")
-            .collect()
+            .collect_local()
             .await
             .expect("collect");
         scan_t.push(t.elapsed().as_secs_f64());
@@ -139,7 +139,7 @@ async fn main() {
             .sql("SELECT * FROM t")
             .await
             .expect("query")
-            .execute_stream()
+            .execute_local()
             .await
             .expect("stream");
         let mut spec = LoadSpec::new("bench");

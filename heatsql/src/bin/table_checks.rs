@@ -146,7 +146,7 @@ async fn write_fixtures(ctx: &HeatContext, base: &str) {
 /// This rank's `id` column of a query, and all ranks' ids in rank order.
 async fn ids(c: &HeatContext, sql: &str) -> datafusion::error::Result<(Vec<i64>, Vec<i64>)> {
     let local = match c.sql(sql).await {
-        Ok(df) => df.collect().await,
+        Ok(df) => df.collect_local().await,
         Err(e) => Err(e),
     };
     // A failure on one rank must not leave the others in the allgather below.
@@ -296,7 +296,7 @@ async fn check_arrays(c: &mut Checker, ctx: &HeatContext) {
         ctx.sql(sql)
             .await
             .expect("query")
-            .execute_stream()
+            .execute_local()
             .await
             .expect("stream")
     };

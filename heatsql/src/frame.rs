@@ -1,0 +1,128 @@
+//! [`HeatFrame`]: a planned statement, run across the ranks when collected.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::error::{DataFusionError, Result};
+use datafusion::execution::SendableRecordBatchStream;
+use datafusion::prelude::DataFrame;
+use engine::Comm;
+use futures::TryStreamExt;
+use udfs::exchange::{DistributedPlan, distribute, fingerprint};
+
+/// A statement planned by [`crate::HeatContext::sql`]. Every method that runs it is collective:
+/// all ranks call the same method on the same statement.
+pub struct HeatFrame {
+    df: DataFrame,
+    comm: &'static Comm,
+    cancel: Arc<AtomicBool>,
+}
+
+pub(crate) use udfs::exchange::agreed;
+
+impl std::fmt::Debug for HeatFrame {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HeatFrame").field("schema", &self.schema()).finish()
+    }
+}
+
+impl HeatFrame {
+    pub(crate) fn new(df: DataFrame, comm: &'static Comm, cancel: Arc<AtomicBool>) -> Self {
+        HeatFrame { df, comm, cancel }
+    }
+
+    /// The result's columns.
+    pub fn schema(&self) -> SchemaRef {
+        Arc::clone(self.df.schema().inner())
+    }
+
+    /// The DataFusion frame (logical plan and session). Collecting it with DataFusion's own
+    /// methods would run every partition in this process: use the methods of `HeatFrame`.
+    pub fn dataframe(&self) -> &DataFrame {
+        &self.df
+    }
+
+    /// Collective. The physical plan, checked to be the same on every rank (a fingerprint of
+    /// the plan text is compared), with MPI exchanges inserted.
+    pub async fn distributed_plan(&self) -> Result<DistributedPlan> {
+        self.check_settings()?;
+        let planned = self.df.clone().create_physical_plan().await;
+        let plan = self.comm.agree(planned).map_err(agreed)?;
+        let mine = fingerprint(plan.as_ref());
+        let all = self
+            .comm
+            .allgather(&[mine])
+            .map_err(|e| DataFusionError::External(Box::new(e)))?;
+        if let Some(rank) = all.iter().position(|&f| f != all[0]) {
+            return Err(DataFusionError::Plan(format!(
+                "the plan differs between ranks (rank {rank}'s plan is not rank 0's): every rank must run \
+                 the same statements in the same order on the same tables"
+            )));
+        }
+        distribute(plan, self.comm.size(), &connectors::table::is_rank_split_scan)
+    }
+
+    /// The settings of [`crate::context::REQUIRED_SETTINGS`] still hold (the same on every rank).
+    fn check_settings(&self) -> Result<()> {
+        let task = self.df.task_ctx();
+        let entries = task.session_config().options().entries();
+        let ranks = self.comm.size().to_string();
+        for (name, want) in crate::context::REQUIRED_SETTINGS {
+            let want = if name == "datafusion.execution.target_partitions" {
+                ranks.as_str()
+            } else {
+                want
+            };
+            let have = entries.iter().find(|e| e.key == name).and_then(|e| e.value.clone());
+            if have.as_deref() != Some(want) {
+                return Err(DataFusionError::Plan(format!(
+                    "heatsql runs distributed plans with {name} = {want}; set it back (SET {name} = {want})"
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Collective. The complete result, on every rank (the same batches everywhere). Any
+    /// rank's error (or cancellation) is the error on every rank.
+    pub async fn collect(self) -> Result<Vec<RecordBatch>> {
+        let result = self.collect_inner().await;
+        self.cancel.store(false, Ordering::Relaxed);
+        result
+    }
+
+    async fn collect_inner(&self) -> Result<Vec<RecordBatch>> {
+        let plan = self.distributed_plan().await?;
+        let ctx = self.df.task_ctx();
+        plan.collect_everywhere(self.comm, Arc::new(ctx), &self.cancel).await
+    }
+
+    /// Collective. This rank's share of the result, left distributed: the rows of all ranks,
+    /// in rank order, are the result (in the query's order when it has an ORDER BY). For
+    /// feeding COPY TO or a DNDarray without gathering. Every exchange has run (and agreed)
+    /// when this returns; errors in the last stage surface while the stream is read.
+    pub async fn execute_local(self) -> Result<SendableRecordBatchStream> {
+        let result = async {
+            let plan = self.distributed_plan().await?;
+            let ctx = Arc::new(self.df.task_ctx());
+            plan.materialize(self.comm, Arc::clone(&ctx), &self.cancel).await?;
+            plan.local_stream(self.comm, ctx)
+        }
+        .await;
+        self.cancel.store(false, Ordering::Relaxed);
+        result
+    }
+
+    /// Collective. This rank's share of the result (see [`Self::execute_local`]) collected,
+    /// with errors agreed.
+    pub async fn collect_local(self) -> Result<Vec<RecordBatch>> {
+        let comm = self.comm;
+        let local = match self.execute_local().await {
+            Ok(stream) => stream.try_collect::<Vec<_>>().await,
+            Err(e) => Err(e),
+        };
+        comm.agree(local).map_err(agreed)
+    }
+}

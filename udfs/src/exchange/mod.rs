@@ -1,0 +1,33 @@
+//! MPI exchanges for plain SQL: one DataFusion plan on every rank, cut where rows must meet.
+//!
+//! heatsql plans every query with `target_partitions = P` (the number of ranks), so DataFusion's
+//! own physical plan already says where a single process would repartition or merge. Each
+//! output partition of each plan node has a [`Placement`]: owned by one rank (partition r of a
+//! rank-split Parquet scan is read by rank r) or present on every rank (VALUES, in-memory
+//! tables, anything after a gather). [`distribute`] replaces
+//!
+//! * hash / round-robin / range `RepartitionExec` by a shuffle (all-to-all of Arrow IPC
+//!   buffers; output partition i lives on rank i mod P),
+//! * `CoalescePartitionsExec` by a gather that concatenates all partitions in partition order
+//!   on every rank (so broadcast build sides and final aggregates see every row),
+//! * the input of `SortPreservingMergeExec` by a gather that keeps partitions (each rank then
+//!   merges the sorted streams),
+//!
+//! and gathers the inputs of any node that must see every partition of its input at once
+//! (build sides of joins that emit unmatched build rows, joins whose two sides live apart,
+//! nodes it does not know).
+//!
+//! Execution is by stages ([`DistributedPlan::materialize`]): exchanges run in post-order, the
+//! same order on every rank. Each drains its input completely, agrees on success across ranks
+//! (an error anywhere becomes the same error everywhere) and only then communicates. No
+//! collective depends on which streams a consumer happens to poll, so a join that skips its
+//! probe side or a LIMIT that stops early cannot leave another rank waiting.
+
+mod ipc;
+mod node;
+mod placement;
+mod run;
+
+pub use node::{ExchangeExec, ExchangeKind, agreed};
+pub use placement::{Placement, distribute};
+pub use run::{DistributedPlan, fingerprint};

@@ -1,0 +1,295 @@
+//! Where each partition's rows live, and the rewrite that inserts exchanges ([`distribute`]).
+
+use std::sync::Arc;
+
+use datafusion::common::JoinType;
+use datafusion::error::{DataFusionError, Result};
+use datafusion::physical_expr::{LexOrdering, Partitioning};
+use datafusion::physical_plan::aggregates::AggregateExec;
+#[allow(deprecated)]
+use datafusion::physical_plan::coalesce_batches::CoalesceBatchesExec;
+use datafusion::physical_plan::coalesce_partitions::CoalescePartitionsExec;
+use datafusion::physical_plan::coop::CooperativeExec;
+use datafusion::physical_plan::filter::FilterExec;
+use datafusion::physical_plan::joins::{
+    CrossJoinExec, HashJoinExec, NestedLoopJoinExec, PartitionMode, SortMergeJoinExec, SymmetricHashJoinExec,
+};
+use datafusion::physical_plan::limit::{GlobalLimitExec, LocalLimitExec};
+use datafusion::physical_plan::projection::ProjectionExec;
+use datafusion::physical_plan::repartition::RepartitionExec;
+use datafusion::physical_plan::scalar_subquery::ScalarSubqueryExec;
+use datafusion::physical_plan::sorts::partial_sort::PartialSortExec;
+use datafusion::physical_plan::sorts::sort::SortExec;
+use datafusion::physical_plan::sorts::sort_preserving_merge::SortPreservingMergeExec;
+use datafusion::physical_plan::union::{InterleaveExec, UnionExec};
+use datafusion::physical_plan::unnest::UnnestExec;
+use datafusion::physical_plan::windows::{BoundedWindowAggExec, WindowAggExec};
+use datafusion::physical_plan::{ChildrenPropertiesMode, ExecutionPlan, ReplaceChildrenOptions};
+
+use super::node::{ExchangeExec, ExchangeKind};
+use super::run::DistributedPlan;
+
+/// Where the rows of one output partition of a plan node live.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Placement {
+    /// On this rank only (other ranks produce nothing for the partition).
+    Owned(usize),
+    /// The same complete rows on every rank.
+    Everywhere,
+}
+
+/// Rewrites DataFusion's physical plan (planned with `target_partitions` = `size`) for `size`
+/// ranks: exchanges where rows must meet, see the module documentation. `is_rank_split` tells
+/// the leaves whose partition r is read by rank r (the distributed Parquet scans); every other
+/// leaf is taken to produce the same rows on every rank.
+pub fn distribute(
+    plan: Arc<dyn ExecutionPlan>,
+    size: usize,
+    is_rank_split: &dyn Fn(&dyn ExecutionPlan) -> bool,
+) -> Result<DistributedPlan> {
+    let mut rewriter = Rewriter {
+        size,
+        is_rank_split,
+        exchanges: Vec::new(),
+    };
+    let (plan, placement) = rewriter.rewrite(plan)?;
+    Ok(DistributedPlan::new(plan, placement, rewriter.exchanges, size))
+}
+
+type Placed = (Arc<dyn ExecutionPlan>, Vec<Placement>);
+
+struct Rewriter<'a> {
+    size: usize,
+    is_rank_split: &'a dyn Fn(&dyn ExecutionPlan) -> bool,
+    /// Every exchange, children before parents (the order stages run in).
+    exchanges: Vec<Arc<ExchangeExec>>,
+}
+
+/// `plan` over new children, its properties recomputed.
+fn with_children(
+    plan: Arc<dyn ExecutionPlan>,
+    children: Vec<Arc<dyn ExecutionPlan>>,
+) -> Result<Arc<dyn ExecutionPlan>> {
+    plan.replace_children(children, ReplaceChildrenOptions::new(ChildrenPropertiesMode::Recompute))
+}
+
+/// DataFusion 55 no longer plans `CoalesceBatchesExec`, but plans built by hand may hold one.
+#[allow(deprecated)]
+fn is_coalesce_batches(plan: &dyn ExecutionPlan) -> bool {
+    plan.is::<CoalesceBatchesExec>()
+}
+
+fn everywhere(p: &[Placement]) -> bool {
+    p.iter().all(|p| *p == Placement::Everywhere)
+}
+
+fn partitions(plan: &Arc<dyn ExecutionPlan>) -> usize {
+    plan.properties().output_partitioning().partition_count()
+}
+
+/// Join types that emit rows of the build (left, collected) side that found no match: the
+/// build side's bookkeeping must then see every probe row in one process.
+fn emits_unmatched_build_rows(t: JoinType) -> bool {
+    matches!(
+        t,
+        JoinType::Left | JoinType::Full | JoinType::LeftSemi | JoinType::LeftAnti | JoinType::LeftMark
+    )
+}
+
+impl Rewriter<'_> {
+    fn exchange(&mut self, kind: ExchangeKind, input: Placed) -> Placed {
+        let node = Arc::new(ExchangeExec::new(kind, input.0, input.1));
+        let placement = node.output_placement(self.size);
+        self.exchanges.push(Arc::clone(&node));
+        (node, placement)
+    }
+
+    /// `input` with every partition on every rank (partitions kept).
+    fn everywhere(&mut self, input: Placed) -> Placed {
+        if everywhere(&input.1) {
+            input
+        } else {
+            self.exchange(ExchangeKind::Gather, input)
+        }
+    }
+
+    fn rewrite(&mut self, plan: Arc<dyn ExecutionPlan>) -> Result<Placed> {
+        let n = partitions(&plan);
+        if (self.is_rank_split)(plan.as_ref()) {
+            return Ok((plan, (0..n).map(|i| Placement::Owned(i % self.size)).collect()));
+        }
+        let children: Vec<Arc<dyn ExecutionPlan>> = plan.children().into_iter().cloned().collect();
+        if children.is_empty() {
+            return Ok((plan, vec![Placement::Everywhere; n]));
+        }
+        let any = plan.as_ref();
+
+        if let Some(r) = any.downcast_ref::<RepartitionExec>() {
+            let input = self.rewrite(Arc::clone(r.input()))?;
+            let partitioning = r.partitioning().clone();
+            if !matches!(
+                partitioning,
+                Partitioning::Hash(..) | Partitioning::RoundRobinBatch(_) | Partitioning::Range(_)
+            ) {
+                return Err(DataFusionError::NotImplemented(format!(
+                    "heatsql: repartitioning {partitioning} across ranks"
+                )));
+            }
+            let shuffled = self.exchange(ExchangeKind::Shuffle(partitioning), input);
+            if r.preserve_order() {
+                // Each partition receives sorted pieces from several ranks: sort them again.
+                if let Some(order) = r.input().properties().output_ordering().cloned() {
+                    let sort = SortExec::new(order, shuffled.0).with_preserve_partitioning(true);
+                    return Ok((Arc::new(sort), shuffled.1));
+                }
+            }
+            return Ok(shuffled);
+        }
+        if let Some(c) = any.downcast_ref::<CoalescePartitionsExec>() {
+            let input = self.rewrite(Arc::clone(c.input()))?;
+            return Ok(self.exchange(ExchangeKind::Concat { fetch: c.fetch() }, input));
+        }
+        if let Some(m) = any.downcast_ref::<SortPreservingMergeExec>() {
+            let input = self.rewrite(Arc::clone(m.input()))?;
+            let gathered = self.everywhere(input);
+            let merge = SortPreservingMergeExec::new(LexOrdering::clone(m.expr()), gathered.0).with_fetch(m.fetch());
+            return Ok((Arc::new(merge), vec![Placement::Everywhere]));
+        }
+        if any.is::<ScalarSubqueryExec>() {
+            // The main input stays where it is; each subquery is evaluated on every rank.
+            let mut placed = Vec::with_capacity(children.len());
+            for (k, child) in children.into_iter().enumerate() {
+                let c = self.rewrite(child)?;
+                placed.push(if k == 0 { c } else { self.everywhere(c) });
+            }
+            let placement = placed[0].1.clone();
+            let plan = with_children(Arc::clone(&plan), placed.into_iter().map(|c| c.0).collect())?;
+            return Ok((plan, placement));
+        }
+        if let Some(j) = any.downcast_ref::<HashJoinExec>() {
+            let collect_left = match j.partition_mode() {
+                PartitionMode::CollectLeft => true,
+                PartitionMode::Partitioned => false,
+                PartitionMode::Auto => partitions(j.left()) == 1,
+            };
+            if collect_left {
+                return self.collect_left(&plan, *j.join_type());
+            }
+            return self.co_partitioned(&plan);
+        }
+        if let Some(j) = any.downcast_ref::<NestedLoopJoinExec>() {
+            return self.collect_left(&plan, *j.join_type());
+        }
+        if any.is::<CrossJoinExec>() {
+            return self.collect_left(&plan, JoinType::Inner);
+        }
+        if any.is::<SortMergeJoinExec>() || any.is::<SymmetricHashJoinExec>() {
+            return self.co_partitioned(&plan);
+        }
+        if any.is::<UnionExec>() {
+            let mut rewritten = Vec::with_capacity(children.len());
+            let mut placement = Vec::with_capacity(n);
+            for child in children {
+                let c = self.rewrite(child)?;
+                placement.extend_from_slice(&c.1);
+                rewritten.push(c.0);
+            }
+            if placement.len() != n {
+                return self.gather_all(plan);
+            }
+            return Ok((with_children(Arc::clone(&plan), rewritten)?, placement));
+        }
+        if any.is::<InterleaveExec>() {
+            let placed: Vec<Placed> = children.into_iter().map(|c| self.rewrite(c)).collect::<Result<_>>()?;
+            let first = placed[0].1.clone();
+            let placed: Vec<Placed> = if placed.iter().all(|c| c.1 == first) {
+                placed
+            } else {
+                placed.into_iter().map(|c| self.everywhere(c)).collect()
+            };
+            let placement = placed[0].1.clone();
+            let plan = with_children(Arc::clone(&plan), placed.into_iter().map(|c| c.0).collect())?;
+            return Ok((plan, placement));
+        }
+        let row_wise = any.is::<ProjectionExec>()
+            || any.is::<FilterExec>()
+            || is_coalesce_batches(any)
+            || any.is::<CooperativeExec>()
+            || any.is::<AggregateExec>()
+            || any.is::<BoundedWindowAggExec>()
+            || any.is::<WindowAggExec>()
+            || any.is::<SortExec>()
+            || any.is::<PartialSortExec>()
+            || any.is::<LocalLimitExec>()
+            || any.is::<GlobalLimitExec>()
+            || any.is::<UnnestExec>();
+        if row_wise && children.len() == 1 {
+            let input = self.rewrite(Arc::clone(&children[0]))?;
+            if input.1.len() == n {
+                let placement = input.1.clone();
+                return Ok((with_children(Arc::clone(&plan), vec![input.0])?, placement));
+            }
+            let input = self.everywhere(input);
+            return Ok((with_children(plan, vec![input.0])?, vec![Placement::Everywhere; n]));
+        }
+        self.gather_all(plan)
+    }
+
+    /// A node this rewrite does not know: it sees every partition of every input on every rank.
+    fn gather_all(&mut self, plan: Arc<dyn ExecutionPlan>) -> Result<Placed> {
+        let n = partitions(&plan);
+        let mut inputs = Vec::new();
+        for child in plan.children().into_iter().cloned() {
+            let c = self.rewrite(child)?;
+            inputs.push(self.everywhere(c).0);
+        }
+        Ok((with_children(plan, inputs)?, vec![Placement::Everywhere; n]))
+    }
+
+    /// Joins whose left (build) side is collected into one partition: the build side is
+    /// broadcast (present everywhere); the output follows the probe side, unless the join
+    /// emits unmatched build rows, which needs every probe partition in every process.
+    fn collect_left(&mut self, plan: &Arc<dyn ExecutionPlan>, join_type: JoinType) -> Result<Placed> {
+        let children: Vec<Arc<dyn ExecutionPlan>> = plan.children().into_iter().cloned().collect();
+        let left = self.rewrite(Arc::clone(&children[0]))?;
+        let left = self.everywhere(left);
+        let mut right = self.rewrite(Arc::clone(&children[1]))?;
+        if emits_unmatched_build_rows(join_type) {
+            right = self.everywhere(right);
+        }
+        let placement = right.1.clone();
+        let joined = with_children(Arc::clone(plan), vec![left.0, right.0])?;
+        if partitions(&joined) != placement.len() {
+            return Err(DataFusionError::Internal(format!(
+                "heatsql: {} has {} partitions, its probe side {}",
+                joined.name(),
+                partitions(&joined),
+                placement.len()
+            )));
+        }
+        Ok((joined, placement))
+    }
+
+    /// Joins of two inputs partitioned alike (partition i with partition i): fine when both
+    /// sides' partition i live in the same place, otherwise both sides go everywhere.
+    fn co_partitioned(&mut self, plan: &Arc<dyn ExecutionPlan>) -> Result<Placed> {
+        let children: Vec<Arc<dyn ExecutionPlan>> = plan.children().into_iter().cloned().collect();
+        let mut left = self.rewrite(Arc::clone(&children[0]))?;
+        let mut right = self.rewrite(Arc::clone(&children[1]))?;
+        if left.1 != right.1 {
+            left = self.everywhere(left);
+            right = self.everywhere(right);
+        }
+        let placement = left.1.clone();
+        let joined = with_children(Arc::clone(plan), vec![left.0, right.0])?;
+        if partitions(&joined) != placement.len() {
+            return Err(DataFusionError::Internal(format!(
+                "heatsql: {} has {} partitions, its inputs {}",
+                joined.name(),
+                partitions(&joined),
+                placement.len()
+            )));
+        }
+        Ok((joined, placement))
+    }
+}

@@ -1,0 +1,135 @@
+//! Running a distributed plan: stages in one order on every rank, then this rank's output.
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+
+use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::error::Result;
+use datafusion::execution::{SendableRecordBatchStream, TaskContext};
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use datafusion::physical_plan::{ExecutionPlan, displayable};
+use engine::Comm;
+use futures::{StreamExt, TryStreamExt};
+
+use super::node::{ExchangeExec, ExchangeKind};
+use super::placement::Placement;
+
+/// A plan with its exchanges (from [`super::distribute`]).
+#[derive(Debug)]
+pub struct DistributedPlan {
+    plan: Arc<dyn ExecutionPlan>,
+    placement: Vec<Placement>,
+    exchanges: Vec<Arc<ExchangeExec>>,
+    size: usize,
+}
+
+impl DistributedPlan {
+    pub(crate) fn new(
+        plan: Arc<dyn ExecutionPlan>,
+        placement: Vec<Placement>,
+        exchanges: Vec<Arc<ExchangeExec>>,
+        size: usize,
+    ) -> Self {
+        DistributedPlan {
+            plan,
+            placement,
+            exchanges,
+            size,
+        }
+    }
+
+    /// The rewritten plan (its root's partitions are placed as [`Self::placement`] says).
+    pub fn plan(&self) -> &Arc<dyn ExecutionPlan> {
+        &self.plan
+    }
+
+    /// Where each output partition of the root lives.
+    pub fn placement(&self) -> &[Placement] {
+        &self.placement
+    }
+
+    /// The same plan with one more exchange at the root so that every rank holds the whole
+    /// result in one partition, in partition order (unless it already does).
+    pub fn gathered(mut self) -> Self {
+        if self.placement == [Placement::Everywhere] {
+            return self;
+        }
+        let node = Arc::new(ExchangeExec::new(
+            ExchangeKind::Concat { fetch: None },
+            Arc::clone(&self.plan),
+            self.placement.clone(),
+        ));
+        self.exchanges.push(Arc::clone(&node));
+        self.placement = node.output_placement(self.size);
+        self.plan = node;
+        self
+    }
+
+    /// The indented plan with its exchanges (`MpiShuffleExec`, `MpiGatherExec`, `MpiConcatExec`).
+    pub fn display(&self) -> String {
+        displayable(self.plan.as_ref()).indent(true).to_string()
+    }
+
+    /// Collective. Runs every exchange, children first, in the same order on every rank.
+    /// Errors are agreed: every rank returns the same error.
+    pub async fn materialize(&self, comm: &Comm, ctx: Arc<TaskContext>, cancel: &AtomicBool) -> Result<()> {
+        for x in &self.exchanges {
+            x.materialize(comm, Arc::clone(&ctx), cancel).await?;
+        }
+        Ok(())
+    }
+
+    /// This rank's share of the result, after [`Self::materialize`]: the root partitions it
+    /// owns (and, on rank 0, those present everywhere), in partition order. The rows of all
+    /// ranks' streams, in rank order, are the result.
+    pub fn local_stream(&self, comm: &Comm, ctx: Arc<TaskContext>) -> Result<SendableRecordBatchStream> {
+        let me = comm.rank();
+        let mine: Vec<usize> = (0..self.placement.len())
+            .filter(|&i| match self.placement[i] {
+                Placement::Owned(r) => r == me,
+                Placement::Everywhere => me == 0,
+            })
+            .collect();
+        let streams = mine
+            .into_iter()
+            .map(|i| self.plan.execute(i, Arc::clone(&ctx)))
+            .collect::<Result<Vec<_>>>()?;
+        let schema = self.plan.schema();
+        Ok(Box::pin(RecordBatchStreamAdapter::new(
+            schema,
+            futures::stream::iter(streams).flatten(),
+        )))
+    }
+
+    /// Collective. The whole result on every rank (materializes, gathers, agrees).
+    pub async fn collect_everywhere(
+        self,
+        comm: &Comm,
+        ctx: Arc<TaskContext>,
+        cancel: &AtomicBool,
+    ) -> Result<Vec<RecordBatch>> {
+        let plan = self.gathered();
+        plan.materialize(comm, Arc::clone(&ctx), cancel).await?;
+        let result = match plan.plan.execute(0, ctx) {
+            Ok(stream) => stream.try_collect::<Vec<_>>().await,
+            Err(e) => Err(e),
+        };
+        plan.release();
+        comm.agree(result).map_err(super::node::agreed)
+    }
+
+    /// Frees the rows held by the exchanges.
+    pub fn release(&self) {
+        for x in &self.exchanges {
+            x.release();
+        }
+    }
+}
+
+/// A 64-bit FNV-1a digest of the plan as displayed (every node and its expressions).
+pub fn fingerprint(plan: &dyn ExecutionPlan) -> u64 {
+    let text = displayable(plan).indent(true).to_string();
+    text.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
