@@ -539,6 +539,98 @@ async fn check_copy(c: &mut Checker, ctx: &HeatContext, out: &str) {
     });
 }
 
+/// Plain SQL across ranks: global answers, agreed errors, plan fingerprints, cancellation.
+async fn check_sql(c: &mut Checker, ctx: &HeatContext) {
+    let (p, me) = (c.comm.size(), c.comm.rank());
+    let sums = match ctx.sql("SELECT count(*), sum(id) FROM points").await {
+        Ok(f) => f
+            .collect()
+            .await
+            .map(|b| format!("{:?}", b.first().map(|b| (b.column(0).clone(), b.column(1).clone())))),
+        Err(e) => Err(e),
+    };
+    let sums = sums.unwrap_or_else(|e| e.to_string());
+    c.check(
+        "sql/global_aggregate_everywhere",
+        sums.contains("72") && sums.contains("2556"),
+        || sums.clone(),
+    );
+    // An error raised only by rows the last rank holds ('bad' is row 65), in the first stage
+    // (below a shuffle) and in the last one: every rank returns it, quickly.
+    for (name, sql) in [
+        ("shuffled", "SELECT k, sum(CAST(label AS INT)) FROM points GROUP BY k"),
+        ("gathered", "SELECT id, CAST(label AS INT) FROM points"),
+    ] {
+        let t = std::time::Instant::now();
+        let e = error_of(ctx, sql).await;
+        let secs = t.elapsed().as_secs_f64();
+        c.check(
+            &format!("sql/error_on_one_rank_everywhere/{name}"),
+            e.contains("bad"),
+            || format!("'{e}'"),
+        );
+        c.check(&format!("sql/error_within_seconds/{name}"), secs < 10.0, || {
+            format!("{secs:.1} s")
+        });
+    }
+    // Ranks that plan differently (here: a view whose text depends on the rank) are refused.
+    let view = ctx
+        .sql(&format!("CREATE VIEW skew AS SELECT id FROM points WHERE id < {me}"))
+        .await;
+    c.check("sql/view_created", view.is_ok(), || format!("{view:?}"));
+    let e = error_of(ctx, "SELECT count(*) FROM skew").await;
+    if p > 1 {
+        c.check(
+            "sql/plan_mismatch_refused",
+            e.contains("plan differs between ranks"),
+            || format!("'{e}'"),
+        );
+    } else {
+        c.check("sql/single_rank_plan_runs", e.is_empty(), || format!("'{e}'"));
+    }
+    // Cancelling on one rank cancels the query on every rank; the next query runs.
+    if me == p - 1 {
+        ctx.cancel();
+    }
+    let e = error_of(ctx, "SELECT k, count(*) FROM points GROUP BY k").await;
+    c.check(
+        "sql/cancel_everywhere",
+        e.contains(&format!("query cancelled on rank {}", p - 1)),
+        || format!("'{e}'"),
+    );
+    let e = error_of(ctx, "SELECT k, count(*) FROM points GROUP BY k").await;
+    c.check("sql/runs_after_cancel", e.is_empty(), || format!("'{e}'"));
+    // EXPLAIN shows the exchanges.
+    let plan = explain(ctx, "SELECT k, count(*) FROM points GROUP BY k ORDER BY k").await;
+    let shuffles = plan.contains("MpiShuffleExec: partitioning=Hash([k@0]");
+    c.check(
+        "sql/explain_shows_exchanges",
+        shuffles == (p > 1) && (p == 1 || plan.contains("MpiGatherExec")),
+        || plan.clone(),
+    );
+    // A result left distributed: the groups are spread over the ranks (none twice).
+    let local = match ctx.sql("SELECT k, count(*) AS n FROM points GROUP BY k").await {
+        Ok(f) => f.collect_local().await,
+        Err(e) => Err(e),
+    };
+    let groups: Vec<i64> = local
+        .unwrap_or_default()
+        .iter()
+        .flat_map(|b| {
+            datafusion::arrow::compute::cast(b.column(0), &DataType::Int64)
+                .map(|a| a.as_primitive::<Int64Type>().values().to_vec())
+                .unwrap_or_default()
+        })
+        .collect();
+    let (mut all, _) = c.comm.allgatherv(&groups).unwrap_or_default();
+    all.sort_unstable();
+    c.check(
+        "sql/local_result_partitions_groups",
+        all == (0..7).collect::<Vec<i64>>(),
+        || format!("mine {groups:?}, all {all:?}"),
+    );
+}
+
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -554,6 +646,7 @@ async fn main() {
             let mut c = Checker::new(rest.contains(&"-v"));
             check_tables(&mut c, &ctx, base.trim_end_matches('/')).await;
             check_arrays(&mut c, &ctx).await;
+            check_sql(&mut c, &ctx).await;
             check_copy(&mut c, &ctx, out.trim_end_matches('/')).await;
             if !c.summary("table checks") {
                 std::process::exit(1);

@@ -206,13 +206,17 @@ impl ExchangeExec {
         cancel: &AtomicBool,
         me: usize,
     ) -> Result<Vec<(usize, Vec<RecordBatch>)>> {
+        let cancelled = || DataFusionError::Execution(format!("query cancelled on rank {me}"));
+        if cancel.load(Ordering::Relaxed) {
+            return Err(cancelled());
+        }
         let mut drained = Vec::with_capacity(runs.len());
         for &i in runs {
             let mut stream = self.input.execute(i, Arc::clone(ctx))?;
             let mut batches = Vec::new();
             while let Some(batch) = stream.next().await {
                 if cancel.load(Ordering::Relaxed) {
-                    return Err(DataFusionError::Execution(format!("query cancelled on rank {me}")));
+                    return Err(cancelled());
                 }
                 let batch = batch?;
                 if batch.num_rows() > 0 {
