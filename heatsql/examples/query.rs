@@ -10,7 +10,7 @@ async fn main() {
     let me = ctx.comm().rank();
     for sql in std::env::args().skip(1) {
         let result = match ctx.sql(&sql).await {
-            Ok(frame) => frame.collect().await,
+            Ok(frame) => frame.collect_on_root().await,
             Err(e) => Err(e),
         };
         if me == 0 {

@@ -149,7 +149,8 @@ impl HeatContext {
         let mut texts = Vec::new();
         if !physical_only {
             kinds.push("logical_plan".to_string());
-            texts.push(inner.dataframe().logical_plan().display_indent().to_string());
+            let optimized = inner.dataframe().clone().into_optimized_plan()?;
+            texts.push(optimized.display_indent().to_string());
         }
         if !logical_only {
             kinds.push("physical_plan".to_string());

@@ -99,6 +99,19 @@ impl HeatFrame {
         plan.collect_everywhere(self.comm, Arc::new(ctx), &self.cancel).await
     }
 
+    /// Collective. The complete result on rank 0, nothing on the other ranks (which hold no
+    /// copy of it at any point): what a shell prints. Errors are agreed.
+    pub async fn collect_on_root(self) -> Result<Vec<RecordBatch>> {
+        let result = async {
+            let plan = self.distributed_plan().await?;
+            let ctx = Arc::new(self.df.task_ctx());
+            plan.collect_on_root(self.comm, ctx, &self.cancel).await
+        }
+        .await;
+        self.cancel.store(false, Ordering::Relaxed);
+        result
+    }
+
     /// Collective. This rank's share of the result, left distributed: the rows of all ranks,
     /// in rank order, are the result (in the query's order when it has an ORDER BY). For
     /// feeding COPY TO or a DNDarray without gathering. Every exchange has run (and agreed)
@@ -107,6 +120,8 @@ impl HeatFrame {
         let result = async {
             let plan = self.distributed_plan().await?;
             let ctx = Arc::new(self.df.task_ctx());
+            // A result that ends in a gather (ORDER BY) is streamed by rank 0 alone.
+            plan.gather_to_root();
             plan.materialize(self.comm, Arc::clone(&ctx), &self.cancel).await?;
             plan.local_stream(self.comm, ctx)
         }

@@ -78,7 +78,11 @@ impl Rng {
 }
 
 fn decimals(v: Vec<i128>) -> ArrayRef {
-    Arc::new(Decimal128Array::from(v).with_precision_and_scale(15, 2).expect("decimal"))
+    Arc::new(
+        Decimal128Array::from(v)
+            .with_precision_and_scale(15, 2)
+            .expect("decimal"),
+    )
 }
 
 fn write(path: &Path, schema: &Arc<Schema>, mut chunk: impl FnMut(usize, usize) -> Vec<ArrayRef>, rows: usize) {
@@ -155,16 +159,22 @@ fn generate(dir: &Path, rows: usize) {
             |_, n| {
                 let ship: Vec<i32> = (0..n).map(|_| day0 + rng.below(2500) as i32).collect();
                 vec![
-                    Arc::new(Int64Array::from_iter_values((0..n).map(|_| rng.below(orders as u64) as i64))),
+                    Arc::new(Int64Array::from_iter_values(
+                        (0..n).map(|_| rng.below(orders as u64) as i64),
+                    )),
                     decimals((0..n).map(|_| 100 * (1 + rng.below(50) as i128)).collect()),
                     decimals((0..n).map(|_| 90_000 + rng.below(10_000_000) as i128).collect()),
                     decimals((0..n).map(|_| rng.below(11) as i128).collect()),
-                    Arc::new(StringArray::from_iter_values((0..n).map(|_| ["A", "N", "R"][rng.below(3) as usize]))),
+                    Arc::new(StringArray::from_iter_values(
+                        (0..n).map(|_| ["A", "N", "R"][rng.below(3) as usize]),
+                    )),
                     Arc::new(StringArray::from_iter_values(
                         ship.iter().map(|&d| if d > 9_300 { "O" } else { "F" }),
                     )),
                     Arc::new(Date32Array::from(ship)),
-                    Arc::new(StringArray::from_iter_values((0..n).map(|_| modes[rng.below(7) as usize]))),
+                    Arc::new(StringArray::from_iter_values(
+                        (0..n).map(|_| modes[rng.below(7) as usize]),
+                    )),
                 ]
             },
             range.len(),
@@ -184,7 +194,12 @@ fn text(batches: &[RecordBatch]) -> Vec<String> {
             .map(|c| ArrayFormatter::try_new(c.as_ref(), &opts).expect("formatter"))
             .collect();
         for r in 0..b.num_rows() {
-            lines.push(fmts.iter().map(|f| f.value(r).to_string()).collect::<Vec<_>>().join("|"));
+            lines.push(
+                fmts.iter()
+                    .map(|f| f.value(r).to_string())
+                    .collect::<Vec<_>>()
+                    .join("|"),
+            );
         }
     }
     lines
@@ -200,7 +215,10 @@ fn median(mut v: Vec<f64>) -> f64 {
 async fn main() {
     heatsql::memory::retain_freed_memory();
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let rows: usize = args.first().and_then(|a| a.replace('_', "").parse().ok()).unwrap_or(4_000_000);
+    let rows: usize = args
+        .first()
+        .and_then(|a| a.replace('_', "").parse().ok())
+        .unwrap_or(4_000_000);
     let rounds: usize = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(4).max(2);
     let out = args.get(2).cloned();
     let ctx = HeatContext::new();
@@ -228,12 +246,24 @@ async fn main() {
         for _ in 0..rounds {
             comm.barrier();
             let t = Instant::now();
-            let got = ctx.sql(sql).await.expect("plan").collect().await.expect("heatsql query");
+            let got = ctx
+                .sql(sql)
+                .await
+                .expect("plan")
+                .collect()
+                .await
+                .expect("heatsql query");
             ours.push(t.elapsed().as_secs_f64());
             comm.barrier();
             if me == 0 {
                 let t = Instant::now();
-                let want = plain.sql(sql).await.expect("plan").collect().await.expect("datafusion query");
+                let want = plain
+                    .sql(sql)
+                    .await
+                    .expect("plan")
+                    .collect()
+                    .await
+                    .expect("datafusion query");
                 theirs.push(t.elapsed().as_secs_f64());
                 let (a, b) = (text(&got), text(&want));
                 // Unordered results (none here end without ORDER BY) would need sorting first.

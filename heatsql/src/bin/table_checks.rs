@@ -608,6 +608,22 @@ async fn check_sql(c: &mut Checker, ctx: &HeatContext) {
         shuffles == (p > 1) && (p == 1 || plan.contains("MpiGatherExec")),
         || plan.clone(),
     );
+    // A result wanted on rank 0 only: there in full and in order, nothing elsewhere.
+    let rooted = match ctx.sql("SELECT id FROM points WHERE id % 5 = 0 ORDER BY id DESC").await {
+        Ok(f) => f.collect_on_root().await,
+        Err(e) => Err(e),
+    };
+    let rooted: Vec<i64> = rooted
+        .unwrap_or_default()
+        .iter()
+        .flat_map(|b| b.column(0).as_primitive::<Int64Type>().values().to_vec())
+        .collect();
+    let want: Vec<i64> = if me == 0 {
+        (0..POINTS).rev().filter(|i| i % 5 == 0).collect()
+    } else {
+        Vec::new()
+    };
+    c.check("sql/collect_on_root", rooted == want, || format!("{rooted:?}"));
     // A result left distributed: the groups are spread over the ranks (none twice).
     let local = match ctx.sql("SELECT k, count(*) AS n FROM points GROUP BY k").await {
         Ok(f) => f.collect_local().await,

@@ -17,6 +17,9 @@
 //! (build sides of joins that emit unmatched build rows, joins whose two sides live apart,
 //! nodes it does not know).
 //!
+//! Uncorrelated scalar subqueries run as a stage of their own ahead of their main input's
+//! stages (`subquery`).
+//!
 //! Execution is by stages ([`DistributedPlan::materialize`]): exchanges run in post-order, the
 //! same order on every rank. Each drains its input completely, agrees on success across ranks
 //! (an error anywhere becomes the same error everywhere) and only then communicates. No
@@ -27,7 +30,9 @@ mod ipc;
 mod node;
 mod placement;
 mod run;
+mod subquery;
 
 pub use node::{ExchangeExec, ExchangeKind, agreed};
 pub use placement::{Placement, distribute};
-pub use run::{DistributedPlan, fingerprint};
+pub use run::{DistributedPlan, Stage, fingerprint};
+pub use subquery::SubqueryStage;

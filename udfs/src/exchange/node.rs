@@ -9,7 +9,7 @@ use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::error::{DataFusionError, Result};
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
-use datafusion::physical_expr::{EquivalenceProperties, Partitioning, PhysicalExpr};
+use datafusion::physical_expr::{Partitioning, PhysicalExpr};
 use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
 use datafusion::physical_plan::memory::MemoryStream;
 use datafusion::physical_plan::metrics::Time;
@@ -46,6 +46,9 @@ pub struct ExchangeExec {
     input_placement: Vec<Placement>,
     props: Arc<PlanProperties>,
     output: Mutex<Option<Vec<Vec<RecordBatch>>>>,
+    /// A gather whose rows only rank 0 needs (the last one below the root): the others hold
+    /// nothing.
+    root_only: AtomicBool,
 }
 
 impl fmt::Debug for ExchangeExec {
@@ -60,21 +63,27 @@ impl fmt::Debug for ExchangeExec {
 impl ExchangeExec {
     /// An exchange over `input`, whose output partitions are placed as `input_placement` says.
     pub fn new(kind: ExchangeKind, input: Arc<dyn ExecutionPlan>, input_placement: Vec<Placement>) -> Self {
-        let schema = input.schema();
         let n_in = input.properties().output_partitioning().partition_count();
+        // Like RepartitionExec: equalities and constants survive, orderings do not (partitions
+        // are cut and concatenated), nor constants of single partitions once they are fused.
+        let fused = || {
+            let mut eq = input.properties().equivalence_properties().clone();
+            eq.clear_orderings();
+            if n_in > 1 {
+                eq.clear_per_partition_constants();
+            }
+            eq
+        };
         let props = match &kind {
-            ExchangeKind::Shuffle(p) => PlanProperties::new(
-                EquivalenceProperties::new(schema),
-                p.clone(),
-                EmissionType::Final,
-                Boundedness::Bounded,
-            ),
+            ExchangeKind::Shuffle(p) => {
+                PlanProperties::new(fused(), p.clone(), EmissionType::Final, Boundedness::Bounded)
+            }
             ExchangeKind::Gather => input.properties().as_ref().clone(),
             ExchangeKind::Concat { .. } => PlanProperties::new(
                 if n_in == 1 {
                     input.properties().equivalence_properties().clone()
                 } else {
-                    EquivalenceProperties::new(schema)
+                    fused()
                 },
                 Partitioning::UnknownPartitioning(1),
                 EmissionType::Final,
@@ -87,12 +96,23 @@ impl ExchangeExec {
             input_placement,
             props: Arc::new(props),
             output: Mutex::new(None),
+            root_only: AtomicBool::new(false),
         }
     }
 
     /// What this exchange does.
     pub fn kind(&self) -> &ExchangeKind {
         &self.kind
+    }
+
+    /// Makes a gather deliver its rows to rank 0 only (see [`super::DistributedPlan`]);
+    /// returns false for a shuffle, which is left alone.
+    pub fn set_root_only(&self) -> bool {
+        let gathering = !matches!(self.kind, ExchangeKind::Shuffle(_));
+        if gathering {
+            self.root_only.store(true, Ordering::Relaxed);
+        }
+        gathering
     }
 
     /// Where each output partition lives.
@@ -114,12 +134,14 @@ impl ExchangeExec {
     pub async fn materialize(&self, comm: &Comm, ctx: Arc<TaskContext>, cancel: &AtomicBool) -> Result<()> {
         let me = comm.rank();
         let gathering = !matches!(self.kind, ExchangeKind::Shuffle(_));
+        let root_only = self.root_only.load(Ordering::Relaxed);
         // Owned partitions are contributed by their owner. A partition present everywhere is
-        // contributed once, by rank 0, to a shuffle; a gather reads it locally on every rank.
+        // contributed once, by rank 0, to a shuffle; a gather reads it locally on every rank
+        // that receives rows.
         let runs: Vec<usize> = (0..self.input_placement.len())
             .filter(|&i| match self.input_placement[i] {
                 Placement::Owned(r) => r == me,
-                Placement::Everywhere => gathering || me == 0,
+                Placement::Everywhere => (gathering && !root_only) || me == 0,
             })
             .collect();
         let drained = self.drain(&runs, &ctx, cancel, me).await;
@@ -178,7 +200,14 @@ impl ExchangeExec {
                 })();
                 comm.agree(encoded).map_err(agreed)?;
                 if owned_anywhere {
-                    let (received, _) = comm.allgatherv(&send).map_err(external)?;
+                    let received = if root_only {
+                        comm.gatherv(&send, 0)
+                            .map_err(external)?
+                            .map(|r| r.0)
+                            .unwrap_or_default()
+                    } else {
+                        comm.allgatherv(&send).map_err(external)?.0
+                    };
                     let decoded = ipc::decode(&received, |i, batch| {
                         output
                             .get_mut(i)

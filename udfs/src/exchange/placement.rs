@@ -16,6 +16,7 @@ use datafusion::physical_plan::joins::{
 };
 use datafusion::physical_plan::limit::{GlobalLimitExec, LocalLimitExec};
 use datafusion::physical_plan::projection::ProjectionExec;
+use datafusion::physical_plan::recursive_query::RecursiveQueryExec;
 use datafusion::physical_plan::repartition::RepartitionExec;
 use datafusion::physical_plan::scalar_subquery::ScalarSubqueryExec;
 use datafusion::physical_plan::sorts::partial_sort::PartialSortExec;
@@ -27,7 +28,8 @@ use datafusion::physical_plan::windows::{BoundedWindowAggExec, WindowAggExec};
 use datafusion::physical_plan::{ChildrenPropertiesMode, ExecutionPlan, ReplaceChildrenOptions};
 
 use super::node::{ExchangeExec, ExchangeKind};
-use super::run::DistributedPlan;
+use super::run::{DistributedPlan, Stage};
+use super::subquery::SubqueryStage;
 
 /// Where the rows of one output partition of a plan node live.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -50,10 +52,10 @@ pub fn distribute(
     let mut rewriter = Rewriter {
         size,
         is_rank_split,
-        exchanges: Vec::new(),
+        stages: Vec::new(),
     };
     let (plan, placement) = rewriter.rewrite(plan)?;
-    Ok(DistributedPlan::new(plan, placement, rewriter.exchanges, size))
+    Ok(DistributedPlan::new(plan, placement, rewriter.stages, size))
 }
 
 type Placed = (Arc<dyn ExecutionPlan>, Vec<Placement>);
@@ -61,8 +63,8 @@ type Placed = (Arc<dyn ExecutionPlan>, Vec<Placement>);
 struct Rewriter<'a> {
     size: usize,
     is_rank_split: &'a dyn Fn(&dyn ExecutionPlan) -> bool,
-    /// Every exchange, children before parents (the order stages run in).
-    exchanges: Vec<Arc<ExchangeExec>>,
+    /// Every stage, children before parents (the order they run in).
+    stages: Vec<Stage>,
 }
 
 /// `plan` over new children, its properties recomputed.
@@ -100,7 +102,7 @@ impl Rewriter<'_> {
     fn exchange(&mut self, kind: ExchangeKind, input: Placed) -> Placed {
         let node = Arc::new(ExchangeExec::new(kind, input.0, input.1));
         let placement = node.output_placement(self.size);
-        self.exchanges.push(Arc::clone(&node));
+        self.stages.push(Stage::Exchange(Arc::clone(&node)));
         (node, placement)
     }
 
@@ -155,16 +157,45 @@ impl Rewriter<'_> {
             let merge = SortPreservingMergeExec::new(LexOrdering::clone(m.expr()), gathered.0).with_fetch(m.fetch());
             return Ok((Arc::new(merge), vec![Placement::Everywhere]));
         }
-        if any.is::<ScalarSubqueryExec>() {
-            // The main input stays where it is; each subquery is evaluated on every rank.
-            let mut placed = Vec::with_capacity(children.len());
+        if any.is::<RecursiveQueryExec>() && !self.reads_split(&plan) {
+            // No distributed table in it: every rank runs it whole, as DataFusion planned it.
+            return Ok((plan, vec![Placement::Everywhere; n]));
+        }
+        if any.is::<RecursiveQueryExec>() {
+            // The recursive term runs again for every iteration; an exchange in it would hold
+            // the rows of the first one only.
+            let mut rewritten = Vec::with_capacity(children.len());
             for (k, child) in children.into_iter().enumerate() {
+                let before = self.stages.len();
                 let c = self.rewrite(child)?;
-                placed.push(if k == 0 { c } else { self.everywhere(c) });
+                let c = self.everywhere(c);
+                if k > 0 && self.stages.len() > before {
+                    return Err(DataFusionError::NotImplemented(
+                        "heatsql: a recursive query whose recursive term repartitions or merges rows \
+                         (joins, aggregates or sorts over several partitions) is not supported yet"
+                            .into(),
+                    ));
+                }
+                rewritten.push(c.0);
             }
-            let placement = placed[0].1.clone();
-            let plan = with_children(Arc::clone(&plan), placed.into_iter().map(|c| c.0).collect())?;
-            return Ok((plan, placement));
+            return Ok((
+                with_children(Arc::clone(&plan), rewritten)?,
+                vec![Placement::Everywhere; n],
+            ));
+        }
+        if let Some(s) = any.downcast_ref::<ScalarSubqueryExec>() {
+            // The subqueries, present on every rank, run as a stage before any stage of the
+            // main input; the node itself goes (its expressions read the filled results).
+            let mut links = Vec::with_capacity(s.subqueries().len());
+            for link in s.subqueries() {
+                let c = self.rewrite(Arc::clone(&link.plan))?;
+                let mut link = link.clone();
+                link.plan = self.everywhere(c).0;
+                links.push(link);
+            }
+            self.stages
+                .push(Stage::Subqueries(SubqueryStage::new(links, s.results().clone())));
+            return self.rewrite(Arc::clone(s.input()));
         }
         if let Some(j) = any.downcast_ref::<HashJoinExec>() {
             let collect_left = match j.partition_mode() {
@@ -233,6 +264,11 @@ impl Rewriter<'_> {
             return Ok((with_children(plan, vec![input.0])?, vec![Placement::Everywhere; n]));
         }
         self.gather_all(plan)
+    }
+
+    /// Whether a rank-split scan is in `plan`'s subtree.
+    fn reads_split(&self, plan: &Arc<dyn ExecutionPlan>) -> bool {
+        (self.is_rank_split)(plan.as_ref()) || plan.children().into_iter().any(|c| self.reads_split(c))
     }
 
     /// A node this rewrite does not know: it sees every partition of every input on every rank.

@@ -13,13 +13,23 @@ use futures::{StreamExt, TryStreamExt};
 
 use super::node::{ExchangeExec, ExchangeKind};
 use super::placement::Placement;
+use super::subquery::SubqueryStage;
+
+/// One step of a distributed plan's execution, collective, in the same order on every rank.
+#[derive(Debug)]
+pub enum Stage {
+    /// An exchange materializes its output.
+    Exchange(Arc<ExchangeExec>),
+    /// Uncorrelated scalar subqueries are evaluated.
+    Subqueries(SubqueryStage),
+}
 
 /// A plan with its exchanges (from [`super::distribute`]).
 #[derive(Debug)]
 pub struct DistributedPlan {
     plan: Arc<dyn ExecutionPlan>,
     placement: Vec<Placement>,
-    exchanges: Vec<Arc<ExchangeExec>>,
+    stages: Vec<Stage>,
     size: usize,
 }
 
@@ -27,13 +37,13 @@ impl DistributedPlan {
     pub(crate) fn new(
         plan: Arc<dyn ExecutionPlan>,
         placement: Vec<Placement>,
-        exchanges: Vec<Arc<ExchangeExec>>,
+        stages: Vec<Stage>,
         size: usize,
     ) -> Self {
         DistributedPlan {
             plan,
             placement,
-            exchanges,
+            stages,
             size,
         }
     }
@@ -59,10 +69,30 @@ impl DistributedPlan {
             Arc::clone(&self.plan),
             self.placement.clone(),
         ));
-        self.exchanges.push(Arc::clone(&node));
+        self.stages.push(Stage::Exchange(Arc::clone(&node)));
         self.placement = node.output_placement(self.size);
         self.plan = node;
         self
+    }
+
+    /// Makes the last gather below the root (reached through nodes with one input) deliver
+    /// its rows to rank 0 only: for results wanted on rank 0 ([`Self::collect_on_root`]) or
+    /// streamed by rank 0 alone ([`Self::local_stream`] of a plan whose root is everywhere).
+    /// Nothing else holds a copy of the whole result.
+    pub fn gather_to_root(&self) {
+        let mut node = Arc::clone(&self.plan);
+        loop {
+            if let Some(x) = node.downcast_ref::<ExchangeExec>() {
+                x.set_root_only();
+                return;
+            }
+            let children = node.children();
+            if children.len() != 1 {
+                return;
+            }
+            let next = Arc::clone(children[0]);
+            node = next;
+        }
     }
 
     /// The indented plan with its exchanges (`MpiShuffleExec`, `MpiGatherExec`, `MpiConcatExec`).
@@ -70,11 +100,14 @@ impl DistributedPlan {
         displayable(self.plan.as_ref()).indent(true).to_string()
     }
 
-    /// Collective. Runs every exchange, children first, in the same order on every rank.
+    /// Collective. Runs every stage, children first, in the same order on every rank.
     /// Errors are agreed: every rank returns the same error.
     pub async fn materialize(&self, comm: &Comm, ctx: Arc<TaskContext>, cancel: &AtomicBool) -> Result<()> {
-        for x in &self.exchanges {
-            x.materialize(comm, Arc::clone(&ctx), cancel).await?;
+        for stage in &self.stages {
+            match stage {
+                Stage::Exchange(x) => x.materialize(comm, Arc::clone(&ctx), cancel).await?,
+                Stage::Subqueries(s) => s.run(comm, Arc::clone(&ctx)).await?,
+            }
         }
         Ok(())
     }
@@ -118,10 +151,35 @@ impl DistributedPlan {
         comm.agree(result).map_err(super::node::agreed)
     }
 
+    /// Collective. The whole result on rank 0 and nothing elsewhere (materializes, gathers to
+    /// rank 0 only, agrees).
+    pub async fn collect_on_root(
+        self,
+        comm: &Comm,
+        ctx: Arc<TaskContext>,
+        cancel: &AtomicBool,
+    ) -> Result<Vec<RecordBatch>> {
+        let plan = self.gathered();
+        plan.gather_to_root();
+        plan.materialize(comm, Arc::clone(&ctx), cancel).await?;
+        let result = if comm.rank() == 0 {
+            match plan.plan.execute(0, ctx) {
+                Ok(stream) => stream.try_collect::<Vec<_>>().await,
+                Err(e) => Err(e),
+            }
+        } else {
+            Ok(Vec::new())
+        };
+        plan.release();
+        comm.agree(result).map_err(super::node::agreed)
+    }
+
     /// Frees the rows held by the exchanges.
     pub fn release(&self) {
-        for x in &self.exchanges {
-            x.release();
+        for stage in &self.stages {
+            if let Stage::Exchange(x) = stage {
+                x.release();
+            }
         }
     }
 }
