@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use datafusion::arrow::datatypes::{Schema, SchemaRef};
 use datafusion::catalog::{Session, TableProvider};
-use datafusion::common::{DFSchema, Statistics};
+use datafusion::common::Statistics;
 use datafusion::datasource::TableType;
 use datafusion::datasource::listing::PartitionedFile;
 use datafusion::datasource::physical_plan::parquet::ParquetAccessPlan;
@@ -19,7 +19,6 @@ use datafusion::datasource::physical_plan::parquet::metadata::DFParquetMetadata;
 use datafusion::datasource::physical_plan::{FileGroup, FileScanConfig, FileScanConfigBuilder, ParquetSource};
 use datafusion::datasource::source::DataSourceExec;
 use datafusion::execution::object_store::ObjectStoreUrl;
-use datafusion::logical_expr::utils::conjunction;
 use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
 use datafusion::physical_plan::ExecutionPlan;
 use engine::Comm;
@@ -163,7 +162,7 @@ async fn read_footers(location: &Location, files: &[ObjectMeta], state: &dyn Ses
         let reader =
             DFParquetMetadata::new(location.store.as_ref(), meta).with_file_metadata_cache(Some(Arc::clone(&cache)));
         let md = reader.fetch_metadata().await.map_err(unreadable)?;
-        let file_schema = Arc::new(reader.fetch_schema().await.map_err(unreadable)?);
+        let file_schema = Arc::new(as_table_schema(reader.fetch_schema().await.map_err(unreadable)?, state));
         let table_schema = match &schema {
             None => {
                 schema = Some((Arc::clone(&file_schema), name.clone()));
@@ -184,6 +183,26 @@ async fn read_footers(location: &Location, files: &[ObjectMeta], state: &dyn Ses
     let (schema, _) = schema.ok_or_else(|| ConnectorError::NoFiles(location.text.clone()))?;
     let merged = Statistics::try_merge_iter(stats.iter(), &schema)?;
     Ok((schema, merged, rows))
+}
+
+/// A file's schema as DataFusion's own Parquet tables present it, under the session's Parquet
+/// options: metadata cleared (`skip_metadata`), binary as text (`binary_as_string`), and
+/// strings as views (`schema_force_view_types`, on by default: faster grouping and filtering).
+fn as_table_schema(schema: Schema, state: &dyn Session) -> Schema {
+    use datafusion::datasource::file_format::parquet::{transform_binary_to_string, transform_schema_to_view};
+    let options = &state.default_table_options().parquet.global;
+    let mut schema = if options.skip_metadata {
+        Schema::new(schema.fields().clone())
+    } else {
+        schema
+    };
+    if options.binary_as_string {
+        schema = transform_binary_to_string(&schema);
+    }
+    if options.schema_force_view_types {
+        schema = transform_schema_to_view(&schema);
+    }
+    schema
 }
 
 /// Why `other` cannot be read as `first` (column names and types, in order).
@@ -225,7 +244,8 @@ impl TableProvider for DistributedParquetTable {
         &self,
         filters: &[&Expr],
     ) -> datafusion::error::Result<Vec<TableProviderFilterPushDown>> {
-        // Pruning is by statistics and row filters; DataFusion keeps the filter above the scan.
+        // Pruning is by statistics and page index; DataFusion keeps the filter above the scan
+        // and pushes its predicate into the Parquet source.
         Ok(vec![TableProviderFilterPushDown::Inexact; filters.len()])
     }
 
@@ -237,17 +257,13 @@ impl TableProvider for DistributedParquetTable {
         &self,
         state: &dyn Session,
         projection: Option<&Vec<usize>>,
-        filters: &[Expr],
+        // DataFusion pushes the filters (FilterExec predicates) into the Parquet source itself.
+        _filters: &[Expr],
         limit: Option<usize>,
     ) -> datafusion::error::Result<Arc<dyn ExecutionPlan>> {
-        let mut source = ParquetSource::new(Arc::clone(&self.schema))
+        let source = ParquetSource::new(Arc::clone(&self.schema))
             .with_table_parquet_options(state.default_table_options().parquet)
-            .with_pushdown_filters(true)
             .with_enable_page_index(true);
-        if let Some(expr) = conjunction(filters.to_vec()) {
-            let df_schema = DFSchema::try_from(Arc::clone(&self.schema))?;
-            source = source.with_predicate(state.create_physical_expr(expr, &df_schema)?);
-        }
         // Partition r: rank r's row groups, in the global order (the same plan on every rank).
         let groups: Vec<FileGroup> = (0..self.rows_per_rank.len())
             .map(|rank| {

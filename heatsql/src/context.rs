@@ -19,7 +19,7 @@ use crate::frame::HeatFrame;
 /// run after one of them was changed (`SET …`) fails with an error naming it.
 pub const REQUIRED_SETTINGS: [(&str, &str); 4] = [
     ("datafusion.optimizer.repartition_file_scans", "false"),
-    ("datafusion.optimizer.enable_dynamic_filter_pushdown", "false"),
+    ("datafusion.optimizer.enable_join_dynamic_filter_pushdown", "false"),
     ("datafusion.execution.enable_file_stream_work_stealing", "false"),
     ("datafusion.execution.target_partitions", "the number of ranks"),
 ];
@@ -50,8 +50,9 @@ impl HeatContext {
     /// share), distributed `STORED AS PARQUET` tables, and MPI initialised.
     ///
     /// Settings that assume one process are off: file-scan work stealing (a partition would
-    /// read row groups of partitions other ranks read) and dynamic filters (join filters wait
-    /// for every build partition inside one process, and here each rank runs only its own).
+    /// read row groups of partitions other ranks read) and join dynamic filters (they wait for
+    /// every build partition inside one process, and here each rank runs only its own). TopK
+    /// and aggregate dynamic filters stay on: a bound from this rank's rows is valid globally.
     /// See [`REQUIRED_SETTINGS`].
     pub fn new() -> Self {
         let comm = Comm::world();
@@ -59,9 +60,8 @@ impl HeatContext {
             .with_target_partitions(comm.size())
             .with_information_schema(true)
             .set_bool("datafusion.optimizer.repartition_file_scans", false)
-            .set_bool("datafusion.optimizer.enable_dynamic_filter_pushdown", false)
-            .set_bool("datafusion.execution.enable_file_stream_work_stealing", false)
-            .set_bool("datafusion.execution.parquet.pushdown_filters", true);
+            .set_bool("datafusion.optimizer.enable_join_dynamic_filter_pushdown", false)
+            .set_bool("datafusion.execution.enable_file_stream_work_stealing", false);
         let ctx = SessionContext::new_with_config(config);
         connectors::install(&ctx);
         HeatContext {

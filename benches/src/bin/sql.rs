@@ -241,6 +241,37 @@ async fn main() {
         }
     }
     let mut report = Vec::new();
+    // HEATSQL_BENCH_EXPLAIN=1: print both engines' plans first.
+    if std::env::var("HEATSQL_BENCH_EXPLAIN").is_ok_and(|v| v == "1") {
+        for (name, sql) in QUERIES {
+            let ours = ctx
+                .sql(&format!("EXPLAIN {sql}"))
+                .await
+                .expect("explain")
+                .collect()
+                .await
+                .expect("explain");
+            if me == 0 {
+                let theirs = plain
+                    .sql(&format!("EXPLAIN {sql}"))
+                    .await
+                    .expect("explain")
+                    .collect()
+                    .await
+                    .expect("x");
+                let show = |b: &[RecordBatch]| {
+                    datafusion::arrow::util::pretty::pretty_format_batches(b)
+                        .map(|t| t.to_string())
+                        .unwrap_or_default()
+                };
+                println!(
+                    "== {name}\n-- heatsql\n{}\n-- datafusion\n{}",
+                    show(&ours),
+                    show(&theirs)
+                );
+            }
+        }
+    }
     for (name, sql) in QUERIES {
         let (mut ours, mut theirs) = (Vec::new(), Vec::new());
         for _ in 0..rounds {

@@ -422,7 +422,7 @@ async fn check_arrays(c: &mut Checker, ctx: &HeatContext) {
         .unwrap_or_default();
     c.check(
         "arrays/non_numeric_refused",
-        e.contains("column 'label' is Utf8; feature columns must be numeric"),
+        e.contains("column 'label' is Utf8View; feature columns must be numeric"),
         || e.clone(),
     );
     spec.columns = Some(vec!["nope".into()]);
