@@ -3,10 +3,14 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use chrono::{TimeZone, Utc};
+
 use datafusion::arrow::array::{RecordBatch, UInt64Array};
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
+use datafusion::datasource::MemTable;
 use datafusion::error::{DataFusionError, Result};
-use datafusion::logical_expr::LogicalPlan;
+use datafusion::execution::SessionState;
+use datafusion::logical_expr::{CreateMemoryTable, DdlStatement, LogicalPlan, LogicalPlanBuilder};
 use datafusion::prelude::{DataFrame, SessionConfig, SessionContext};
 use datafusion::sql::parser::{CopyToSource, CopyToStatement, DFParser, Statement as DFStatement};
 use datafusion::sql::sqlparser::ast::{Statement as SQLStatement, Value};
@@ -107,12 +111,20 @@ impl HeatContext {
     /// ranks). `EXPLAIN` shows the distributed plan with its MPI exchanges. A planning error on
     /// any rank is returned on every rank.
     pub async fn sql(&self, sql: &str) -> Result<HeatFrame> {
-        let planned = self.plan_sql(sql).await;
+        // One query start time everywhere: `now()` is folded into the plan while optimizing,
+        // and plans must be the same on every rank.
+        let start = self
+            .comm
+            .bcast_vec(vec![Utc::now().timestamp_nanos_opt().unwrap_or(0)], 0)
+            .map_err(|e| DataFusionError::External(Box::new(e)))?[0];
+        let mut state = self.ctx.state();
+        state.execution_props_mut().query_execution_start_time = Some(Utc.timestamp_nanos(start));
+        let planned = self.plan_sql(sql, &state).await;
         let frame = self.comm.agree(planned).map_err(crate::frame::agreed)?;
         Ok(frame)
     }
 
-    async fn plan_sql(&self, sql: &str) -> Result<HeatFrame> {
+    async fn plan_sql(&self, sql: &str, state: &SessionState) -> Result<HeatFrame> {
         let mut statements = DFParser::parse_sql_with_dialect(sql, &GenericDialect {})?;
         if statements.len() != 1 {
             return Err(DataFusionError::Plan(format!(
@@ -122,18 +134,60 @@ impl HeatContext {
         }
         let statement = statements.pop_front().expect("one statement");
         match statement {
-            DFStatement::CopyTo(copy) if is_parquet(&copy) => self.copy_to(copy).await,
+            DFStatement::CopyTo(copy) if is_parquet(&copy) => self.copy_to(copy, state).await,
             other => {
-                let plan = self.ctx.state().statement_to_plan(other).await?;
+                let plan = state.statement_to_plan(other).await?;
                 if let LogicalPlan::Explain(explain) = &plan
                     && !explain.verbose
                 {
-                    let inner = self.frame(self.ctx.execute_logical_plan(LogicalPlan::clone(&explain.plan)).await?);
+                    let inner = self.frame(self.dataframe(state, LogicalPlan::clone(&explain.plan)).await?);
                     return self.explain(inner).await;
                 }
-                Ok(self.frame(self.ctx.execute_logical_plan(plan).await?))
+                Ok(self.frame(self.dataframe(state, plan).await?))
             }
         }
+    }
+
+    /// A logical plan as a frame: DDL and session statements run now (DataFusion's way, except
+    /// `CREATE TABLE … AS`, whose query runs distributed); queries are planned with `state`.
+    async fn dataframe(&self, state: &SessionState, plan: LogicalPlan) -> Result<DataFrame> {
+        match plan {
+            LogicalPlan::Ddl(DdlStatement::CreateMemoryTable(create)) => self.create_table_as(state, create).await,
+            LogicalPlan::Ddl(_) | LogicalPlan::Statement(_) => self.ctx.execute_logical_plan(plan).await,
+            query => Ok(DataFrame::new(state.clone(), query)),
+        }
+    }
+
+    /// `CREATE TABLE name AS query`: the query runs across the ranks and every rank keeps the
+    /// same in-memory copy of its result (so later queries see identical tables everywhere).
+    async fn create_table_as(&self, state: &SessionState, create: CreateMemoryTable) -> Result<DataFrame> {
+        let empty = DataFrame::new(state.clone(), LogicalPlanBuilder::empty(false).build()?);
+        let exists = self.ctx.table_exist(create.name.clone())?;
+        if exists && create.if_not_exists {
+            return Ok(empty);
+        }
+        if exists && !create.or_replace {
+            return Err(DataFusionError::Execution(format!(
+                "Table '{}' already exists",
+                create.name
+            )));
+        }
+        if create.temporary {
+            return Err(DataFusionError::NotImplemented(
+                "temporary tables are not supported".into(),
+            ));
+        }
+        let input = DataFrame::new(state.clone(), LogicalPlan::clone(&create.input));
+        let schema = Arc::new(input.schema().as_arrow().clone());
+        let batches = self.frame(input).collect().await?;
+        let table = MemTable::try_new(schema, vec![batches])?
+            .with_constraints(create.constraints)
+            .with_column_defaults(create.column_defaults.into_iter().collect());
+        if exists {
+            self.ctx.deregister_table(create.name.clone())?;
+        }
+        self.ctx.register_table(create.name, Arc::new(table))?;
+        Ok(empty)
     }
 
     fn frame(&self, df: DataFrame) -> HeatFrame {
@@ -170,7 +224,7 @@ impl HeatContext {
         Ok(self.frame(self.ctx.read_batch(batch)?))
     }
 
-    async fn copy_to(&self, copy: CopyToStatement) -> Result<HeatFrame> {
+    async fn copy_to(&self, copy: CopyToStatement, state: &SessionState) -> Result<HeatFrame> {
         if !copy.partitioned_by.is_empty() {
             return Err(DataFusionError::Plan(
                 "COPY: PARTITIONED BY is not supported for distributed output".into(),
@@ -178,12 +232,10 @@ impl HeatContext {
         }
         let source = match copy.source {
             CopyToSource::Query(q) => {
-                let plan = self
-                    .ctx
-                    .state()
+                let plan = state
                     .statement_to_plan(DFStatement::Statement(Box::new(SQLStatement::Query(q))))
                     .await?;
-                self.ctx.execute_logical_plan(plan).await?
+                self.dataframe(state, plan).await?
             }
             CopyToSource::Relation(name) => self.ctx.table(name.to_string()).await?,
         };

@@ -8,7 +8,7 @@ mod context;
 mod frame;
 
 pub use context::{HeatContext, REQUIRED_SETTINGS};
-pub use engine::{Comm, CommError, DNDarray, DeviceSetting, EngineError, comm, dndarray, memory};
+pub use engine::{Comm, CommError, DNDarray, DeviceSetting, EngineError, ReduceOp, comm, dndarray, memory};
 pub use frame::HeatFrame;
 pub use udfs::convert;
 

@@ -1,62 +1,63 @@
-//! The `heatsql` command. The SQL shell (`-c`, `-f`, REPL) arrives with issue #5; until then the
-//! binary reports the runtime each rank sees, which is also the first check of a new install:
-//! `mpirun -n 2 heatsql --info`.
+//! The `heatsql` command: a SQL shell in the spirit of datafusion-cli that runs under `mpirun`
+//! or `srun` (every rank runs every statement; rank 0 reads input and prints), or alone as
+//! one rank. `heatsql --help` lists the options.
+
+mod shell;
 
 use std::process::ExitCode;
 
-const HELP: &str = "\
-heatsql — distributed SQL and array engine (run under mpirun/srun, or alone as one rank)
-
-USAGE:
-    heatsql --info       print each rank's runtime (ranks, threads, device), rank order
-    heatsql --version    print the version
-    heatsql --help       this text
-
-The SQL shell (-c, -f, interactive) is not available yet; see README.md for the demo.";
+use clap::Parser;
 
 fn main() -> ExitCode {
     // Freed Arrow/Parquet buffers stay in the process for the next row group (engine::memory).
     heatsql::memory::retain_freed_memory();
-    let arg = std::env::args().nth(1).unwrap_or_else(|| "--help".into());
-    match arg.as_str() {
-        "--version" | "-V" => {
-            println!("heatsql {}", env!("CARGO_PKG_VERSION"));
-            ExitCode::SUCCESS
+    let args = shell::Args::parse();
+    // SAFETY: no other thread runs yet; the engine reads these when it initialises.
+    unsafe {
+        if let Some(d) = &args.device {
+            std::env::set_var("HEATSQL_DEVICE", d);
         }
-        "--info" => {
-            let comm = heatsql::Comm::world();
-            let line = heatsql::runtime_info();
-            let line = match comm.agree(line) {
-                Ok(l) => l,
-                Err(e) => {
-                    eprintln!("heatsql: {e}");
-                    return ExitCode::from(1);
-                }
-            };
-            // Print in rank order through rank 0.
-            match comm.gatherv(line.as_bytes(), 0) {
-                Ok(Some((bytes, counts))) => {
-                    let mut at = 0;
-                    for c in counts {
-                        println!("{}", String::from_utf8_lossy(&bytes[at..at + c]));
-                        at += c;
-                    }
-                }
-                Ok(None) => {}
-                Err(e) => {
-                    eprintln!("heatsql: {e}");
-                    return ExitCode::from(1);
-                }
+        if let Some(t) = args.threads {
+            std::env::set_var("HEATSQL_THREADS", t.to_string());
+        }
+    }
+    if args.info {
+        return info();
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("heatsql: cannot start the runtime: {e}");
+            return ExitCode::from(3);
+        }
+    };
+    let code = runtime.block_on(shell::run(args));
+    ExitCode::from(code as u8)
+}
+
+/// `--info`: each rank's runtime, printed in rank order by rank 0.
+fn info() -> ExitCode {
+    let comm = heatsql::Comm::world();
+    let line = match comm.agree(heatsql::runtime_info()) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("heatsql: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match comm.gatherv(line.as_bytes(), 0) {
+        Ok(Some((bytes, counts))) => {
+            let mut at = 0;
+            for c in counts {
+                println!("{}", String::from_utf8_lossy(&bytes[at..at + c]));
+                at += c;
             }
             ExitCode::SUCCESS
         }
-        "--help" | "-h" => {
-            println!("{HELP}");
-            ExitCode::SUCCESS
-        }
-        other => {
-            eprintln!("heatsql: unknown argument '{other}'\n\n{HELP}");
-            ExitCode::from(2)
+        Ok(None) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("heatsql: {e}");
+            ExitCode::from(1)
         }
     }
 }

@@ -97,6 +97,11 @@ async fn main() {
         generate(&path, rows, cols);
     }
     comm.barrier();
+    if let Ok(size) = std::env::var("HEATSQL_BENCH_BATCH") {
+        ctx.sql(&format!("SET datafusion.execution.batch_size = {size}"))
+            .await
+            .expect("set");
+    }
     let location = path.display().to_string();
     ctx.sql(&format!(
         "CREATE EXTERNAL TABLE t STORED AS PARQUET LOCATION '{location}'"

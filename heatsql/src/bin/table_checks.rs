@@ -608,6 +608,61 @@ async fn check_sql(c: &mut Checker, ctx: &HeatContext) {
         shuffles == (p > 1) && (p == 1 || plan.contains("MpiGatherExec")),
         || plan.clone(),
     );
+    // CREATE TABLE AS runs distributed: every rank keeps the same copy (random() included).
+    let created = ctx
+        .sql("CREATE TABLE noisy AS SELECT id, random() AS v FROM points")
+        .await;
+    c.check("sql/ctas_created", created.is_ok(), || format!("{created:?}"));
+    let local = match ctx.session().table("noisy").await {
+        Ok(df) => df.collect().await.map(|b| {
+            b.iter()
+                .flat_map(|b| {
+                    b.column(1)
+                        .as_primitive::<datafusion::arrow::datatypes::Float64Type>()
+                        .values()
+                        .to_vec()
+                })
+                .map(f64::to_bits)
+                .fold(0u64, |h, v| h.rotate_left(5) ^ v)
+        }),
+        Err(e) => Err(e),
+    };
+    let digest = local.unwrap_or(0);
+    let all = c.comm.allgather(&[digest]).unwrap_or_default();
+    c.check(
+        "sql/ctas_same_copy_everywhere",
+        digest != 0 && all.iter().all(|&d| d == digest),
+        || format!("{all:?}"),
+    );
+    // now() is one instant on every rank (plans equal, the same answer).
+    let e = error_of(
+        ctx,
+        "SELECT count(*) FROM points WHERE now() > TIMESTAMP '2000-01-01' AND id < 5",
+    )
+    .await;
+    c.check("sql/now_is_one_instant", e.is_empty(), || format!("'{e}'"));
+    // A file sink is written once (by rank 0), not once per rank.
+    let csv = format!("{}/csv-{p}/", std::env::temp_dir().display());
+    if me == 0 {
+        std::fs::remove_dir_all(&csv).ok();
+    }
+    c.comm.barrier();
+    let e = error_of(
+        ctx,
+        &format!("CREATE EXTERNAL TABLE out_csv (id BIGINT) STORED AS CSV LOCATION '{csv}'"),
+    )
+    .await;
+    c.check("sql/csv_table_created", e.is_empty(), || format!("'{e}'"));
+    let e = error_of(ctx, "INSERT INTO out_csv SELECT id FROM points WHERE id < 10").await;
+    c.check("sql/insert_into_csv", e.is_empty(), || format!("'{e}'"));
+    let (_, written) = ids(ctx, "SELECT id FROM out_csv ORDER BY id").await.unwrap_or_default();
+    let mut written = written;
+    written.sort_unstable();
+    c.check(
+        "sql/insert_written_once",
+        written == (0..10).collect::<Vec<i64>>(),
+        || format!("{written:?}"),
+    );
     // A result wanted on rank 0 only: there in full and in order, nothing elsewhere.
     let rooted = match ctx.sql("SELECT id FROM points WHERE id % 5 = 0 ORDER BY id DESC").await {
         Ok(f) => f.collect_on_root().await,

@@ -3,9 +3,11 @@
 use std::sync::Arc;
 
 use datafusion::common::JoinType;
+use datafusion::datasource::sink::DataSinkExec;
 use datafusion::error::{DataFusionError, Result};
 use datafusion::physical_expr::{LexOrdering, Partitioning};
 use datafusion::physical_plan::aggregates::AggregateExec;
+use datafusion::physical_plan::analyze::AnalyzeExec;
 #[allow(deprecated)]
 use datafusion::physical_plan::coalesce_batches::CoalesceBatchesExec;
 use datafusion::physical_plan::coalesce_partitions::CoalescePartitionsExec;
@@ -26,6 +28,7 @@ use datafusion::physical_plan::union::{InterleaveExec, UnionExec};
 use datafusion::physical_plan::unnest::UnnestExec;
 use datafusion::physical_plan::windows::{BoundedWindowAggExec, WindowAggExec};
 use datafusion::physical_plan::{ChildrenPropertiesMode, ExecutionPlan, ReplaceChildrenOptions};
+use datafusion_datasource::memory::MemSink;
 
 use super::node::{ExchangeExec, ExchangeKind};
 use super::run::{DistributedPlan, Stage};
@@ -166,6 +169,11 @@ impl Rewriter<'_> {
             // the rows of the first one only.
             let mut rewritten = Vec::with_capacity(children.len());
             for (k, child) in children.into_iter().enumerate() {
+                if k > 0 && !self.reads_split(&child) {
+                    // Reads the work table only: every rank runs it whole, as planned.
+                    rewritten.push(child);
+                    continue;
+                }
                 let before = self.stages.len();
                 let c = self.rewrite(child)?;
                 let c = self.everywhere(c);
@@ -241,6 +249,23 @@ impl Rewriter<'_> {
             let placement = placed[0].1.clone();
             let plan = with_children(Arc::clone(&plan), placed.into_iter().map(|c| c.0).collect())?;
             return Ok((plan, placement));
+        }
+        if let Some(sink) = any.downcast_ref::<DataSinkExec>() {
+            // Every rank keeps an in-memory table: every rank inserts the whole input. Files
+            // and other sinks are written once, by rank 0.
+            let everyone = sink.sink().is::<MemSink>();
+            let (plan, _) = self.gather_all(plan)?;
+            let placement = if everyone {
+                Placement::Everywhere
+            } else {
+                Placement::Owned(0)
+            };
+            return Ok((plan, vec![placement; n]));
+        }
+        if any.is::<AnalyzeExec>() {
+            // Every rank runs the final stage on the gathered input; rank 0's report is the one.
+            let (plan, _) = self.gather_all(plan)?;
+            return Ok((plan, vec![Placement::Owned(0); n]));
         }
         let row_wise = any.is::<ProjectionExec>()
             || any.is::<FilterExec>()

@@ -1,0 +1,443 @@
+//! The `heatsql` shell: rank 0 reads statements (`-c`, `-f`, an interactive prompt, or standard
+//! input) and broadcasts each one; every rank runs it; rank 0 prints the result.
+
+mod print;
+mod split;
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::PathBuf;
+use std::time::Instant;
+
+use clap::Parser;
+use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::error::Result;
+use heatsql::{Comm, HeatContext};
+
+pub use print::Format;
+use split::Splitter;
+
+/// Command line of `heatsql` (run it under `mpirun -n P`, `srun`, or alone as one rank).
+#[derive(Parser, Debug)]
+#[command(
+    name = "heatsql",
+    version,
+    about = "Distributed SQL and array engine: run under mpirun/srun, or alone"
+)]
+pub struct Args {
+    /// Run this SQL (several statements separated by `;`); repeatable, in order.
+    #[arg(short = 'c', long = "command", value_name = "SQL")]
+    pub commands: Vec<String>,
+    /// Run the statements of this file; repeatable, in order (after every -c).
+    #[arg(short = 'f', long = "file", value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: Format,
+    /// Quiet: no banner, no footer.
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// Rows shown in table format (`inf`: all).
+    #[arg(long, default_value = "40", value_parser = parse_maxrows)]
+    pub maxrows: MaxRows,
+    /// Compute device of the table functions (cpu, cuda, cuda:N, auto).
+    #[arg(long)]
+    pub device: Option<String>,
+    /// Compute threads per rank (default: node cores / ranks on the node).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Print what each rank sees (rank, threads, device) and exit.
+    #[arg(long)]
+    pub info: bool,
+}
+
+/// `--maxrows`: a number or `inf`.
+#[derive(Debug, Clone, Copy)]
+pub struct MaxRows(pub Option<usize>);
+
+fn parse_maxrows(s: &str) -> std::result::Result<MaxRows, String> {
+    if s.eq_ignore_ascii_case("inf") {
+        return Ok(MaxRows(None));
+    }
+    s.parse::<usize>()
+        .map(|n| MaxRows(Some(n)))
+        .map_err(|_| format!("'{s}' is not a number of rows or 'inf'"))
+}
+
+/// What rank 0 sends to every rank.
+enum Command {
+    Sql(String),
+    Meta(String),
+    Quit,
+}
+
+impl Command {
+    fn encode(&self) -> Vec<u8> {
+        let (tag, text) = match self {
+            Command::Sql(s) => (b'S', s.as_str()),
+            Command::Meta(s) => (b'M', s.as_str()),
+            Command::Quit => (b'Q', ""),
+        };
+        let mut v = vec![tag];
+        v.extend_from_slice(text.as_bytes());
+        v
+    }
+
+    fn decode(bytes: &[u8]) -> Command {
+        let text = String::from_utf8_lossy(bytes.get(1..).unwrap_or_default()).into_owned();
+        match bytes.first() {
+            Some(b'S') => Command::Sql(text),
+            Some(b'M') => Command::Meta(text),
+            _ => Command::Quit,
+        }
+    }
+}
+
+/// Where rank 0's statements come from.
+enum Source {
+    /// `-c` and `-f`, already split, in order; a statement that fails ends the run.
+    Script(std::collections::VecDeque<Command>),
+    /// An interactive prompt with history and multi-line statements.
+    Prompt(Box<rustyline::DefaultEditor>, Splitter),
+    /// Standard input that is not a terminal (`echo 'SELECT 1;' | heatsql`, or under mpirun).
+    Stdin(
+        std::io::StdinLock<'static>,
+        Splitter,
+        std::collections::VecDeque<Command>,
+    ),
+}
+
+fn history_file() -> Option<PathBuf> {
+    std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".heatsql_history"))
+}
+
+/// Statements of a text: meta commands on their own line, SQL split at `;`.
+fn commands_of(text: &str, out: &mut std::collections::VecDeque<Command>, splitter: &mut Splitter) {
+    for line in text.lines() {
+        if !splitter.pending() && line.trim_start().starts_with('\\') {
+            out.push_back(Command::Meta(line.trim().to_string()));
+            continue;
+        }
+        out.extend(splitter.push_line(line).into_iter().map(Command::Sql));
+    }
+}
+
+impl Source {
+    fn new(args: &Args) -> std::result::Result<Source, String> {
+        if !args.commands.is_empty() || !args.files.is_empty() {
+            let mut queue = std::collections::VecDeque::new();
+            for c in &args.commands {
+                let mut s = Splitter::default();
+                commands_of(c, &mut queue, &mut s);
+                queue.extend(s.finish().map(Command::Sql));
+            }
+            for f in &args.files {
+                let text = std::fs::read_to_string(f).map_err(|e| format!("cannot read '{}': {e}", f.display()))?;
+                let mut s = Splitter::default();
+                commands_of(&text, &mut queue, &mut s);
+                queue.extend(s.finish().map(Command::Sql));
+            }
+            queue.push_back(Command::Quit);
+            return Ok(Source::Script(queue));
+        }
+        if std::io::stdin().is_terminal() {
+            let mut editor = rustyline::DefaultEditor::new().map_err(|e| e.to_string())?;
+            if let Some(h) = history_file() {
+                let _ = editor.load_history(&h);
+            }
+            return Ok(Source::Prompt(Box::new(editor), Splitter::default()));
+        }
+        Ok(Source::Stdin(
+            std::io::stdin().lock(),
+            Splitter::default(),
+            std::collections::VecDeque::new(),
+        ))
+    }
+
+    fn interactive(&self) -> bool {
+        matches!(self, Source::Prompt(..))
+    }
+
+    /// The next command (rank 0 only).
+    fn next(&mut self) -> Command {
+        match self {
+            Source::Script(queue) => queue.pop_front().unwrap_or(Command::Quit),
+            Source::Prompt(editor, splitter) => loop {
+                let prompt = if splitter.pending() { "heatsql-> " } else { "heatsql> " };
+                match editor.readline(prompt) {
+                    Ok(line) => {
+                        if !splitter.pending() && line.trim_start().starts_with('\\') {
+                            let _ = editor.add_history_entry(line.trim());
+                            return Command::Meta(line.trim().to_string());
+                        }
+                        let mut done = splitter.push_line(&line);
+                        if !done.is_empty() {
+                            let _ = editor.add_history_entry(line.trim());
+                            if let Some(h) = history_file() {
+                                let _ = editor.append_history(&h);
+                            }
+                            // One statement per prompt line is the common case; later ones on
+                            // the same line run in order on the next calls.
+                            let first = done.remove(0);
+                            for rest in done {
+                                splitter.push_line(&format!("{rest};"));
+                            }
+                            return Command::Sql(first);
+                        } else if !line.trim().is_empty() {
+                            let _ = editor.add_history_entry(line.trim());
+                        }
+                    }
+                    Err(rustyline::error::ReadlineError::Interrupted) => {
+                        // Ctrl-C: drop the statement being typed.
+                        *splitter = Splitter::default();
+                    }
+                    Err(_) => return Command::Quit,
+                }
+            },
+            Source::Stdin(stdin, splitter, queue) => loop {
+                if let Some(c) = queue.pop_front() {
+                    return c;
+                }
+                let mut line = String::new();
+                match stdin.read_line(&mut line) {
+                    Ok(0) | Err(_) => {
+                        return splitter.finish().map(Command::Sql).unwrap_or(Command::Quit);
+                    }
+                    Ok(_) => commands_of(line.trim_end_matches(['\n', '\r']), queue, splitter),
+                }
+            },
+        }
+    }
+}
+
+/// Runs the shell; returns the process exit code (the same on every rank).
+pub async fn run(args: Args) -> i32 {
+    let ctx = HeatContext::new();
+    let comm = ctx.comm();
+    let me = comm.rank();
+    // Rank 0 opens the input; a failure (an unreadable -f file) ends every rank.
+    let source = if me == 0 { Some(Source::new(&args)) } else { None };
+    let opened = match &source {
+        Some(Err(e)) => Err(e.clone()),
+        _ => Ok(()),
+    };
+    if let Err(e) = comm.agree(opened) {
+        if me == 0 {
+            eprintln!("heatsql: {}", agreed_text(e));
+        }
+        return 2;
+    }
+    let mut source = source.and_then(|s| s.ok());
+    let interactive = source.as_ref().is_some_and(Source::interactive);
+    let mut shell = Shell {
+        ctx,
+        comm,
+        format: args.format,
+        maxrows: args.maxrows.0,
+        quiet: args.quiet,
+        timing: true,
+    };
+    if me == 0 && interactive && !args.quiet {
+        println!(
+            "heatsql {} on {} rank(s). End statements with ';'. \\? for help, \\q to quit.",
+            env!("CARGO_PKG_VERSION"),
+            comm.size()
+        );
+    }
+    loop {
+        let command = match source.as_mut() {
+            Some(s) => s.next(),
+            None => Command::Quit,
+        };
+        let bytes = if me == 0 { command.encode() } else { Vec::new() };
+        let command = match comm.bcast_bytes(bytes, 0) {
+            Ok(b) => Command::decode(&b),
+            Err(e) => {
+                eprintln!("heatsql: rank {me}: {e}");
+                return 3;
+            }
+        };
+        let ok = match command {
+            Command::Quit => return 0,
+            Command::Sql(sql) => shell.statement(&sql).await,
+            Command::Meta(m) => match shell.meta(&m).await {
+                Flow::Quit => return 0,
+                Flow::Continue(ok) => ok,
+            },
+        };
+        // Query errors are already the same everywhere; printing can fail on rank 0 alone.
+        let ok = comm
+            .allreduce(&[u64::from(ok)], heatsql::ReduceOp::Min)
+            .map(|v| v[0] == 1)
+            .unwrap_or(false);
+        if !ok && !interactive {
+            return 1;
+        }
+    }
+}
+
+enum Flow {
+    Continue(bool),
+    Quit,
+}
+
+struct Shell {
+    ctx: HeatContext,
+    comm: &'static Comm,
+    format: Format,
+    maxrows: Option<usize>,
+    quiet: bool,
+    timing: bool,
+}
+
+fn agreed_text(e: heatsql::CommError) -> String {
+    match e {
+        heatsql::CommError::Agreed { message, .. } => message,
+        other => other.to_string(),
+    }
+}
+
+const HELP: &str = "\
+\\d            list tables
+\\d TABLE      columns of TABLE, and its rows per rank
+\\timing       toggle the elapsed time in the footer
+\\?            this help
+\\q            quit
+SQL statements end with ';' and may span lines.";
+
+impl Shell {
+    /// Runs one statement on every rank; rank 0 prints. Returns whether it succeeded.
+    async fn statement(&mut self, sql: &str) -> bool {
+        let start = Instant::now();
+        let result = self.query(sql).await;
+        self.report(result, start)
+    }
+
+    async fn query(&self, sql: &str) -> Result<(SchemaRef, Vec<RecordBatch>)> {
+        let frame = self.ctx.sql(sql).await?;
+        let schema = frame.schema();
+        Ok((schema, frame.collect_on_root().await?))
+    }
+
+    fn report(&self, result: Result<(SchemaRef, Vec<RecordBatch>)>, start: Instant) -> bool {
+        if self.comm.rank() != 0 {
+            return result.is_ok();
+        }
+        match result {
+            Ok((schema, batches)) => {
+                let stdout = std::io::stdout();
+                let mut out = stdout.lock();
+                let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
+                let printed = print::print(&mut out, self.format, &schema, &batches, self.maxrows);
+                let cut = match printed {
+                    Ok(cut) => cut,
+                    Err(e) => {
+                        eprintln!("heatsql: cannot print the result: {e}");
+                        return false;
+                    }
+                };
+                if !self.quiet {
+                    let mut footer = format!("{rows} row{} fetched", if rows == 1 { "" } else { "s" });
+                    if cut {
+                        footer.push_str(&format!(
+                            " (first {} shown; --maxrows changes this)",
+                            self.maxrows.unwrap_or(0)
+                        ));
+                    }
+                    footer.push('.');
+                    if self.timing {
+                        footer.push_str(&format!(
+                            " Elapsed {:.3} s on {} rank{}.",
+                            start.elapsed().as_secs_f64(),
+                            self.comm.size(),
+                            if self.comm.size() == 1 { "" } else { "s" }
+                        ));
+                    }
+                    // The footer goes to stderr when the data is machine-readable.
+                    if self.format == Format::Table {
+                        let _ = writeln!(out, "{footer}\n");
+                    } else {
+                        eprintln!("{footer}");
+                    }
+                }
+                let _ = out.flush();
+                true
+            }
+            Err(e) => {
+                eprintln!("Error: {}", e.strip_backtrace());
+                false
+            }
+        }
+    }
+
+    async fn meta(&mut self, line: &str) -> Flow {
+        let mut words = line.split_whitespace();
+        let command = words.next().unwrap_or_default();
+        let arg = words.next();
+        let me = self.comm.rank();
+        match (command, arg) {
+            ("\\q", _) | ("\\quit", _) => Flow::Quit,
+            ("\\?", _) | ("\\h", _) | ("\\help", _) => {
+                if me == 0 {
+                    println!("{HELP}");
+                }
+                Flow::Continue(true)
+            }
+            ("\\timing", _) => {
+                self.timing = !self.timing;
+                if me == 0 {
+                    println!("Timing is {}.", if self.timing { "on" } else { "off" });
+                }
+                Flow::Continue(true)
+            }
+            ("\\d", None) => {
+                let start = Instant::now();
+                let r = self
+                    .query(
+                        "SELECT table_schema AS schema, table_name AS name, table_type AS type \
+                         FROM information_schema.tables \
+                         WHERE table_schema NOT IN ('information_schema') ORDER BY table_schema, table_name",
+                    )
+                    .await;
+                Flow::Continue(self.report(r, start))
+            }
+            ("\\d", Some(table)) => {
+                let start = Instant::now();
+                let r = self.describe(table).await;
+                Flow::Continue(self.report(r, start))
+            }
+            _ => {
+                if me == 0 {
+                    eprintln!("Error: unknown command '{line}' (\\? lists the commands)");
+                }
+                Flow::Continue(false)
+            }
+        }
+    }
+
+    /// Columns of `table`, then its rows per rank when it is distributed.
+    async fn describe(&self, table: &str) -> Result<(SchemaRef, Vec<RecordBatch>)> {
+        let provider = self.ctx.session().table_provider(table).await?;
+        let (schema, mut batches) = self
+            .query(&format!(
+                "SELECT column_name AS column, data_type AS type, is_nullable AS nullable \
+                 FROM information_schema.columns WHERE table_name = '{}' ORDER BY ordinal_position",
+                table.replace('\'', "''")
+            ))
+            .await?;
+        let distributed =
+            (provider.as_ref() as &dyn std::any::Any).downcast_ref::<connectors::DistributedParquetTable>();
+        if let (Some(t), 0) = (distributed, self.comm.rank()) {
+            let per_rank: Vec<String> = t.rows_per_rank().iter().map(u64::to_string).collect();
+            println!(
+                "{}: {} rows in {} files; rows per rank: {}",
+                table,
+                t.num_rows(),
+                t.files().len(),
+                per_rank.join(", ")
+            );
+        }
+        batches.retain(|b| b.num_rows() > 0);
+        Ok((schema, batches))
+    }
+}

@@ -1,0 +1,101 @@
+//! Printing results on rank 0: table, csv, tsv, json, ndjson, and the footer.
+
+use std::io::Write;
+
+use clap::ValueEnum;
+use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::arrow::error::ArrowError;
+use datafusion::arrow::util::pretty::pretty_format_batches;
+
+/// How results are printed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// A boxed table (at most `--maxrows` rows).
+    Table,
+    /// Comma-separated, with a header line.
+    Csv,
+    /// Tab-separated, with a header line.
+    Tsv,
+    /// One JSON array of objects.
+    Json,
+    /// One JSON object per line.
+    Ndjson,
+}
+
+/// Writes `batches` in `format`; a table shows at most `maxrows` rows. Returns whether rows
+/// were left out.
+pub fn print(
+    out: &mut dyn Write,
+    format: Format,
+    schema: &SchemaRef,
+    batches: &[RecordBatch],
+    maxrows: Option<usize>,
+) -> Result<bool, ArrowError> {
+    let batches: Vec<RecordBatch> = batches.iter().filter(|b| b.num_rows() > 0).cloned().collect();
+    match format {
+        Format::Table => {
+            let total: usize = batches.iter().map(|b| b.num_rows()).sum();
+            let shown = limit(&batches, maxrows.unwrap_or(usize::MAX));
+            if shown.is_empty() {
+                // Still show the columns of an empty result.
+                writeln!(
+                    out,
+                    "{}",
+                    pretty_format_batches(&[RecordBatch::new_empty(schema.clone())])?
+                )?;
+            } else {
+                writeln!(out, "{}", pretty_format_batches(&shown)?)?;
+            }
+            Ok(total > maxrows.unwrap_or(usize::MAX))
+        }
+        Format::Csv | Format::Tsv => {
+            let delimiter = if format == Format::Csv { b',' } else { b'\t' };
+            let mut w = datafusion::arrow::csv::WriterBuilder::new()
+                .with_header(true)
+                .with_delimiter(delimiter)
+                .build(&mut *out);
+            if batches.is_empty() {
+                w.write(&RecordBatch::new_empty(schema.clone()))?;
+            }
+            for b in &batches {
+                w.write(b)?;
+            }
+            Ok(false)
+        }
+        Format::Json => {
+            let mut w = datafusion::arrow::json::ArrayWriter::new(&mut *out);
+            for b in &batches {
+                w.write(b)?;
+            }
+            w.finish()?;
+            if batches.is_empty() {
+                write!(out, "[]")?;
+            }
+            writeln!(out)?;
+            Ok(false)
+        }
+        Format::Ndjson => {
+            let mut w = datafusion::arrow::json::LineDelimitedWriter::new(&mut *out);
+            for b in &batches {
+                w.write(b)?;
+            }
+            w.finish()?;
+            Ok(false)
+        }
+    }
+}
+
+/// The first `n` rows of `batches`.
+fn limit(batches: &[RecordBatch], mut n: usize) -> Vec<RecordBatch> {
+    let mut out = Vec::new();
+    for b in batches {
+        if n == 0 {
+            break;
+        }
+        let k = b.num_rows().min(n);
+        out.push(b.slice(0, k));
+        n -= k;
+    }
+    out
+}

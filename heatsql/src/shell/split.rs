@@ -1,0 +1,107 @@
+//! Splitting input text into SQL statements at `;` (outside quotes and comments).
+
+/// Accumulates lines and yields complete statements.
+#[derive(Default)]
+pub struct Splitter {
+    buf: String,
+}
+
+impl Splitter {
+    /// Adds a line; returns the statements it completed (without the `;`).
+    pub fn push_line(&mut self, line: &str) -> Vec<String> {
+        self.buf.push_str(line);
+        self.buf.push('\n');
+        let mut out = Vec::new();
+        while let Some(end) = statement_end(&self.buf) {
+            let stmt = self.buf[..end].trim().to_string();
+            self.buf = self.buf[end + 1..].to_string();
+            if !is_blank(&stmt) {
+                out.push(stmt);
+            }
+        }
+        out
+    }
+
+    /// Whether a statement is unfinished.
+    pub fn pending(&self) -> bool {
+        !is_blank(&self.buf)
+    }
+
+    /// The unfinished rest (a last statement without `;`), emptied.
+    pub fn finish(&mut self) -> Option<String> {
+        let rest = std::mem::take(&mut self.buf);
+        let rest = rest.trim();
+        (!is_blank(rest)).then(|| rest.to_string())
+    }
+}
+
+/// Only whitespace and comments.
+fn is_blank(text: &str) -> bool {
+    let mut rest = text.trim_start();
+    loop {
+        if let Some(after) = rest.strip_prefix("--") {
+            rest = after.split_once('\n').map_or("", |(_, r)| r).trim_start();
+        } else if let Some(after) = rest.strip_prefix("/*") {
+            rest = after.split_once("*/").map_or("", |(_, r)| r).trim_start();
+        } else {
+            return rest.is_empty();
+        }
+    }
+}
+
+/// Byte offset of the first `;` that ends a statement.
+fn statement_end(text: &str) -> Option<usize> {
+    let b = text.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'\'' | b'"' => {
+                let q = b[i];
+                i += 1;
+                while i < b.len() && b[i] != q {
+                    i += 1;
+                }
+            }
+            b'-' if b.get(i + 1) == Some(&b'-') => {
+                while i < b.len() && b[i] != b'\n' {
+                    i += 1;
+                }
+            }
+            b'/' if b.get(i + 1) == Some(&b'*') => {
+                i += 2;
+                while i + 1 < b.len() && !(b[i] == b'*' && b[i + 1] == b'/') {
+                    i += 1;
+                }
+                i += 1;
+            }
+            b';' => return Some(i),
+            _ => {}
+        }
+        i += 1;
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Splitter;
+
+    #[test]
+    fn splits_at_semicolons_outside_quotes_and_comments() {
+        let mut s = Splitter::default();
+        assert!(s.push_line("SELECT 'a;b', \"c;d\" -- e;f").is_empty());
+        assert!(s.pending());
+        assert_eq!(
+            s.push_line("/* g; */ FROM t; SELECT 2;"),
+            vec![
+                "SELECT 'a;b', \"c;d\" -- e;f\n/* g; */ FROM t".to_string(),
+                "SELECT 2".to_string()
+            ]
+        );
+        assert!(!s.pending());
+        assert!(s.push_line("-- only a comment").is_empty());
+        assert!(!s.pending());
+        assert!(s.push_line("SELECT 3").is_empty());
+        assert_eq!(s.finish().as_deref(), Some("SELECT 3"));
+    }
+}
