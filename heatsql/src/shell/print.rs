@@ -33,6 +33,10 @@ pub fn print(
     maxrows: Option<usize>,
 ) -> Result<bool, ArrowError> {
     let batches: Vec<RecordBatch> = batches.iter().filter(|b| b.num_rows() > 0).cloned().collect();
+    if schema.fields().is_empty() {
+        // A statement without a result (DDL, SET): nothing to print but the footer.
+        return Ok(false);
+    }
     match format {
         Format::Table => {
             let total: usize = batches.iter().map(|b| b.num_rows()).sum();
@@ -68,10 +72,8 @@ pub fn print(
             for b in &batches {
                 w.write(b)?;
             }
+            // An empty result is `[]`.
             w.finish()?;
-            if batches.is_empty() {
-                write!(out, "[]")?;
-            }
             writeln!(out)?;
             Ok(false)
         }

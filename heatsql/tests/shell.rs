@@ -1,0 +1,208 @@
+//! The `heatsql` shell end to end: `-c`, `-f`, every output format and exit codes under
+//! `mpirun` at P = 1..4, and the interactive prompt through a pseudo-terminal.
+
+#[path = "../../engine/tests/support/mpirun.rs"]
+mod support;
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Duration;
+
+use support::mpirun;
+
+const BIN: &str = env!("CARGO_BIN_EXE_heatsql");
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("{name}-{}", std::process::id()));
+    std::fs::remove_dir_all(&dir).ok();
+    std::fs::create_dir_all(&dir).expect("scratch dir");
+    dir
+}
+
+/// A distributed table of 40 rows (ids 0..39, k = id % 4) written by the shell itself.
+fn make_table(dir: &std::path::Path) -> String {
+    let data = dir.join("t/");
+    let run = mpirun(
+        BIN,
+        2,
+        &[
+            "-q",
+            "-c",
+            &format!(
+                "COPY (SELECT value AS id, value % 4 AS k FROM range(40)) TO '{}' STORED AS PARQUET \
+                 OPTIONS (max_row_group_size 5)",
+                data.display()
+            ),
+        ],
+        &[],
+        Duration::from_secs(120),
+    );
+    assert_eq!(run.code, Some(0), "{}\n{}", run.stdout, run.stderr);
+    format!(
+        "CREATE EXTERNAL TABLE t STORED AS PARQUET LOCATION '{}'",
+        data.display()
+    )
+}
+
+#[test]
+fn commands_files_formats_and_exit_codes_at_p_1_to_4() {
+    let dir = scratch("shell");
+    let create = make_table(&dir);
+    let query = "SELECT k, count(*) AS n, sum(id) AS s FROM t GROUP BY k ORDER BY k";
+    let expected: [(&str, &str); 5] = [
+        (
+            "table",
+            "+---+----+-----+\n| k | n  | s   |\n+---+----+-----+\n| 0 | 10 | 180 |\n| 1 | 10 | 190 |\n\
+             | 2 | 10 | 200 |\n| 3 | 10 | 210 |\n+---+----+-----+\n",
+        ),
+        ("csv", "k,n,s\n0,10,180\n1,10,190\n2,10,200\n3,10,210\n"),
+        ("tsv", "k\tn\ts\n0\t10\t180\n1\t10\t190\n2\t10\t200\n3\t10\t210\n"),
+        (
+            "json",
+            "[{\"k\":0,\"n\":10,\"s\":180},{\"k\":1,\"n\":10,\"s\":190},{\"k\":2,\"n\":10,\"s\":200},\
+             {\"k\":3,\"n\":10,\"s\":210}]\n",
+        ),
+        (
+            "ndjson",
+            "{\"k\":0,\"n\":10,\"s\":180}\n{\"k\":1,\"n\":10,\"s\":190}\n{\"k\":2,\"n\":10,\"s\":200}\n\
+             {\"k\":3,\"n\":10,\"s\":210}\n",
+        ),
+    ];
+    for p in 1..=4 {
+        // -c in order, every format; with -q only the data is printed (by rank 0 alone).
+        for (format, want) in expected {
+            let run = mpirun(
+                BIN,
+                p,
+                &["-q", "--format", format, "-c", &create, "-c", query],
+                &[],
+                Duration::from_secs(120),
+            );
+            assert_eq!(run.code, Some(0), "P={p} {format}: {}", run.stderr);
+            assert_eq!(run.stdout, want, "P={p} format {format}");
+        }
+        // The footer: rows, elapsed seconds, ranks.
+        let run = mpirun(BIN, p, &["-c", &create, "-c", query], &[], Duration::from_secs(120));
+        let footer = "4 rows fetched. Elapsed ";
+        assert!(
+            run.stdout.contains(footer) && run.stdout.contains(&format!(" on {p} rank")),
+            "P={p}: {}",
+            run.stdout
+        );
+        // -f: several statements over several lines, comments, a meta command.
+        let file = dir.join(format!("job-{p}.sql"));
+        std::fs::write(
+            &file,
+            format!("-- a job\n{create};\n\\d t\nSELECT count(*) AS n\n  FROM t /* ; */ WHERE id < 7;\n"),
+        )
+        .expect("write job");
+        let run = mpirun(
+            BIN,
+            p,
+            &["-q", "--format", "csv", "-f", file.to_str().expect("utf-8")],
+            &[],
+            Duration::from_secs(120),
+        );
+        assert_eq!(run.code, Some(0), "P={p}: {}", run.stderr);
+        assert!(run.stdout.contains("rows per rank"), "P={p}: {}", run.stdout);
+        assert!(run.stdout.ends_with("n\n7\n"), "P={p}: {}", run.stdout);
+        // A failing statement: every rank exits non-zero, quickly, and later statements do not run.
+        let run = mpirun(
+            BIN,
+            p,
+            &[
+                "-q",
+                "-c",
+                &create,
+                "-c",
+                "SELECT nope FROM t",
+                "-c",
+                "SELECT 'not reached'",
+            ],
+            &[],
+            Duration::from_secs(60),
+        );
+        assert_ne!(run.code, Some(0), "P={p}");
+        assert!(run.stderr.contains("nope"), "P={p}: {}", run.stderr);
+        assert!(!run.stdout.contains("not reached"), "P={p}: {}", run.stdout);
+        assert!(run.elapsed < Duration::from_secs(30), "P={p}: {:?}", run.elapsed);
+        eprintln!("[shell] P={p}: -c, -f, 5 formats, footer, failure exit code");
+    }
+    // A missing -f file and an unknown option are refused.
+    let run = mpirun(BIN, 2, &["-f", "/nonexistent.sql"], &[], Duration::from_secs(60));
+    assert_ne!(run.code, Some(0));
+    assert!(run.stderr.contains("cannot read '/nonexistent.sql'"), "{}", run.stderr);
+    let out = Command::new(BIN).arg("--bogus").output().expect("run");
+    assert_ne!(out.status.code(), Some(0));
+}
+
+/// Drives the prompt through a pseudo-terminal (Python's `pty`): multi-line statements, `\d`,
+/// `\?`, history, `\q`.
+#[test]
+fn interactive_prompt_through_a_pseudo_terminal() {
+    let home = scratch("shell-home");
+    let driver = r#"
+import os, pty, sys, time, select
+bin = sys.argv[1]
+pid, fd = pty.fork()
+if pid == 0:
+    os.execv(bin, [bin])
+out = b""
+def read(until, timeout=60):
+    global out
+    end = time.time() + timeout
+    while until not in out and time.time() < end:
+        r, _, _ = select.select([fd], [], [], 0.2)
+        if r:
+            try:
+                out += os.read(fd, 4096)
+            except OSError:
+                break
+    if until not in out:
+        sys.stdout.write(out.decode(errors="replace"))
+        sys.exit("timed out waiting for %r" % until)
+read(b"heatsql> ")
+os.write(fd, b"SELECT 40\r")
+read(b"heatsql-> ")
+os.write(fd, b"  + 2 AS answer;\r")
+read(b"1 row fetched")
+time.sleep(0.3)
+os.write(fd, b"\\d\r")
+read(b"rows fetched")
+time.sleep(0.3)
+os.write(fd, b"\\?\r")
+read(b"list tables")
+time.sleep(0.3)
+os.write(fd, b"\\q\r")
+_, status = os.waitpid(pid, 0)
+try:
+    while True:
+        r, _, _ = select.select([fd], [], [], 0.2)
+        if not r:
+            break
+        out += os.read(fd, 4096)
+except OSError:
+    pass
+sys.stdout.write(out.decode(errors="replace"))
+sys.exit(os.waitstatus_to_exitcode(status))
+"#;
+    let out = Command::new("python3")
+        .args(["-c", driver, BIN])
+        .env("HOME", &home)
+        .env("HEATSQL_THREADS", "1")
+        .output()
+        .expect("python3 runs the pseudo-terminal driver");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("heatsql-> "), "no continuation prompt: {text}");
+    assert!(text.contains("| answer |") && text.contains("| 42     |"), "{text}");
+    assert!(text.contains("\\d TABLE"), "{text}");
+    let history = std::fs::read_to_string(home.join(".heatsql_history")).unwrap_or_default();
+    assert!(history.contains("SELECT 40"), "history: {history:?}");
+    eprintln!("[shell] prompt through a pty: multi-line, \\d, \\?, history, \\q");
+}
