@@ -19,6 +19,10 @@ impl Splitter {
                 out.push(stmt);
             }
         }
+        if is_blank(&self.buf) {
+            // Comments between statements belong to none.
+            self.buf.clear();
+        }
         out
     }
 

@@ -141,14 +141,7 @@ impl DistributedPlan {
         ctx: Arc<TaskContext>,
         cancel: &AtomicBool,
     ) -> Result<Vec<RecordBatch>> {
-        let plan = self.gathered();
-        plan.materialize(comm, Arc::clone(&ctx), cancel).await?;
-        let result = match plan.plan.execute(0, ctx) {
-            Ok(stream) => stream.try_collect::<Vec<_>>().await,
-            Err(e) => Err(e),
-        };
-        plan.release();
-        comm.agree(result).map_err(super::node::agreed)
+        self.collect(comm, ctx, cancel, false).await
     }
 
     /// Collective. The whole result on rank 0 and nothing elsewhere (materializes, gathers to
@@ -159,16 +152,28 @@ impl DistributedPlan {
         ctx: Arc<TaskContext>,
         cancel: &AtomicBool,
     ) -> Result<Vec<RecordBatch>> {
+        self.collect(comm, ctx, cancel, true).await
+    }
+
+    async fn collect(
+        self,
+        comm: &Comm,
+        ctx: Arc<TaskContext>,
+        cancel: &AtomicBool,
+        root_only: bool,
+    ) -> Result<Vec<RecordBatch>> {
         let plan = self.gathered();
-        plan.gather_to_root();
+        if root_only {
+            plan.gather_to_root();
+        }
         plan.materialize(comm, Arc::clone(&ctx), cancel).await?;
-        let result = if comm.rank() == 0 {
+        let result = if root_only && comm.rank() != 0 {
+            Ok(Vec::new())
+        } else {
             match plan.plan.execute(0, ctx) {
                 Ok(stream) => stream.try_collect::<Vec<_>>().await,
                 Err(e) => Err(e),
             }
-        } else {
-            Ok(Vec::new())
         };
         plan.release();
         comm.agree(result).map_err(super::node::agreed)
