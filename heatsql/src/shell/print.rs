@@ -40,7 +40,7 @@ pub fn print(
     match format {
         Format::Table => {
             let total: usize = batches.iter().map(|b| b.num_rows()).sum();
-            let shown = limit(&batches, maxrows.unwrap_or(usize::MAX));
+            let shown = udfs::exchange::first_rows(&batches, maxrows.unwrap_or(usize::MAX));
             if shown.is_empty() {
                 // Still show the columns of an empty result.
                 writeln!(
@@ -86,18 +86,4 @@ pub fn print(
             Ok(false)
         }
     }
-}
-
-/// The first `n` rows of `batches`.
-fn limit(batches: &[RecordBatch], mut n: usize) -> Vec<RecordBatch> {
-    let mut out = Vec::new();
-    for b in batches {
-        if n == 0 {
-            break;
-        }
-        let k = b.num_rows().min(n);
-        out.push(b.slice(0, k));
-        n -= k;
-    }
-    out
 }

@@ -32,7 +32,7 @@ mod placement;
 mod run;
 mod subquery;
 
-pub use node::{ExchangeExec, ExchangeKind, agreed};
+pub use node::{ExchangeExec, ExchangeKind, agreed, first_rows};
 pub use placement::{Placement, distribute};
 pub use run::{DistributedPlan, Stage, fingerprint};
 pub use subquery::SubqueryStage;

@@ -152,7 +152,9 @@ impl ExchangeExec {
             ExchangeKind::Shuffle(partitioning) => {
                 let size = comm.size();
                 let n_out = partitioning.partition_count();
-                let mut sends = vec![Vec::new(); size];
+                // One send buffer, destinations in rank order (no second copy for alltoallv).
+                let mut send = Vec::new();
+                let mut counts = vec![0usize; size];
                 let mut pieces: Vec<Vec<Vec<RecordBatch>>> = vec![vec![Vec::new(); n_out]; size];
                 let cut = (|| {
                     for (i, batches) in drained {
@@ -165,15 +167,16 @@ impl ExchangeExec {
                         }
                     }
                     for (dest, parts) in pieces.iter().enumerate() {
+                        let before = send.len();
                         for (out, batches) in parts.iter().enumerate() {
-                            ipc::encode(&mut sends[dest], &schema, out, batches)?;
+                            ipc::encode(&mut send, &schema, out, batches)?;
                         }
+                        counts[dest] = send.len() - before;
                     }
                     Ok::<_, DataFusionError>(())
                 })();
                 comm.agree(cut).map_err(agreed)?;
-                let counts: Vec<usize> = sends.iter().map(Vec::len).collect();
-                let (received, _) = comm.alltoallv(&sends.concat(), &counts).map_err(external)?;
+                let (received, _) = comm.alltoallv(&send, &counts).map_err(external)?;
                 let mut output = vec![Vec::new(); n_out];
                 let decoded = ipc::decode(&received, |out, batch| {
                     output
@@ -218,7 +221,7 @@ impl ExchangeExec {
                     comm.agree(decoded).map_err(agreed)?;
                 }
                 match self.kind {
-                    ExchangeKind::Concat { fetch } => vec![limit(output.concat(), fetch)],
+                    ExchangeKind::Concat { fetch } => vec![first_rows(&output.concat(), fetch.unwrap_or(usize::MAX))],
                     _ => output,
                 }
             }
@@ -263,9 +266,9 @@ impl ExchangeExec {
     }
 }
 
-/// The first `fetch` rows of `batches`.
-fn limit(batches: Vec<RecordBatch>, fetch: Option<usize>) -> Vec<RecordBatch> {
-    let Some(mut left) = fetch else { return batches };
+/// The first `n` rows of `batches` (zero-copy slices).
+pub fn first_rows(batches: &[RecordBatch], n: usize) -> Vec<RecordBatch> {
+    let mut left = n;
     let mut out = Vec::new();
     for b in batches {
         if left == 0 {
