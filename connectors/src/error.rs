@@ -37,6 +37,9 @@ pub enum ConnectorError {
         /// What is wrong.
         detail: String,
     },
+    /// Batches registered as a rank-split table that do not form one table.
+    #[error("register_batches: {0}")]
+    Register(String),
     /// COPY TO refused its target or failed to write.
     #[error("COPY: {0}")]
     Copy(String),

@@ -5,6 +5,7 @@
 //! * [`table`]: [`DistributedParquetTable`], a DataFusion table whose scan reads this rank's
 //!   row groups and whose schema and statistics are the global ones.
 //! * [`factory`]: `CREATE EXTERNAL TABLE … STORED AS PARQUET` creates distributed tables.
+//! * [`memory`]: [`RankSplitMemTable`], in-memory batches split row-wise (each rank its own).
 //! * [`copy`]: `COPY (query) TO 'dir/' STORED AS PARQUET`, one part file per rank, atomic.
 //!
 //! Every rank runs the same statements; the functions here that communicate say so and are
@@ -15,10 +16,12 @@ pub mod copy;
 pub mod error;
 pub mod factory;
 pub mod location;
+pub mod memory;
 pub mod table;
 
 pub use error::ConnectorError;
 pub use factory::{DistributedParquetFactory, install};
+pub use memory::RankSplitMemTable;
 pub use table::DistributedParquetTable;
 
 /// The DataFusion version the workspace is built against.

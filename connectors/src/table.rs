@@ -304,9 +304,13 @@ fn rank_split_url(location: &Location, state: &dyn Session) -> Result<ObjectStor
     Ok(tagged)
 }
 
-/// Whether `plan` is the scan of a [`DistributedParquetTable`]: partition r holds rank r's rows
-/// and must be executed on rank r only.
+/// Whether `plan` is the scan of a [`DistributedParquetTable`] or a
+/// [`crate::RankSplitMemTable`]: partition r holds rank r's rows and must be executed on rank r
+/// only.
 pub fn is_rank_split_scan(plan: &dyn ExecutionPlan) -> bool {
+    if plan.downcast_ref::<crate::memory::RankSplitMemoryExec>().is_some() {
+        return true;
+    }
     plan.downcast_ref::<DataSourceExec>()
         .and_then(|scan| scan.data_source().downcast_ref::<FileScanConfig>())
         .is_some_and(|config| config.object_store_url.as_str().starts_with(RANK_SPLIT_PREFIX))

@@ -6,6 +6,7 @@
 //!   one split axis, and a local `tch::Tensor` per rank holding that rank's slab of the split axis.
 //! * [`device`]: the compute device setting (`cpu`, `cuda`, `auto`) and the per-rank thread count.
 //! * [`memory`]: huge pages for large local tensors, allocator settings for binaries.
+//! * [`progress`]: progress events of long collective operations, shown by one sink.
 //!
 //! Shapes are written rows × columns; "split 0" means rows are distributed over ranks (each
 //! rank holds a contiguous block of rows, in rank order), "split none" means every rank holds the
@@ -16,6 +17,7 @@ pub mod device;
 pub mod dndarray;
 pub mod error;
 pub mod memory;
+pub mod progress;
 mod rng;
 pub mod testkit;
 

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use chrono::{TimeZone, Utc};
 
 use datafusion::arrow::array::{RecordBatch, UInt64Array};
-use datafusion::arrow::datatypes::{DataType, Field, Schema};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::datasource::MemTable;
 use datafusion::error::{DataFusionError, Result};
 use datafusion::execution::SessionState;
@@ -36,6 +36,30 @@ pub const REQUIRED_SETTINGS: [(&str, &str); 4] = [
 /// on every rank (with `target_partitions` = number of ranks) and the returned [`HeatFrame`]
 /// runs it with MPI exchanges where rows must meet, so every query returns exactly what
 /// single-process DataFusion returns on the whole data.
+///
+/// ```no_run
+/// # async fn job() -> heatsql::datafusion::error::Result<()> {
+/// use heatsql::HeatContext;
+///
+/// // Run under `mpirun -n P`: every rank executes these lines.
+/// let ctx = HeatContext::new();
+/// ctx.sql("CREATE EXTERNAL TABLE points STORED AS PARQUET LOCATION 'data/points/'")
+///     .await?;
+/// // A small result every rank needs (the same batches everywhere) ...
+/// let n = ctx.sql("SELECT count(*) AS n FROM points").await?.collect().await?;
+/// // ... one only rank 0 prints ...
+/// let top = ctx
+///     .sql("SELECT id, x FROM points ORDER BY x DESC LIMIT 10")
+///     .await?
+///     .collect_on_root()
+///     .await?;
+/// // ... and a large one written where it was computed, one part file per rank.
+/// ctx.sql("COPY (SELECT id, x * 2 AS y FROM points) TO 'out/y/' STORED AS PARQUET")
+///     .await?;
+/// # let _ = (n, top);
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Clone)]
 pub struct HeatContext {
     ctx: SessionContext,
@@ -65,7 +89,8 @@ impl HeatContext {
             .with_information_schema(true)
             .set_bool("datafusion.optimizer.repartition_file_scans", false)
             .set_bool("datafusion.optimizer.enable_join_dynamic_filter_pushdown", false)
-            .set_bool("datafusion.execution.enable_file_stream_work_stealing", false);
+            .set_bool("datafusion.execution.enable_file_stream_work_stealing", false)
+            .with_option_extension(udfs::settings::HeatsqlOptions::default());
         let ctx = SessionContext::new_with_config(config);
         connectors::install(&ctx);
         HeatContext {
@@ -103,6 +128,47 @@ impl HeatContext {
         let table = connectors::DistributedParquetTable::open(location, &self.ctx.state()).await?;
         self.ctx.register_table(name, Arc::new(table))?;
         Ok(())
+    }
+
+    /// Collective. Registers `local`, this rank's rows, as the table `name` split row-wise over
+    /// the ranks: its rows are rank 0's, then rank 1's, and so on (a rank may hold none). Every
+    /// rank passes the same `schema`; queries see one table, as with Parquet tables. This is
+    /// how results computed per rank (for instance from a DNDarray) come back into SQL.
+    ///
+    /// ```no_run
+    /// # async fn job(ctx: &heatsql::HeatContext) -> heatsql::datafusion::error::Result<()> {
+    /// // This rank's share of a query, transformed locally, registered again.
+    /// let frame = ctx.sql("SELECT id, x FROM points").await?;
+    /// let schema = frame.schema();
+    /// let mine = frame.collect_local().await?;
+    /// ctx.register_batches("mine", schema, mine).await?;
+    /// let total = ctx.sql("SELECT count(*) FROM mine").await?.collect().await?;
+    /// # let _ = total;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn register_batches(&self, name: &str, schema: SchemaRef, local: Vec<RecordBatch>) -> Result<()> {
+        let table = connectors::RankSplitMemTable::try_new(schema, local)?;
+        self.ctx.register_table(name, Arc::new(table))?;
+        Ok(())
+    }
+
+    /// Collective. Registers a row-split (n × d) DNDarray as the table `name`: the `keep`
+    /// columns of this rank's rows (if any, one row per local array row) followed by one float
+    /// column per array column, named by `columns`. Row r of the table is global row r of the
+    /// array.
+    pub async fn register_array(
+        &self,
+        name: &str,
+        array: &engine::DNDarray,
+        columns: &[String],
+        keep: Option<&RecordBatch>,
+    ) -> Result<()> {
+        let batch = self
+            .comm
+            .agree(udfs::convert::to_batch(name, array, columns, keep))
+            .map_err(crate::frame::agreed)?;
+        self.register_batches(name, batch.schema(), vec![batch]).await
     }
 
     /// Collective. Plans one SQL statement (DDL such as `CREATE EXTERNAL TABLE` runs now);

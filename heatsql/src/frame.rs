@@ -130,6 +130,30 @@ impl HeatFrame {
         result
     }
 
+    /// Collective. The result as a row-split DNDarray (n × d, split along rows, this rank
+    /// holding its share of the result in order), the feature columns chosen, converted and
+    /// checked for NULL/NaN as `spec` says, with the keep columns aligned row by row. The rows
+    /// never leave their rank (see [`udfs::convert::load`]).
+    ///
+    /// ```no_run
+    /// # async fn job(ctx: &heatsql::HeatContext) -> Result<(), Box<dyn std::error::Error>> {
+    /// use heatsql::convert::LoadSpec;
+    ///
+    /// let mut spec = LoadSpec::new("centre");
+    /// spec.keep = vec!["id".into()];
+    /// let loaded = ctx.sql("SELECT id, x, y FROM points").await?.to_dndarray(&spec).await?;
+    /// // rows × 2, split along rows; the column means are replicated (one allreduce).
+    /// let mean = loaded.array.mean(Some(0))?;
+    /// let centred = heatsql::DNDarray::from_pieces(loaded.array.local() - mean.local(), 0)?;
+    /// ctx.register_array("centred", &centred, &loaded.columns, loaded.keep.as_ref()).await?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn to_dndarray(self, spec: &udfs::convert::LoadSpec) -> Result<udfs::convert::Loaded> {
+        let stream = self.execute_local().await?;
+        udfs::convert::load(stream, spec).await.map_err(DataFusionError::from)
+    }
+
     /// Collective. This rank's share of the result (see [`Self::execute_local`]) collected,
     /// with errors agreed.
     pub async fn collect_local(self) -> Result<Vec<RecordBatch>> {

@@ -8,8 +8,12 @@ mod context;
 mod frame;
 
 pub use context::{HeatContext, REQUIRED_SETTINGS};
-pub use engine::{Comm, CommError, DNDarray, DeviceSetting, EngineError, ReduceOp, comm, dndarray, memory};
+/// The DataFusion heatsql is built on (with its Arrow and Parquet), for embedders.
+pub use datafusion;
+pub use engine::{Comm, CommError, DNDarray, DeviceSetting, EngineError, ReduceOp, comm, dndarray, memory, progress};
 pub use frame::HeatFrame;
+/// libtorch bindings (the DNDarray's local tensors are `tch::Tensor`s).
+pub use tch;
 pub use udfs::convert;
 
 /// A one-line description of this rank's runtime (rank, ranks, ranks on the node, libtorch

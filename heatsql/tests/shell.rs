@@ -206,3 +206,96 @@ sys.exit(os.waitstatus_to_exitcode(status))
     assert!(history.contains("SELECT 40"), "history: {history:?}");
     eprintln!("[shell] prompt through a pty: multi-line, \\d, \\?, history, \\q");
 }
+
+/// Under mpirun, rank 0's standard input and error are pipes from mpirun: the shell finds the
+/// user's terminal behind them, prompts (the terminal edits lines), keeps the history, goes on
+/// after an error, and draws progress on the terminal. Piped runs show no progress.
+#[test]
+fn prompt_and_progress_under_mpirun_through_a_pseudo_terminal() {
+    let home = scratch("shell-mpirun-home");
+    let data = home.join("t/");
+    let driver = r#"
+import os, pty, sys, time, select
+bin, data = sys.argv[1], sys.argv[2]
+pid, fd = pty.fork()
+if pid == 0:
+    os.execvp("mpirun", ["mpirun", "--allow-run-as-root", "--oversubscribe", "-n", "2", bin])
+out = b""
+def read(until, timeout=90):
+    global out
+    end = time.time() + timeout
+    while until not in out and time.time() < end:
+        r, _, _ = select.select([fd], [], [], 0.2)
+        if r:
+            try:
+                out += os.read(fd, 4096)
+            except OSError:
+                break
+    if until not in out:
+        sys.stdout.write(out.decode(errors="replace"))
+        sys.exit("timed out waiting for %r" % until)
+def send(text, until):
+    global out
+    out_before = len(out)
+    os.write(fd, text.encode() + b"\r")
+    read(until.encode())
+read(b"heatsql> ")
+send("COPY (SELECT value AS id, value % 4 AS k FROM range(40)) TO '" + data + "' STORED AS PARQUET OPTIONS (max_row_group_size 5);", "1 row fetched")
+send("CREATE EXTERNAL TABLE t STORED AS PARQUET LOCATION '" + data + "';", "0 rows fetched")
+send("SELECT k, count(*) AS n", "heatsql-> ")
+send("FROM t GROUP BY k ORDER BY k;", "4 rows fetched")
+send("SELECT nope;", "nope")
+read(b"heatsql> ")
+os.write(fd, b"\\q\r")
+_, status = os.waitpid(pid, 0)
+try:
+    while True:
+        r, _, _ = select.select([fd], [], [], 0.2)
+        if not r:
+            break
+        out += os.read(fd, 4096)
+except OSError:
+    pass
+sys.stdout.write(out.decode(errors="replace"))
+sys.exit(os.waitstatus_to_exitcode(status))
+"#;
+    let out = Command::new("python3")
+        .args(["-c", driver, BIN, data.to_str().expect("utf-8")])
+        .env("HOME", &home)
+        .env("HEATSQL_THREADS", "1")
+        .env("HEATSQL_PROGRESS_DELAY_MS", "0")
+        .env("OMPI_MCA_btl_vader_single_copy_mechanism", "none")
+        .output()
+        .expect("python3 runs the pseudo-terminal driver");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("on 2 rank(s)"), "no banner: {text}");
+    assert!(text.contains("| 3 | 10 |"), "{text}");
+    assert!(text.contains("[heatsql] query: step "), "no progress line: {text}");
+    let history = std::fs::read_to_string(home.join(".heatsql_history")).unwrap_or_default();
+    assert!(history.contains("FROM t GROUP BY k ORDER BY k"), "history: {history:?}");
+    // The same query piped: no progress on standard error, even with no delay.
+    let create = format!(
+        "CREATE EXTERNAL TABLE t STORED AS PARQUET LOCATION '{}'",
+        data.display()
+    );
+    let run = mpirun(
+        BIN,
+        2,
+        &["-c", &create, "-c", "SELECT k, count(*) FROM t GROUP BY k"],
+        &[("HEATSQL_PROGRESS_DELAY_MS", "0".into())],
+        Duration::from_secs(120),
+    );
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    assert!(
+        !run.stderr.contains("[heatsql]") && !run.stdout.contains("[heatsql]"),
+        "{}",
+        run.stderr
+    );
+    eprintln!("[shell] prompt under mpirun through a pty: prompts, history, errors, progress; none when piped");
+}

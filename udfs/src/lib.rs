@@ -7,7 +7,10 @@
 //! * [`exchange`]: MPI exchanges for plain SQL (shuffle, gather) and the stage-wise execution of
 //!   a distributed plan.
 //!
+//! * [`settings`]: the `heatsql.` session settings (`SET heatsql.progress = false`).
+//!
 //! The table functions (`pca`, `kmeans`, …) come with issue #6.
 
 pub mod convert;
 pub mod exchange;
+pub mod settings;

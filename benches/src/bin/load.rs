@@ -8,6 +8,17 @@
 //! copy into the tensor). Reported: each rank's rows per second and its ratio to the baseline
 //! (target ≥ 0.90). `[ROUNDS]` (default 6) rounds each time the baseline, heatsql's scan alone
 //! and the load, interleaved; reported are medians after the first round.
+//!
+//! Two ways to measure, both reported by `scripts/bench-load.sh`:
+//!
+//! * **warm** (the default): all rounds in one process. The baseline's Arrow buffers then live in
+//!   heap memory that earlier rounds already faulted in (the allocator keeps freed memory),
+//!   while the load's tensor, like any allocation beyond glibc's mmap threshold, is fresh memory
+//!   every time.
+//! * **fresh** (`--once baseline|load`): one measurement per process, as a job or a shell
+//!   session that loads a table once sees it; both sides start from fresh memory. The script
+//!   runs the rounds as separate `mpirun` launches, interleaved, and `--summarize` reads their
+//!   `once …` lines from standard input and reports medians after the first round.
 
 use std::fs::File;
 use std::path::PathBuf;
@@ -79,10 +90,16 @@ fn plain_read(path: &PathBuf) -> usize {
 async fn main() {
     // What the heatsql shell does too: keep freed decode buffers for reuse (engine::memory).
     let retained = engine::memory::retain_freed_memory();
-    let args: Vec<usize> = std::env::args()
-        .skip(1)
-        .filter_map(|a| a.replace('_', "").parse().ok())
-        .collect();
+    let all: Vec<String> = std::env::args().skip(1).collect();
+    if all.iter().any(|a| a == "--summarize") {
+        return summarize();
+    }
+    let once = all
+        .iter()
+        .position(|a| a == "--once")
+        .and_then(|i| all.get(i + 1))
+        .cloned();
+    let args: Vec<usize> = all.iter().filter_map(|a| a.replace('_', "").parse().ok()).collect();
     let (rows, cols) = (
         args.first().copied().unwrap_or(2_000_000),
         args.get(1).copied().unwrap_or(32),
@@ -101,6 +118,9 @@ async fn main() {
         ctx.sql(&format!("SET datafusion.execution.batch_size = {size}"))
             .await
             .expect("set");
+    }
+    if let Some(kind) = once {
+        return measure_once(&ctx, &kind, &path, rows).await;
     }
     let location = path.display().to_string();
     ctx.sql(&format!(
@@ -180,5 +200,93 @@ async fn main() {
             rounds - 1
         );
         print!("{}", String::from_utf8_lossy(&all));
+    }
+}
+
+/// `--once KIND`: one measurement in this fresh process; prints `once KIND P RANK ROWS SECS`
+/// per rank (on rank 0, in rank order). `baseline`: rank 0 reads the whole file alone.
+async fn measure_once(ctx: &HeatContext, kind: &str, path: &std::path::Path, rows: usize) {
+    let comm = ctx.comm();
+    let (p, me) = (comm.size(), comm.rank());
+    let (n, secs) = match kind {
+        "baseline" if me == 0 => {
+            let t = Instant::now();
+            let n = plain_read(&path.to_path_buf());
+            assert_eq!(n, rows);
+            (n, t.elapsed().as_secs_f64())
+        }
+        "baseline" => (0, 0.0),
+        "load" => {
+            let location = path.display().to_string();
+            ctx.sql(&format!(
+                "CREATE EXTERNAL TABLE t STORED AS PARQUET LOCATION '{location}'"
+            ))
+            .await
+            .expect("create");
+            let provider = ctx.session().table_provider("t").await.expect("table");
+            let table = (provider.as_ref() as &dyn std::any::Any).downcast_ref::<connectors::DistributedParquetTable>();
+            let mut spec = LoadSpec::new("bench");
+            spec.expected_rows = table.map(|t| t.rows_per_rank()[me] as usize);
+            comm.barrier();
+            let t = Instant::now();
+            let stream = ctx
+                .sql("SELECT * FROM t")
+                .await
+                .expect("query")
+                .execute_local()
+                .await
+                .expect("stream");
+            let loaded = load(stream, &spec).await.expect("load");
+            (loaded.array.local().size()[0] as usize, t.elapsed().as_secs_f64())
+        }
+        other => panic!("--once {other}: expected baseline or load"),
+    };
+    let line = format!("once {kind} {p} {me} {n} {secs:.6}\n");
+    let (all, _) = comm.gatherv(line.as_bytes(), 0).expect("gather").unwrap_or_default();
+    if me == 0 {
+        print!("{}", String::from_utf8_lossy(&all));
+    }
+}
+
+/// `--summarize`: reads `once …` lines (several rounds of fresh-process measurements) from
+/// standard input; prints each rank's median load rate after the first round against the
+/// baseline's.
+fn summarize() {
+    use std::collections::BTreeMap;
+    use std::io::BufRead;
+    // (kind, P, rank) → (rows, seconds per round)
+    let mut runs: BTreeMap<(String, usize, usize), (usize, Vec<f64>)> = BTreeMap::new();
+    for line in std::io::stdin().lock().lines().map_while(Result::ok) {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        if f.len() != 6 || f[0] != "once" {
+            continue;
+        }
+        let parse = |s: &str| s.parse::<usize>().expect("number");
+        let key = (f[1].to_string(), parse(f[2]), parse(f[3]));
+        let entry = runs.entry(key).or_insert((parse(f[4]), Vec::new()));
+        entry.1.push(f[5].parse().expect("seconds"));
+    }
+    let Some((base_rows, base_times)) = runs.get(&("baseline".to_string(), 1, 0)).cloned() else {
+        eprintln!("--summarize: no baseline lines on standard input");
+        std::process::exit(1);
+    };
+    let rounds = base_times.len();
+    let baseline = base_rows as f64 / benches::median_after_warmup(base_times);
+    println!(
+        "fresh processes (one measurement per process, median of {} rounds after a warm-up): baseline {:.2} M rows/s",
+        rounds - 1,
+        baseline / 1e6
+    );
+    for ((kind, p, rank), (rows, times)) in runs {
+        if kind != "load" || times.len() < 2 {
+            continue;
+        }
+        let secs = benches::median_after_warmup(times);
+        let rate = rows as f64 / secs;
+        println!(
+            "  P = {p}, rank {rank}: {rows} rows; load {secs:.3} s = {:.2} M rows/s; load/baseline {:.2}",
+            rate / 1e6,
+            rate / baseline
+        );
     }
 }

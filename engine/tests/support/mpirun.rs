@@ -22,7 +22,33 @@ pub struct Run {
 /// `mpirun -n p bin args` with extra environment variables, killed (and the test failed) after
 /// `timeout`. One compute thread per rank, oversubscription allowed, root allowed.
 pub fn mpirun(bin: &str, p: usize, args: &[&str], envs: &[(&str, String)], timeout: Duration) -> Run {
+    run_mpirun(None, bin, p, args, envs, timeout)
+}
+
+/// [`mpirun`] with `cwd` as the working directory.
+pub fn mpirun_in(
+    cwd: &std::path::Path,
+    bin: &str,
+    p: usize,
+    args: &[&str],
+    envs: &[(&str, String)],
+    timeout: Duration,
+) -> Run {
+    run_mpirun(Some(cwd), bin, p, args, envs, timeout)
+}
+
+fn run_mpirun(
+    cwd: Option<&std::path::Path>,
+    bin: &str,
+    p: usize,
+    args: &[&str],
+    envs: &[(&str, String)],
+    timeout: Duration,
+) -> Run {
     let mut cmd = Command::new("mpirun");
+    if let Some(dir) = cwd {
+        cmd.current_dir(dir);
+    }
     cmd.args(["--allow-run-as-root", "--oversubscribe", "-n", &p.to_string(), bin])
         .args(args)
         .env("HEATSQL_THREADS", "1")

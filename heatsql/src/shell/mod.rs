@@ -2,7 +2,9 @@
 //! input) and broadcasts each one; every rank runs it; rank 0 prints the result.
 
 mod print;
+mod progress;
 mod split;
+mod terminal;
 
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
@@ -46,6 +48,10 @@ pub struct Args {
     /// Compute threads per rank (default: node cores / ranks on the node).
     #[arg(long)]
     pub threads: Option<usize>,
+    /// Print each statement of -c/-f (with the comments before it) before its result, like a
+    /// transcript of the session.
+    #[arg(short, long)]
+    pub echo: bool,
     /// Print what each rank sees (rank, threads, device) and exit.
     #[arg(long)]
     pub info: bool,
@@ -66,16 +72,18 @@ fn parse_maxrows(s: &str) -> std::result::Result<MaxRows, String> {
 
 /// What rank 0 sends to every rank.
 enum Command {
-    Sql(String),
-    Meta(String),
+    /// A statement, and (on rank 0, for `--echo`; not sent) the comment lines before it.
+    Sql(String, String),
+    /// A meta command line, and its lead comments.
+    Meta(String, String),
     Quit,
 }
 
 impl Command {
     fn encode(&self) -> Vec<u8> {
         let (tag, text) = match self {
-            Command::Sql(s) => (b'S', s.as_str()),
-            Command::Meta(s) => (b'M', s.as_str()),
+            Command::Sql(s, _) => (b'S', s.as_str()),
+            Command::Meta(s, _) => (b'M', s.as_str()),
             Command::Quit => (b'Q', ""),
         };
         let mut v = vec![tag];
@@ -83,11 +91,20 @@ impl Command {
         v
     }
 
+    /// The input as `--echo` shows it: the comments before it, then the command.
+    fn echo(&self) -> Option<String> {
+        match self {
+            Command::Sql(s, lead) => Some(format!("{lead}{s};")),
+            Command::Meta(s, lead) => Some(format!("{lead}{s}")),
+            Command::Quit => None,
+        }
+    }
+
     fn decode(bytes: &[u8]) -> Command {
         let text = String::from_utf8_lossy(bytes.get(1..).unwrap_or_default()).into_owned();
         match bytes.first() {
-            Some(b'S') => Command::Sql(text),
-            Some(b'M') => Command::Meta(text),
+            Some(b'S') => Command::Sql(text, String::new()),
+            Some(b'M') => Command::Meta(text, String::new()),
             _ => Command::Quit,
         }
     }
@@ -99,27 +116,52 @@ enum Source {
     Script(std::collections::VecDeque<Command>),
     /// An interactive prompt with history and multi-line statements.
     Prompt(Box<rustyline::DefaultEditor>, Splitter),
-    /// Standard input that is not a terminal (`echo 'SELECT 1;' | heatsql`, or under mpirun).
-    Stdin(
-        std::io::StdinLock<'static>,
-        Splitter,
-        std::collections::VecDeque<Command>,
-    ),
+    /// Standard input that is not a terminal: piped (`echo 'SELECT 1;' | heatsql`), or under
+    /// mpirun, which forwards the user's typing to rank 0 through a pipe. With `prompt` (the
+    /// user's terminal is at the other end, see [`terminal`]) prompts are shown and statements
+    /// kept in the history file; the terminal does the line editing.
+    Stdin {
+        stdin: std::io::StdinLock<'static>,
+        splitter: Splitter,
+        queue: std::collections::VecDeque<Command>,
+        prompt: bool,
+    },
 }
 
 fn history_file() -> Option<PathBuf> {
     std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".heatsql_history"))
 }
 
+/// Appends a statement to the history file in rustyline's format (for the prompt without a
+/// terminal on standard input; rustyline's own prompt keeps its history itself).
+fn append_history(sql: &str) {
+    let Some(path) = history_file() else { return };
+    let new = !path.exists();
+    let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open(&path) else {
+        return;
+    };
+    let entry = sql.replace('\\', "\\\\").replace('\n', "\\n");
+    let _ = writeln!(f, "{}{entry}", if new { "#V2\n" } else { "" });
+}
+
 /// Statements of a text: meta commands on their own line, SQL split at `;`.
 fn commands_of(text: &str, out: &mut std::collections::VecDeque<Command>, splitter: &mut Splitter) {
     for line in text.lines() {
         if !splitter.pending() && line.trim_start().starts_with('\\') {
-            out.push_back(Command::Meta(line.trim().to_string()));
+            out.push_back(Command::Meta(line.trim().to_string(), splitter.take_lead()));
             continue;
         }
-        out.extend(splitter.push_line(line).into_iter().map(Command::Sql));
+        for (i, sql) in splitter.push_line(line).into_iter().enumerate() {
+            let lead = if i == 0 { splitter.take_lead() } else { String::new() };
+            out.push_back(Command::Sql(sql, lead));
+        }
     }
+}
+
+/// The unfinished last statement of a text (one without `;`), if any.
+fn last_of(splitter: &mut Splitter) -> Option<Command> {
+    let sql = splitter.finish()?;
+    Some(Command::Sql(sql, splitter.take_lead()))
 }
 
 impl Source {
@@ -129,13 +171,13 @@ impl Source {
             for c in &args.commands {
                 let mut s = Splitter::default();
                 commands_of(c, &mut queue, &mut s);
-                queue.extend(s.finish().map(Command::Sql));
+                queue.extend(last_of(&mut s));
             }
             for f in &args.files {
                 let text = std::fs::read_to_string(f).map_err(|e| format!("cannot read '{}': {e}", f.display()))?;
                 let mut s = Splitter::default();
                 commands_of(&text, &mut queue, &mut s);
-                queue.extend(s.finish().map(Command::Sql));
+                queue.extend(last_of(&mut s));
             }
             queue.push_back(Command::Quit);
             return Ok(Source::Script(queue));
@@ -147,15 +189,16 @@ impl Source {
             }
             return Ok(Source::Prompt(Box::new(editor), Splitter::default()));
         }
-        Ok(Source::Stdin(
-            std::io::stdin().lock(),
-            Splitter::default(),
-            std::collections::VecDeque::new(),
-        ))
+        Ok(Source::Stdin {
+            stdin: std::io::stdin().lock(),
+            splitter: Splitter::default(),
+            queue: std::collections::VecDeque::new(),
+            prompt: terminal::input_is_terminal(),
+        })
     }
 
     fn interactive(&self) -> bool {
-        matches!(self, Source::Prompt(..))
+        matches!(self, Source::Prompt(..) | Source::Stdin { prompt: true, .. })
     }
 
     /// The next command (rank 0 only).
@@ -168,7 +211,7 @@ impl Source {
                     Ok(line) => {
                         if !splitter.pending() && line.trim_start().starts_with('\\') {
                             let _ = editor.add_history_entry(line.trim());
-                            return Command::Meta(line.trim().to_string());
+                            return Command::Meta(line.trim().to_string(), splitter.take_lead());
                         }
                         let mut done = splitter.push_line(&line);
                         if !done.is_empty() {
@@ -182,7 +225,7 @@ impl Source {
                             for rest in done {
                                 splitter.push_line(&format!("{rest};"));
                             }
-                            return Command::Sql(first);
+                            return Command::Sql(first, splitter.take_lead());
                         } else if !line.trim().is_empty() {
                             let _ = editor.add_history_entry(line.trim());
                         }
@@ -194,14 +237,26 @@ impl Source {
                     Err(_) => return Command::Quit,
                 }
             },
-            Source::Stdin(stdin, splitter, queue) => loop {
+            Source::Stdin {
+                stdin,
+                splitter,
+                queue,
+                prompt,
+            } => loop {
                 if let Some(c) = queue.pop_front() {
+                    if *prompt && let Command::Sql(sql, _) = &c {
+                        append_history(sql);
+                    }
                     return c;
+                }
+                if *prompt {
+                    print!("{}", if splitter.pending() { "heatsql-> " } else { "heatsql> " });
+                    let _ = std::io::stdout().flush();
                 }
                 let mut line = String::new();
                 match stdin.read_line(&mut line) {
                     Ok(0) | Err(_) => {
-                        return splitter.finish().map(Command::Sql).unwrap_or(Command::Quit);
+                        return last_of(splitter).unwrap_or(Command::Quit);
                     }
                     Ok(_) => commands_of(line.trim_end_matches(['\n', '\r']), queue, splitter),
                 }
@@ -228,7 +283,19 @@ pub async fn run(args: Args) -> i32 {
         return 2;
     }
     let mut source = source.and_then(|s| s.ok());
+    // Only rank 0 knows its input; every rank must agree on whether an error ends the run.
     let interactive = source.as_ref().is_some_and(Source::interactive);
+    let interactive = match comm.bcast_vec(vec![u8::from(interactive)], 0) {
+        Ok(v) => v.first() == Some(&1),
+        Err(e) => {
+            eprintln!("heatsql: rank {me}: {e}");
+            return 3;
+        }
+    };
+    // Progress of long operations, on rank 0's terminal only (never when piped or with -q).
+    if me == 0 && !args.quiet && terminal::error_is_terminal() {
+        heatsql::progress::set_sink(Some(std::sync::Arc::new(progress::TerminalProgress::from_env())));
+    }
     let mut shell = Shell {
         ctx,
         comm,
@@ -249,6 +316,13 @@ pub async fn run(args: Args) -> i32 {
             Some(s) => s.next(),
             None => Command::Quit,
         };
+        if me == 0
+            && args.echo
+            && !interactive
+            && let Some(text) = command.echo()
+        {
+            println!("{text}");
+        }
         let bytes = if me == 0 { command.encode() } else { Vec::new() };
         let command = match comm.bcast_bytes(bytes, 0) {
             Ok(b) => Command::decode(&b),
@@ -259,8 +333,8 @@ pub async fn run(args: Args) -> i32 {
         };
         let ok = match command {
             Command::Quit => return 0,
-            Command::Sql(sql) => shell.statement(&sql).await,
-            Command::Meta(m) => match shell.meta(&m).await {
+            Command::Sql(sql, _) => shell.statement(&sql).await,
+            Command::Meta(m, _) => match shell.meta(&m).await {
                 Flow::Quit => return 0,
                 Flow::Continue(ok) => ok,
             },

@@ -4,6 +4,8 @@
 #[derive(Default)]
 pub struct Splitter {
     buf: String,
+    /// Comment lines seen since the last statement (shown before the next one with `--echo`).
+    lead: String,
 }
 
 impl Splitter {
@@ -20,10 +22,19 @@ impl Splitter {
             }
         }
         if is_blank(&self.buf) {
-            // Comments between statements belong to none.
+            // Comments between statements are not part of any statement; they are kept as the
+            // next statement's lead.
+            if !self.buf.trim().is_empty() {
+                self.lead.push_str(self.buf.trim_start_matches('\n'));
+            }
             self.buf.clear();
         }
         out
+    }
+
+    /// The comment lines that came before the statement just completed (emptied).
+    pub fn take_lead(&mut self) -> String {
+        std::mem::take(&mut self.lead)
     }
 
     /// Whether a statement is unfinished.
@@ -105,6 +116,8 @@ mod tests {
         assert!(!s.pending());
         assert!(s.push_line("-- only a comment").is_empty());
         assert!(!s.pending());
+        assert_eq!(s.take_lead(), "-- only a comment\n");
+        assert_eq!(s.take_lead(), "");
         assert!(s.push_line("SELECT 3").is_empty());
         assert_eq!(s.finish().as_deref(), Some("SELECT 3"));
     }

@@ -298,6 +298,17 @@ fn external(e: engine::CommError) -> DataFusionError {
     DataFusionError::External(Box::new(e))
 }
 
+impl ExchangeExec {
+    /// The exchange as EXPLAIN names it (`MpiShuffleExec`, `MpiGatherExec`, `MpiConcatExec`).
+    pub fn kind_name(&self) -> &'static str {
+        match &self.kind {
+            ExchangeKind::Shuffle(_) => "MpiShuffleExec",
+            ExchangeKind::Gather => "MpiGatherExec",
+            ExchangeKind::Concat { .. } => "MpiConcatExec",
+        }
+    }
+}
+
 impl DisplayAs for ExchangeExec {
     fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
         match &self.kind {

@@ -102,14 +102,33 @@ impl DistributedPlan {
 
     /// Collective. Runs every stage, children first, in the same order on every rank.
     /// Errors are agreed: every rank returns the same error.
+    /// With `heatsql.progress` on, each finished stage is reported as a `query` progress event.
     pub async fn materialize(&self, comm: &Comm, ctx: Arc<TaskContext>, cancel: &AtomicBool) -> Result<()> {
-        for stage in &self.stages {
-            match stage {
-                Stage::Exchange(x) => x.materialize(comm, Arc::clone(&ctx), cancel).await?,
-                Stage::Subqueries(s) => s.run(comm, Arc::clone(&ctx)).await?,
+        let progress = crate::settings::progress_enabled(&ctx);
+        let total = self.stages.len() as u64;
+        let result = async {
+            for (i, stage) in self.stages.iter().enumerate() {
+                let name = match stage {
+                    Stage::Exchange(x) => {
+                        x.materialize(comm, Arc::clone(&ctx), cancel).await?;
+                        x.kind_name()
+                    }
+                    Stage::Subqueries(s) => {
+                        s.run(comm, Arc::clone(&ctx)).await?;
+                        "scalar subqueries"
+                    }
+                };
+                if progress {
+                    engine::progress::report("query", i as u64 + 1, Some(total), &format!("stage {name} done"));
+                }
             }
+            Ok(())
         }
-        Ok(())
+        .await;
+        if progress && total > 0 {
+            engine::progress::finish("query");
+        }
+        result
     }
 
     /// This rank's share of the result, after [`Self::materialize`]: the root partitions it

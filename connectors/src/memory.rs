@@ -1,0 +1,239 @@
+//! [`RankSplitMemTable`]: record batches held in memory, split row-wise over the ranks.
+//!
+//! Each rank contributes its own rows (for instance a DNDarray's local rows turned back into
+//! Arrow); the table's rows are rank 0's rows, then rank 1's, and so on. Like a
+//! [`crate::DistributedParquetTable`], its scan has P partitions, partition r being rank r's
+//! rows, and its schema and statistics are global (the same on every rank), so every rank
+//! plans the same way and the exchanges of `udfs::exchange` treat it as a rank-split leaf
+//! ([`crate::table::is_rank_split_scan`] recognises [`RankSplitMemoryExec`]).
+
+use std::sync::Arc;
+
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::catalog::{Session, TableProvider};
+use datafusion::common::Statistics;
+use datafusion::common::stats::Precision;
+use datafusion::common::tree_node::TreeNodeRecursion;
+use datafusion::datasource::TableType;
+use datafusion::error::Result as DFResult;
+use datafusion::execution::TaskContext;
+use datafusion::logical_expr::Expr;
+use datafusion::physical_expr::{EquivalenceProperties, PhysicalExpr};
+use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
+use datafusion::physical_plan::memory::MemoryStream;
+use datafusion::physical_plan::statistics::StatisticsArgs;
+use datafusion::physical_plan::{
+    DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning, PlanProperties, ReplaceChildrenOptions,
+    SendableRecordBatchStream,
+};
+use engine::Comm;
+
+use crate::error::{ConnectorError, Result};
+
+/// In-memory batches distributed row-wise: this rank holds its own rows only.
+#[derive(Debug)]
+pub struct RankSplitMemTable {
+    /// The global schema (the same on every rank).
+    schema: SchemaRef,
+    /// This rank's rows.
+    local: Vec<RecordBatch>,
+    /// Rows held by each rank.
+    rows_per_rank: Vec<u64>,
+    /// This rank.
+    rank: usize,
+}
+
+impl RankSplitMemTable {
+    /// Collective. A table of every rank's `local` batches, which must match `schema` (the
+    /// same schema on every rank: a rank whose schema differs from rank 0's is an error on
+    /// every rank, naming the first differing column).
+    pub fn try_new(schema: SchemaRef, local: Vec<RecordBatch>) -> Result<Self> {
+        let comm = Comm::world();
+        let checked = local
+            .iter()
+            .find(|b| b.schema().fields() != schema.fields())
+            .map_or(Ok(()), |b| {
+                Err(ConnectorError::Register(format!(
+                    "a batch has columns ({}) but the table's schema is ({})",
+                    column_list(&b.schema()),
+                    column_list(&schema)
+                )))
+            });
+        comm.agree(checked)?;
+        let text = column_list(&schema);
+        let (all, counts) = comm.allgatherv(text.as_bytes())?;
+        let mut at = 0;
+        for (r, c) in counts.iter().enumerate() {
+            let theirs = String::from_utf8_lossy(&all[at..at + c]);
+            if theirs != text {
+                return Err(ConnectorError::Register(format!(
+                    "rank {r} has columns ({theirs}) but rank 0 has ({})",
+                    String::from_utf8_lossy(&all[..counts[0]])
+                )));
+            }
+            at += c;
+        }
+        let rows: u64 = local.iter().map(|b| b.num_rows() as u64).sum();
+        let rows_per_rank = comm.allgather(&[rows])?;
+        Ok(RankSplitMemTable {
+            schema,
+            local,
+            rows_per_rank,
+            rank: comm.rank(),
+        })
+    }
+
+    /// Rows held by each rank.
+    pub fn rows_per_rank(&self) -> &[u64] {
+        &self.rows_per_rank
+    }
+
+    /// Rows of all ranks.
+    pub fn num_rows(&self) -> u64 {
+        self.rows_per_rank.iter().sum()
+    }
+}
+
+fn column_list(schema: &SchemaRef) -> String {
+    schema
+        .fields()
+        .iter()
+        .map(|f| format!("{} {}", f.name(), f.data_type()))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+#[async_trait::async_trait]
+impl TableProvider for RankSplitMemTable {
+    fn schema(&self) -> SchemaRef {
+        Arc::clone(&self.schema)
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::Base
+    }
+
+    fn statistics(&self) -> Option<Statistics> {
+        Some(Statistics::new_unknown(&self.schema).with_num_rows(Precision::Exact(self.num_rows() as usize)))
+    }
+
+    async fn scan(
+        &self,
+        _state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        _filters: &[Expr],
+        _limit: Option<usize>,
+    ) -> DFResult<Arc<dyn ExecutionPlan>> {
+        let (schema, local) = match projection {
+            Some(p) => (
+                Arc::new(self.schema.project(p)?),
+                self.local.iter().map(|b| b.project(p)).collect::<Result<Vec<_>, _>>()?,
+            ),
+            None => (Arc::clone(&self.schema), self.local.clone()),
+        };
+        Ok(Arc::new(RankSplitMemoryExec::new(
+            schema,
+            local,
+            self.rows_per_rank.clone(),
+            self.rank,
+        )))
+    }
+}
+
+/// The scan of a [`RankSplitMemTable`]: P partitions, partition r being rank r's rows (this
+/// rank can produce only its own partition; the others are empty here). Its display shows
+/// nothing rank-specific, so plans are the same on every rank.
+#[derive(Debug)]
+pub struct RankSplitMemoryExec {
+    /// Output columns.
+    schema: SchemaRef,
+    /// This rank's rows.
+    local: Vec<RecordBatch>,
+    /// Rows held by each rank (the partition statistics).
+    rows_per_rank: Vec<u64>,
+    /// This rank.
+    rank: usize,
+    /// Partitioning (P unknown partitions), ordering, boundedness.
+    properties: Arc<PlanProperties>,
+}
+
+impl RankSplitMemoryExec {
+    fn new(schema: SchemaRef, local: Vec<RecordBatch>, rows_per_rank: Vec<u64>, rank: usize) -> Self {
+        let properties = PlanProperties::new(
+            EquivalenceProperties::new(Arc::clone(&schema)),
+            Partitioning::UnknownPartitioning(rows_per_rank.len()),
+            EmissionType::Incremental,
+            Boundedness::Bounded,
+        );
+        RankSplitMemoryExec {
+            schema,
+            local,
+            rows_per_rank,
+            rank,
+            properties: Arc::new(properties),
+        }
+    }
+}
+
+impl DisplayAs for RankSplitMemoryExec {
+    fn fmt_as(&self, _t: DisplayFormatType, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        write!(f, "RankSplitMemoryExec: partitions={}", self.rows_per_rank.len())
+    }
+}
+
+impl ExecutionPlan for RankSplitMemoryExec {
+    fn name(&self) -> &'static str {
+        "RankSplitMemoryExec"
+    }
+
+    fn properties(&self) -> &Arc<PlanProperties> {
+        &self.properties
+    }
+
+    fn children(&self) -> Vec<&Arc<dyn ExecutionPlan>> {
+        vec![]
+    }
+
+    fn apply_expressions(
+        &self,
+        _f: &mut dyn FnMut(&Arc<dyn PhysicalExpr>) -> DFResult<TreeNodeRecursion>,
+    ) -> DFResult<TreeNodeRecursion> {
+        Ok(TreeNodeRecursion::Continue)
+    }
+
+    fn replace_children(
+        self: Arc<Self>,
+        _children: Vec<Arc<dyn ExecutionPlan>>,
+        _options: ReplaceChildrenOptions,
+    ) -> DFResult<Arc<dyn ExecutionPlan>> {
+        Ok(self)
+    }
+
+    fn with_new_children(self: Arc<Self>, _children: Vec<Arc<dyn ExecutionPlan>>) -> DFResult<Arc<dyn ExecutionPlan>> {
+        Ok(self)
+    }
+
+    fn execute(&self, partition: usize, _context: Arc<TaskContext>) -> DFResult<SendableRecordBatchStream> {
+        let batches = if partition == self.rank {
+            self.local.clone()
+        } else {
+            Vec::new()
+        };
+        Ok(Box::pin(MemoryStream::try_new(
+            batches,
+            Arc::clone(&self.schema),
+            None,
+        )?))
+    }
+
+    fn statistics_from_inputs(&self, _inputs: &[Arc<Statistics>], args: &StatisticsArgs) -> DFResult<Arc<Statistics>> {
+        let rows = match args.partition() {
+            Some(p) => self.rows_per_rank.get(p).copied().unwrap_or(0),
+            None => self.rows_per_rank.iter().sum(),
+        };
+        Ok(Arc::new(
+            Statistics::new_unknown(&self.schema).with_num_rows(Precision::Exact(rows as usize)),
+        ))
+    }
+}

@@ -1,0 +1,28 @@
+//! heatsql's session settings (`SET heatsql.…`), a DataFusion configuration extension.
+
+use datafusion::common::config::ConfigExtension;
+use datafusion::common::extensions_options;
+use datafusion::execution::TaskContext;
+
+extensions_options! {
+    /// Settings under the `heatsql.` prefix, the same on every rank (every rank runs every
+    /// `SET`).
+    pub struct HeatsqlOptions {
+        /// Report the progress of long operations (query stages, solver iterations) to the
+        /// progress sink, which the shell shows on rank 0 when it writes to a terminal.
+        pub progress: bool, default = true
+    }
+}
+
+impl ConfigExtension for HeatsqlOptions {
+    const PREFIX: &'static str = "heatsql";
+}
+
+/// Whether `heatsql.progress` is on in this task's session (on when the extension is absent).
+pub fn progress_enabled(ctx: &TaskContext) -> bool {
+    ctx.session_config()
+        .options()
+        .extensions
+        .get::<HeatsqlOptions>()
+        .is_none_or(|o| o.progress)
+}
