@@ -100,14 +100,17 @@ async fn run(ctx: &HeatContext, readings: &str, stations: &str, output: &str) ->
     let mut fields: Vec<Field> = clean.schema().fields().iter().map(|f| f.as_ref().clone()).collect();
     fields.push(Field::new("apparent_c", DataType::Float64, true));
     let schema = Arc::new(Schema::new(fields));
-    let enriched: Vec<RecordBatch> = clean
+    let mine: Result<Vec<RecordBatch>, String> = clean
         .collect_local()
         .await?
         .iter()
-        .map(|b| with_apparent_temperature(b, &schema))
-        .collect::<Result<_, _>>()?;
-    let mine: usize = enriched.iter().map(RecordBatch::num_rows).sum();
-    let per_rank = ctx.comm().allgather(&[mine as u64])?;
+        .map(|b| with_apparent_temperature(b, &schema).map_err(|e| e.to_string()))
+        .collect();
+    // A local step that can fail on one rank: agree before the next collective, so every rank
+    // stops with the same error instead of the others waiting in `register_batches`.
+    let enriched = ctx.comm().agree(mine)?;
+    let rows_here: usize = enriched.iter().map(RecordBatch::num_rows).sum();
+    let per_rank = ctx.comm().allgather(&[rows_here as u64])?;
     say(ctx, format!("enriched readings per rank: {per_rank:?}"));
     ctx.register_batches("enriched", schema, enriched).await?;
 

@@ -45,14 +45,14 @@ pub struct RankSplitMemTable {
 }
 
 impl RankSplitMemTable {
-    /// Collective. A table of every rank's `local` batches, which must match `schema` (the
-    /// same schema on every rank: a rank whose schema differs from rank 0's is an error on
-    /// every rank, naming the first differing column).
+    /// Collective. A table of every rank's `local` batches, which must have `schema`'s columns
+    /// (names, types, nullability). Every rank must pass the same schema: a rank whose schema
+    /// differs from rank 0's is an error on every rank showing both.
     pub fn try_new(schema: SchemaRef, local: Vec<RecordBatch>) -> Result<Self> {
         let comm = Comm::world();
         let checked = local
             .iter()
-            .find(|b| b.schema().fields() != schema.fields())
+            .find(|b| column_list(&b.schema()) != column_list(&schema))
             .map_or(Ok(()), |b| {
                 Err(ConnectorError::Register(format!(
                     "a batch has columns ({}) but the table's schema is ({})",
@@ -95,11 +95,15 @@ impl RankSplitMemTable {
     }
 }
 
+/// `name type [NOT NULL], …`: what must match between batches and across ranks.
 fn column_list(schema: &SchemaRef) -> String {
     schema
         .fields()
         .iter()
-        .map(|f| format!("{} {}", f.name(), f.data_type()))
+        .map(|f| {
+            let null = if f.is_nullable() { "" } else { " NOT NULL" };
+            format!("{} {}{null}", f.name(), f.data_type())
+        })
         .collect::<Vec<_>>()
         .join(", ")
 }

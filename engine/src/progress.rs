@@ -15,7 +15,7 @@ use std::sync::{Arc, RwLock};
 pub struct Progress<'a> {
     /// The operation (`query`, `kmeans`, `pca`, …).
     pub task: &'a str,
-    /// Steps completed (iterations, stages), counted from 1.
+    /// The step reached, counted from 1: the iteration just completed, or the stage that starts.
     pub step: u64,
     /// Steps in all, when known (`max_iter`, stages of the plan).
     pub total: Option<u64>,
@@ -51,7 +51,7 @@ fn with_sink(f: impl FnOnce(&dyn ProgressSink)) {
     }
 }
 
-/// Reports that step `step` (of `total`) of `task` completed. Local: never communicates.
+/// Reports that `task` reached step `step` (of `total`). Local: never communicates.
 pub fn report(task: &str, step: u64, total: Option<u64>, detail: &str) {
     with_sink(|s| {
         s.update(&Progress {

@@ -164,10 +164,14 @@ impl HeatContext {
         columns: &[String],
         keep: Option<&RecordBatch>,
     ) -> Result<()> {
-        let batch = self
-            .comm
-            .agree(udfs::convert::to_batch(name, array, columns, keep))
-            .map_err(crate::frame::agreed)?;
+        // A replicated array would put its rows in the table once per rank.
+        let batch = match array.split() {
+            Some(0) => udfs::convert::to_batch(name, array, columns, keep).map_err(DataFusionError::from),
+            other => Err(DataFusionError::Plan(format!(
+                "register_array '{name}': expected an array split along rows (split 0), got split {other:?}"
+            ))),
+        };
+        let batch = self.comm.agree(batch).map_err(crate::frame::agreed)?;
         self.register_batches(name, batch.schema(), vec![batch]).await
     }
 

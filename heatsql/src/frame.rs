@@ -150,7 +150,9 @@ impl HeatFrame {
     /// # }
     /// ```
     pub async fn to_dndarray(self, spec: &udfs::convert::LoadSpec) -> Result<udfs::convert::Loaded> {
-        let stream = self.execute_local().await?;
+        // execute_local's last step (opening this rank's streams) can fail on one rank only.
+        let comm = self.comm;
+        let stream = comm.agree(self.execute_local().await).map_err(agreed)?;
         udfs::convert::load(stream, spec).await.map_err(DataFusionError::from)
     }
 

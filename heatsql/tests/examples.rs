@@ -35,27 +35,30 @@ fn scratch(name: &str) -> PathBuf {
     dir
 }
 
-/// Readings (12 stations, 10 days hourly, `wind_ms` NULL where `value % null_every = 5`) and
-/// stations, written by the heatsql shell; `row_group` rows per row group.
-fn make_data(dir: &Path, null_every: u32, row_group: u32) -> (String, String) {
-    let (readings, stations) = (dir.join("readings/"), dir.join("stations/"));
+/// Readings (`stations` stations, `rows` hourly readings in all: `rows / stations` hours each)
+/// and the stations, written by the heatsql shell with `row_group` rows per row group.
+/// `wind_ms` is NULL where `value % null_every = 5`, and for all of station 0's first day (a
+/// station-day without any wind reading).
+fn make_data(dir: &Path, null_every: u32, row_group: u32, stations: u32, rows: u32) -> (String, String) {
+    let (readings, stations_dir) = (dir.join("readings/"), dir.join("stations/"));
     let sql = format!(
         "COPY (SELECT value AS station_id, 'station-' || CAST(value AS VARCHAR) AS name, \
                 CASE value % 3 WHEN 0 THEN 'north' WHEN 1 THEN 'south' ELSE 'west' END AS region \
-               FROM range(12)) TO '{stations}' STORED AS PARQUET; \
-         COPY (SELECT value % 12 AS station_id, \
-                 to_timestamp_seconds(1780272000 + (value / 12) * 3600) AS ts, \
+               FROM range({stations})) TO '{stations_path}' STORED AS PARQUET; \
+         COPY (SELECT value % {stations} AS station_id, \
+                 to_timestamp_seconds(1780272000 + (value / {stations}) * 3600) AS ts, \
                  10.0 + 8.0 * sin(value * 0.37) AS temperature_c, \
                  50.0 + 30.0 * cos(value * 0.11) AS humidity_pct, \
                  1000.0 + (value % 17) AS pressure_hpa, \
-                 CASE WHEN value % {null_every} = 5 THEN NULL ELSE 1.0 + (value % 13) * 0.7 END AS wind_ms \
-               FROM range(2880)) TO '{readings}' STORED AS PARQUET OPTIONS (max_row_group_size {row_group})",
-        stations = stations.display(),
-        readings = readings.display(),
+                 CASE WHEN value % {null_every} = 5 OR (value % {stations} = 0 AND value / {stations} < 24) \
+                      THEN NULL ELSE 1.0 + (value % 13) * (0.7 + 0.2 * sin(value * 0.05)) END AS wind_ms \
+               FROM range({rows})) TO '{readings_path}' STORED AS PARQUET OPTIONS (max_row_group_size {row_group})",
+        stations_path = stations_dir.display(),
+        readings_path = readings.display(),
     );
     let run = mpirun(SHELL, 2, &["-q", "-c", &sql], &[], Duration::from_secs(120));
     assert_eq!(run.code, Some(0), "{}\n{}", run.stdout, run.stderr);
-    (readings.display().to_string(), stations.display().to_string())
+    (readings.display().to_string(), stations_dir.display().to_string())
 }
 
 /// A plain single-process DataFusion query over local Parquet directories.
@@ -87,6 +90,18 @@ fn i64s(batches: &[RecordBatch], col: usize) -> Vec<i64> {
                 b.column(col).as_primitive::<TimestampSecondType>().values().to_vec()
             }
             _ => b.column(col).as_primitive::<Int64Type>().values().to_vec(),
+        })
+        .collect()
+}
+
+fn strings(batches: &[RecordBatch], col: usize) -> Vec<String> {
+    batches
+        .iter()
+        .flat_map(|b| {
+            let c = datafusion::arrow::compute::cast(b.column(col), &datafusion::arrow::datatypes::DataType::Utf8)
+                .expect("a string column");
+            let c = c.as_string::<i32>();
+            (0..c.len()).map(|i| c.value(i).to_string()).collect::<Vec<_>>()
         })
         .collect()
 }
@@ -135,7 +150,10 @@ fn check_features(out: &str, want: &HashMap<(i64, i64), Vec<f64>>, p: usize) {
         "SELECT station_id, CAST(day AS BIGINT), mean_c_z, range_c_z, humidity_pct_z, pressure_hpa_z, gust_ms_z FROM f",
     );
     let keys: Vec<(i64, i64)> = i64s(&got, 0).into_iter().zip(i64s(&got, 1)).collect();
-    assert_eq!(keys.len(), want.len(), "P={p}: rows written");
+    let got_keys: std::collections::HashSet<_> = keys.iter().copied().collect();
+    let want_keys: std::collections::HashSet<_> = want.keys().copied().collect();
+    assert_eq!(got_keys.len(), keys.len(), "P={p}: a station-day written twice");
+    assert_eq!(got_keys, want_keys, "P={p}: the station-days written");
     let cols: Vec<Vec<f64>> = (2..7).map(|c| f64s(&got, c)).collect();
     for (i, k) in keys.iter().enumerate() {
         let w = want.get(k).unwrap_or_else(|| panic!("P={p}: unexpected row {k:?}"));
@@ -154,17 +172,25 @@ fn check_features(out: &str, want: &HashMap<(i64, i64), Vec<f64>>, p: usize) {
 #[test]
 fn feature_extraction_matches_a_single_process_reference_at_p_1_to_4() {
     let dir = scratch("features");
-    let (readings, _) = make_data(&dir, 50, 97);
+    let (readings, _) = make_data(&dir, 50, 97, 12, 2880);
     let want = reference_features(&readings);
-    assert!(want.len() > 100, "reference has {} rows", want.len());
+    // 12 stations × 10 days, without station 0's first day (no wind reading: dropped).
+    assert_eq!(want.len(), 119, "reference rows");
     // One row group only: at P > 1 every rank but one reads nothing.
     let one = scratch("features-one-group");
-    let (one_group, _) = make_data(&one, 50, 100_000);
+    let (one_group, _) = make_data(&one, 50, 100_000, 12, 2880);
+    // 2 stations × 2 days minus the dropped one: 3 rows, fewer than the ranks at P = 4.
+    let few = scratch("features-few");
+    let (few_groups, _) = make_data(&few, 50, 97, 2, 96);
+    let want_few = reference_features(&few_groups);
+    assert_eq!(want_few.len(), 3, "reference rows (few)");
     for p in 1..=4 {
-        for (i, (input, what)) in [(&readings, "97-row groups"), (&one_group, "one row group")]
-            .into_iter()
-            .enumerate()
-        {
+        let cases = [
+            (&readings, &want, "97-row groups"),
+            (&one_group, &want, "one row group"),
+            (&few_groups, &want_few, "3 rows"),
+        ];
+        for (i, (input, want, what)) in cases.into_iter().enumerate() {
             let out = dir.join(format!("out-{p}-{i}/")).display().to_string();
             let run = mpirun(
                 &example("feature_extraction"),
@@ -175,7 +201,7 @@ fn feature_extraction_matches_a_single_process_reference_at_p_1_to_4() {
             );
             assert_eq!(run.code, Some(0), "P={p} {what}: {}\n{}", run.stdout, run.stderr);
             assert!(run.stdout.contains("daily features: "), "P={p}: {}", run.stdout);
-            check_features(&out, &want, p);
+            check_features(&out, want, p);
         }
         eprintln!("[examples] P={p}: feature_extraction equals the reference (|Δz| ≤ {TOL:e})");
     }
@@ -201,14 +227,17 @@ fn feature_extraction_matches_a_single_process_reference_at_p_1_to_4() {
 #[test]
 fn pipeline_matches_a_single_process_reference_and_its_gate_stops_every_rank() {
     let dir = scratch("pipeline");
-    let (readings, stations) = make_data(&dir, 50, 97);
+    let (readings, stations) = make_data(&dir, 50, 97, 12, 2880);
+    let apparent = "r.temperature_c + 0.33 * (r.humidity_pct / 100.0 * 6.105 \
+                    * exp(17.27 * r.temperature_c / (237.7 + r.temperature_c))) - 0.70 * r.wind_ms - 4.0";
     let want = reference(
         &[("readings", &readings), ("stations", &stations)],
-        "SELECT s.region, CAST(date_trunc('day', r.ts) AS BIGINT) AS day, count(*), avg(r.temperature_c), \
-                avg(r.temperature_c + 0.33 * (r.humidity_pct / 100.0 * 6.105 * exp(17.27 * r.temperature_c / (237.7 + r.temperature_c))) \
-                    - 0.70 * r.wind_ms - 4.0) \
-         FROM readings r JOIN stations s ON r.station_id = s.station_id WHERE r.wind_ms IS NOT NULL \
-         GROUP BY 1, 2 ORDER BY 1, 2",
+        &format!(
+            "SELECT s.region, CAST(date_trunc('day', r.ts) AS BIGINT) AS day, count(*), \
+                    avg(r.temperature_c), avg({apparent}), min({apparent}) \
+             FROM readings r JOIN stations s ON r.station_id = s.station_id WHERE r.wind_ms IS NOT NULL \
+             GROUP BY 1, 2 ORDER BY 1, 2"
+        ),
     );
     for p in 1..=4 {
         let out = dir.join(format!("out-{p}/")).display().to_string();
@@ -220,20 +249,22 @@ fn pipeline_matches_a_single_process_reference_and_its_gate_stops_every_rank() {
             Duration::from_secs(120),
         );
         assert_eq!(run.code, Some(0), "P={p}: {}\n{}", run.stdout, run.stderr);
+        // 58 where value % 50 = 5, and the 24 readings of station 0's first day.
         assert!(
-            run.stdout.contains("quality gate: 2880 readings, 58 without wind"),
+            run.stdout.contains("quality gate: 2880 readings, 82 without wind"),
             "P={p}: {}",
             run.stdout
         );
         assert!(run.stdout.contains("| region |"), "P={p}: {}", run.stdout);
         let got = reference(
             &[("o", &out)],
-            "SELECT region, CAST(day AS BIGINT), readings, mean_c, mean_apparent_c FROM o ORDER BY 1, 2",
+            "SELECT CAST(region AS VARCHAR), CAST(day AS BIGINT), readings, mean_c, mean_apparent_c, \
+                    min_apparent_c FROM o ORDER BY 1, 2",
         );
-        let (gr, wr) = (i64s(&got, 1), i64s(&want, 1));
-        assert_eq!(gr, wr, "P={p}: days");
+        assert_eq!(strings(&got, 0), strings(&want, 0), "P={p}: regions");
+        assert_eq!(i64s(&got, 1), i64s(&want, 1), "P={p}: days");
         assert_eq!(i64s(&got, 2), i64s(&want, 2), "P={p}: readings per region-day");
-        for c in [3, 4] {
+        for c in [3, 4, 5] {
             for (g, w) in f64s(&got, c).iter().zip(f64s(&want, c)) {
                 assert!((g - w).abs() <= TOL * w.abs().max(1.0), "P={p} column {c}: {g} vs {w}");
             }
@@ -241,9 +272,10 @@ fn pipeline_matches_a_single_process_reference_and_its_gate_stops_every_rank() {
         assert_eq!(parts(&out), p, "P={p}: one part file per rank");
         eprintln!("[examples] P={p}: pipeline equals the reference (relative {TOL:e})");
     }
-    // 1 reading in 8 without wind: the gate stops every rank and nothing is written.
+    // 1 reading in 8 (and station 0's first day) without wind: the gate stops every rank and
+    // nothing is written.
     let bad = scratch("pipeline-bad");
-    let (readings, stations) = make_data(&bad, 8, 97);
+    let (readings, stations) = make_data(&bad, 8, 97, 12, 2880);
     let out = bad.join("out/").display().to_string();
     for p in [1, 3] {
         let run = mpirun(
@@ -255,7 +287,7 @@ fn pipeline_matches_a_single_process_reference_and_its_gate_stops_every_rank() {
         );
         assert_ne!(run.code, Some(0), "P={p}");
         assert_eq!(
-            run.stderr.matches("12.50 % of the readings have no wind value").count(),
+            run.stderr.matches("13.33 % of the readings have no wind value").count(),
             p,
             "P={p}: {}",
             run.stderr
@@ -278,7 +310,14 @@ fn the_demo_job_runs_and_explains_itself_at_p_1_to_4() {
         assert!(out.contains("-- 4. A join and a GROUP BY across ranks"), "P={p}: {out}");
         assert!(out.contains("| region | readings |"), "P={p}: {out}");
         assert!(out.contains("| 69120    |"), "P={p}: {out}");
-        assert!(out.contains("MpiShuffleExec"), "P={p}: {out}");
+        // The EXPLAIN output itself (the comments name the exchanges too): one partition per
+        // rank, so a single rank needs no shuffle.
+        let exchange = if p == 1 {
+            "MpiGatherExec: partitions=1".to_string()
+        } else {
+            format!("MpiShuffleExec: partitioning=Hash([region@0], {p})")
+        };
+        assert!(out.contains(&exchange), "P={p}: {out}");
         assert!(out.contains("rows per rank: "), "P={p}: {out}");
         assert!(out.contains("| 2880  |"), "P={p}: {out}");
         assert_eq!(

@@ -221,31 +221,32 @@ pid, fd = pty.fork()
 if pid == 0:
     os.execvp("mpirun", ["mpirun", "--allow-run-as-root", "--oversubscribe", "-n", "2", bin])
 out = b""
-def read(until, timeout=90):
+def read(until, timeout=90, start=0):
     global out
     end = time.time() + timeout
-    while until not in out and time.time() < end:
+    while until not in out[start:] and time.time() < end:
         r, _, _ = select.select([fd], [], [], 0.2)
         if r:
             try:
                 out += os.read(fd, 4096)
             except OSError:
                 break
-    if until not in out:
+    if until not in out[start:]:
         sys.stdout.write(out.decode(errors="replace"))
         sys.exit("timed out waiting for %r" % until)
 def send(text, until):
-    global out
-    out_before = len(out)
+    # Waits for `until` in what comes after the input (the terminal echoes the input itself).
+    before = len(out)
     os.write(fd, text.encode() + b"\r")
-    read(until.encode())
+    read(text.encode()[-20:], start=before)
+    read(until.encode(), start=out.rindex(text.encode()[-20:]) + 20)
 read(b"heatsql> ")
 send("COPY (SELECT value AS id, value % 4 AS k FROM range(40)) TO '" + data + "' STORED AS PARQUET OPTIONS (max_row_group_size 5);", "1 row fetched")
 send("CREATE EXTERNAL TABLE t STORED AS PARQUET LOCATION '" + data + "';", "0 rows fetched")
 send("SELECT k, count(*) AS n", "heatsql-> ")
 send("FROM t GROUP BY k ORDER BY k;", "4 rows fetched")
-send("SELECT nope;", "nope")
-read(b"heatsql> ")
+send("SELECT nope;", "No field named nope")
+send("SELECT 'still running' AS after_error;", "| still running |")
 os.write(fd, b"\\q\r")
 _, status = os.waitpid(pid, 0)
 try:
@@ -276,7 +277,10 @@ sys.exit(os.waitstatus_to_exitcode(status))
     );
     assert!(text.contains("on 2 rank(s)"), "no banner: {text}");
     assert!(text.contains("| 3 | 10 |"), "{text}");
-    assert!(text.contains("[heatsql] query: step "), "no progress line: {text}");
+    assert!(
+        text.contains("[heatsql] query: 1/2 MpiShuffleExec ("),
+        "no progress line: {text}"
+    );
     let history = std::fs::read_to_string(home.join(".heatsql_history")).unwrap_or_default();
     assert!(history.contains("FROM t GROUP BY k ORDER BY k"), "history: {history:?}");
     // The same query piped: no progress on standard error, even with no delay.

@@ -48,8 +48,8 @@ pub struct Args {
     /// Compute threads per rank (default: node cores / ranks on the node).
     #[arg(long)]
     pub threads: Option<usize>,
-    /// Print each statement of -c/-f (with the comments before it) before its result, like a
-    /// transcript of the session.
+    /// Print each statement of -c, -f or piped input (with the comments before it) before its
+    /// result, like a transcript of the session.
     #[arg(short, long)]
     pub echo: bool,
     /// Print what each rank sees (rank, threads, device) and exit.
@@ -115,7 +115,11 @@ enum Source {
     /// `-c` and `-f`, already split, in order; a statement that fails ends the run.
     Script(std::collections::VecDeque<Command>),
     /// An interactive prompt with history and multi-line statements.
-    Prompt(Box<rustyline::DefaultEditor>, Splitter),
+    Prompt(
+        Box<rustyline::DefaultEditor>,
+        Splitter,
+        std::collections::VecDeque<Command>,
+    ),
     /// Standard input that is not a terminal: piped (`echo 'SELECT 1;' | heatsql`), or under
     /// mpirun, which forwards the user's typing to rank 0 through a pipe. With `prompt` (the
     /// user's terminal is at the other end, see [`terminal`]) prompts are shown and statements
@@ -151,17 +155,19 @@ fn commands_of(text: &str, out: &mut std::collections::VecDeque<Command>, splitt
             out.push_back(Command::Meta(line.trim().to_string(), splitter.take_lead()));
             continue;
         }
-        for (i, sql) in splitter.push_line(line).into_iter().enumerate() {
-            let lead = if i == 0 { splitter.take_lead() } else { String::new() };
-            out.push_back(Command::Sql(sql, lead));
-        }
+        out.extend(splitter.push_line(line).into_iter().map(Command::from));
     }
 }
 
 /// The unfinished last statement of a text (one without `;`), if any.
 fn last_of(splitter: &mut Splitter) -> Option<Command> {
-    let sql = splitter.finish()?;
-    Some(Command::Sql(sql, splitter.take_lead()))
+    splitter.finish().map(Command::from)
+}
+
+impl From<split::Statement> for Command {
+    fn from(s: split::Statement) -> Self {
+        Command::Sql(s.sql, s.lead)
+    }
 }
 
 impl Source {
@@ -187,7 +193,11 @@ impl Source {
             if let Some(h) = history_file() {
                 let _ = editor.load_history(&h);
             }
-            return Ok(Source::Prompt(Box::new(editor), Splitter::default()));
+            return Ok(Source::Prompt(
+                Box::new(editor),
+                Splitter::default(),
+                std::collections::VecDeque::new(),
+            ));
         }
         Ok(Source::Stdin {
             stdin: std::io::stdin().lock(),
@@ -205,7 +215,10 @@ impl Source {
     fn next(&mut self) -> Command {
         match self {
             Source::Script(queue) => queue.pop_front().unwrap_or(Command::Quit),
-            Source::Prompt(editor, splitter) => loop {
+            Source::Prompt(editor, splitter, queue) => loop {
+                if let Some(c) = queue.pop_front() {
+                    return c;
+                }
                 let prompt = if splitter.pending() { "heatsql-> " } else { "heatsql> " };
                 match editor.readline(prompt) {
                     Ok(line) => {
@@ -213,19 +226,17 @@ impl Source {
                             let _ = editor.add_history_entry(line.trim());
                             return Command::Meta(line.trim().to_string(), splitter.take_lead());
                         }
-                        let mut done = splitter.push_line(&line);
+                        let done = splitter.push_line(&line);
                         if !done.is_empty() {
                             let _ = editor.add_history_entry(line.trim());
                             if let Some(h) = history_file() {
                                 let _ = editor.append_history(&h);
                             }
-                            // One statement per prompt line is the common case; later ones on
-                            // the same line run in order on the next calls.
-                            let first = done.remove(0);
-                            for rest in done {
-                                splitter.push_line(&format!("{rest};"));
+                            // Several statements on one line run in order, one per call.
+                            queue.extend(done.into_iter().map(Command::from));
+                            if let Some(c) = queue.pop_front() {
+                                return c;
                             }
-                            return Command::Sql(first, splitter.take_lead());
                         } else if !line.trim().is_empty() {
                             let _ = editor.add_history_entry(line.trim());
                         }
@@ -244,8 +255,8 @@ impl Source {
                 prompt,
             } => loop {
                 if let Some(c) = queue.pop_front() {
-                    if *prompt && let Command::Sql(sql, _) = &c {
-                        append_history(sql);
+                    if *prompt && let Command::Sql(text, _) | Command::Meta(text, _) = &c {
+                        append_history(text);
                     }
                     return c;
                 }

@@ -30,8 +30,9 @@ pub fn error_is_terminal() -> bool {
     std::io::stderr().is_terminal() || launcher_fd_is_terminal(2)
 }
 
-/// Whether descriptor `fd` of the launcher that started this process (an ancestor at most
-/// three levels up) is a terminal.
+/// Whether descriptor `fd` of a launcher among this process's ancestors (at most four levels
+/// up: under MPICH the parent is `hydra_pmi_proxy`, whose descriptors are pipes, and the user's
+/// terminal is `mpiexec`'s) is a terminal.
 fn launcher_fd_is_terminal(fd: u8) -> bool {
     let launched = ["OMPI_COMM_WORLD_SIZE", "PMIX_RANK", "PMI_RANK"]
         .iter()
@@ -40,7 +41,7 @@ fn launcher_fd_is_terminal(fd: u8) -> bool {
         return false;
     }
     let mut pid = std::os::unix::process::parent_id();
-    for _ in 0..3 {
+    for _ in 0..4 {
         if pid <= 1 {
             return false;
         }
@@ -48,7 +49,9 @@ fn launcher_fd_is_terminal(fd: u8) -> bool {
         if LAUNCHERS.contains(&comm.trim()) {
             let target = std::fs::read_link(format!("/proc/{pid}/fd/{fd}")).unwrap_or_default();
             let target = target.to_string_lossy();
-            return target.starts_with("/dev/pts/") || target.starts_with("/dev/tty");
+            if target.starts_with("/dev/pts/") || target.starts_with("/dev/tty") {
+                return true;
+            }
         }
         pid = parent_of(pid).unwrap_or(0);
     }

@@ -102,24 +102,23 @@ impl DistributedPlan {
 
     /// Collective. Runs every stage, children first, in the same order on every rank.
     /// Errors are agreed: every rank returns the same error.
-    /// With `heatsql.progress` on, each finished stage is reported as a `query` progress event.
+    /// With `heatsql.progress` on, each stage is reported as a `query` progress event when it
+    /// starts (`2/3 MpiShuffleExec`), and the task finishes when the last one ends.
     pub async fn materialize(&self, comm: &Comm, ctx: Arc<TaskContext>, cancel: &AtomicBool) -> Result<()> {
         let progress = crate::settings::progress_enabled(&ctx);
         let total = self.stages.len() as u64;
         let result = async {
             for (i, stage) in self.stages.iter().enumerate() {
-                let name = match stage {
-                    Stage::Exchange(x) => {
-                        x.materialize(comm, Arc::clone(&ctx), cancel).await?;
-                        x.kind_name()
-                    }
-                    Stage::Subqueries(s) => {
-                        s.run(comm, Arc::clone(&ctx)).await?;
-                        "scalar subqueries"
-                    }
-                };
                 if progress {
-                    engine::progress::report("query", i as u64 + 1, Some(total), &format!("stage {name} done"));
+                    let name = match stage {
+                        Stage::Exchange(x) => x.kind_name(),
+                        Stage::Subqueries(_) => "scalar subqueries",
+                    };
+                    engine::progress::report("query", i as u64 + 1, Some(total), name);
+                }
+                match stage {
+                    Stage::Exchange(x) => x.materialize(comm, Arc::clone(&ctx), cancel).await?,
+                    Stage::Subqueries(s) => s.run(comm, Arc::clone(&ctx)).await?,
                 }
             }
             Ok(())
