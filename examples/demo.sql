@@ -39,7 +39,10 @@ COPY (
 ) TO 'target/demo/readings/' STORED AS PARQUET OPTIONS (max_row_group_size 8192);
 
 -- 2. Register the Parquet directories as distributed tables. Each rank reads only
---    its own row groups; \d shows how the rows are spread over the ranks.
+--    its own row groups; \d shows how the rows are spread over the ranks. Ranks
+--    share a table by whole row groups: the 48 stations are one row group (one
+--    rank generated them above, the other ranks wrote empty parts), so one rank
+--    reads them all, and joins send them to every rank.
 CREATE EXTERNAL TABLE stations STORED AS PARQUET LOCATION 'target/demo/stations/';
 CREATE EXTERNAL TABLE readings STORED AS PARQUET LOCATION 'target/demo/readings/';
 \d readings

@@ -31,7 +31,9 @@ type Error = Box<dyn std::error::Error>;
 async fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let [input, output] = args.as_slice() else {
-        eprintln!("usage: feature_extraction READINGS OUT_DIR");
+        if heatsql::Comm::world().rank() == 0 {
+            eprintln!("usage: feature_extraction READINGS OUT_DIR");
+        }
         return ExitCode::from(2);
     };
     let ctx = HeatContext::new();

@@ -37,7 +37,9 @@ const MAX_MISSING: f64 = 0.05;
 async fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let [readings, stations, output] = args.as_slice() else {
-        eprintln!("usage: pipeline READINGS STATIONS OUT_DIR");
+        if heatsql::Comm::world().rank() == 0 {
+            eprintln!("usage: pipeline READINGS STATIONS OUT_DIR");
+        }
         return ExitCode::from(2);
     };
     let ctx = HeatContext::new();

@@ -106,6 +106,23 @@ fn commands_files_formats_and_exit_codes_at_p_1_to_4() {
         assert_eq!(run.code, Some(0), "P={p}: {}", run.stderr);
         assert!(run.stdout.contains("rows per rank"), "P={p}: {}", run.stdout);
         assert!(run.stdout.ends_with("n\n7\n"), "P={p}: {}", run.stdout);
+        // A failing statement of a file is named by file and line (rank 0 says it once).
+        let bad = dir.join(format!("bad-{p}.sql"));
+        std::fs::write(
+            &bad,
+            format!("{create};\n-- the bad one:\nSELECT\n  nope FROM t;\nSELECT 1;\n"),
+        )
+        .expect("write");
+        let run = mpirun(
+            BIN,
+            p,
+            &["-q", "-f", bad.to_str().expect("utf-8")],
+            &[],
+            Duration::from_secs(60),
+        );
+        assert_ne!(run.code, Some(0), "P={p}");
+        let named = format!("stopped at the statement that failed ({}, line 3)", bad.display());
+        assert_eq!(run.stderr.matches(&named).count(), 1, "P={p}: {}", run.stderr);
         // A failing statement: every rank exits non-zero, quickly, and later statements do not run.
         let run = mpirun(
             BIN,

@@ -15,10 +15,14 @@
 //!   heap memory that earlier rounds already faulted in (the allocator keeps freed memory),
 //!   while the load's tensor, like any allocation beyond glibc's mmap threshold, is fresh memory
 //!   every time.
+//!
 //! * **fresh** (`--once baseline|load`): one measurement per process, as a job or a shell
 //!   session that loads a table once sees it; both sides start from fresh memory. The script
 //!   runs the rounds as separate `mpirun` launches, interleaved, and `--summarize` reads their
 //!   `once …` lines from standard input and reports medians after the first round.
+//!
+//! `HEATSQL_BENCH_BATCH=N` sets DataFusion's batch size and `HEATSQL_BENCH_SET="name = value;
+//! …"` other session settings, to explore what the scan costs.
 
 use std::fs::File;
 use std::path::PathBuf;
@@ -118,6 +122,12 @@ async fn main() {
         ctx.sql(&format!("SET datafusion.execution.batch_size = {size}"))
             .await
             .expect("set");
+    }
+    // Extra session settings to explore, `;`-separated (`HEATSQL_BENCH_SET="datafusion.x = y"`).
+    for set in std::env::var("HEATSQL_BENCH_SET").unwrap_or_default().split(';') {
+        if !set.trim().is_empty() {
+            ctx.sql(&format!("SET {set}")).await.expect("set");
+        }
     }
     if let Some(kind) = once {
         return measure_once(&ctx, &kind, &path, rows).await;

@@ -72,11 +72,20 @@ fn parse_maxrows(s: &str) -> std::result::Result<MaxRows, String> {
 
 /// What rank 0 sends to every rank.
 enum Command {
-    /// A statement, and (on rank 0, for `--echo`; not sent) the comment lines before it.
-    Sql(String, String),
-    /// A meta command line, and its lead comments.
-    Meta(String, String),
+    /// A statement, and where it came from (known on rank 0 only; not sent).
+    Sql(String, Origin),
+    /// A meta command line, and where it came from.
+    Meta(String, Origin),
     Quit,
+}
+
+/// Where rank 0 read a command: for `--echo` and for naming a failed statement.
+#[derive(Default)]
+struct Origin {
+    /// The comment lines before it.
+    lead: String,
+    /// `FILE:LINE` or `-c N:LINE` for scripts.
+    at: Option<String>,
 }
 
 impl Command {
@@ -94,8 +103,8 @@ impl Command {
     /// The input as `--echo` shows it: the comments before it, then the command.
     fn echo(&self) -> Option<String> {
         match self {
-            Command::Sql(s, lead) => Some(format!("{lead}{s};")),
-            Command::Meta(s, lead) => Some(format!("{lead}{s}")),
+            Command::Sql(s, o) => Some(format!("{}{s};", o.lead)),
+            Command::Meta(s, o) => Some(format!("{}{s}", o.lead)),
             Command::Quit => None,
         }
     }
@@ -103,8 +112,8 @@ impl Command {
     fn decode(bytes: &[u8]) -> Command {
         let text = String::from_utf8_lossy(bytes.get(1..).unwrap_or_default()).into_owned();
         match bytes.first() {
-            Some(b'S') => Command::Sql(text, String::new()),
-            Some(b'M') => Command::Meta(text, String::new()),
+            Some(b'S') => Command::Sql(text, Origin::default()),
+            Some(b'M') => Command::Meta(text, Origin::default()),
             _ => Command::Quit,
         }
     }
@@ -149,24 +158,57 @@ fn append_history(sql: &str) {
 }
 
 /// Statements of a text: meta commands on their own line, SQL split at `;`.
-fn commands_of(text: &str, out: &mut std::collections::VecDeque<Command>, splitter: &mut Splitter) {
-    for line in text.lines() {
-        if !splitter.pending() && line.trim_start().starts_with('\\') {
-            out.push_back(Command::Meta(line.trim().to_string(), splitter.take_lead()));
+/// `source` names the text in error messages (`None`: typed or piped input).
+fn commands_of(
+    text: &str,
+    source: Option<&str>,
+    out: &mut std::collections::VecDeque<Command>,
+    splitter: &mut Splitter,
+) -> usize {
+    let at = |line: usize| source.map(|s| format!("{s}, line {line}"));
+    // The line where the unfinished statement began.
+    let mut start = 1;
+    for (n, line) in text.lines().enumerate().map(|(i, l)| (i + 1, l)) {
+        let was_pending = splitter.pending();
+        if !was_pending && line.trim_start().starts_with('\\') {
+            let origin = Origin {
+                lead: splitter.take_lead(),
+                at: at(n),
+            };
+            out.push_back(Command::Meta(line.trim().to_string(), origin));
             continue;
         }
-        out.extend(splitter.push_line(line).into_iter().map(Command::from));
+        let done = splitter.push_line(line);
+        for (i, st) in done.iter().enumerate() {
+            let first = if i == 0 && was_pending { start } else { n };
+            out.push_back(Command::Sql(
+                st.sql.clone(),
+                Origin {
+                    lead: st.lead.clone(),
+                    at: at(first),
+                },
+            ));
+        }
+        if splitter.pending() && (!was_pending || !done.is_empty()) {
+            start = n;
+        }
     }
+    start
 }
 
-/// The unfinished last statement of a text (one without `;`), if any.
-fn last_of(splitter: &mut Splitter) -> Option<Command> {
-    splitter.finish().map(Command::from)
+/// The unfinished last statement of a text (one without `;`), if any; it began on line
+/// `start` of `source`.
+fn last_of(splitter: &mut Splitter, source: Option<&str>, start: usize) -> Option<Command> {
+    let mut command = Command::from(splitter.finish()?);
+    if let (Command::Sql(_, origin), Some(s)) = (&mut command, source) {
+        origin.at = Some(format!("{s}, line {start}"));
+    }
+    Some(command)
 }
 
 impl From<split::Statement> for Command {
     fn from(s: split::Statement) -> Self {
-        Command::Sql(s.sql, s.lead)
+        Command::Sql(s.sql, Origin { lead: s.lead, at: None })
     }
 }
 
@@ -174,16 +216,18 @@ impl Source {
     fn new(args: &Args) -> std::result::Result<Source, String> {
         if !args.commands.is_empty() || !args.files.is_empty() {
             let mut queue = std::collections::VecDeque::new();
-            for c in &args.commands {
+            for (i, c) in args.commands.iter().enumerate() {
                 let mut s = Splitter::default();
-                commands_of(c, &mut queue, &mut s);
-                queue.extend(last_of(&mut s));
+                let source = format!("-c {}", i + 1);
+                let start = commands_of(c, Some(&source), &mut queue, &mut s);
+                queue.extend(last_of(&mut s, Some(&source), start));
             }
             for f in &args.files {
                 let text = std::fs::read_to_string(f).map_err(|e| format!("cannot read '{}': {e}", f.display()))?;
                 let mut s = Splitter::default();
-                commands_of(&text, &mut queue, &mut s);
-                queue.extend(last_of(&mut s));
+                let source = f.display().to_string();
+                let start = commands_of(&text, Some(&source), &mut queue, &mut s);
+                queue.extend(last_of(&mut s, Some(&source), start));
             }
             queue.push_back(Command::Quit);
             return Ok(Source::Script(queue));
@@ -224,7 +268,11 @@ impl Source {
                     Ok(line) => {
                         if !splitter.pending() && line.trim_start().starts_with('\\') {
                             let _ = editor.add_history_entry(line.trim());
-                            return Command::Meta(line.trim().to_string(), splitter.take_lead());
+                            let origin = Origin {
+                                lead: splitter.take_lead(),
+                                at: None,
+                            };
+                            return Command::Meta(line.trim().to_string(), origin);
                         }
                         let done = splitter.push_line(&line);
                         if !done.is_empty() {
@@ -267,9 +315,11 @@ impl Source {
                 let mut line = String::new();
                 match stdin.read_line(&mut line) {
                     Ok(0) | Err(_) => {
-                        return last_of(splitter).unwrap_or(Command::Quit);
+                        return last_of(splitter, None, 0).unwrap_or(Command::Quit);
                     }
-                    Ok(_) => commands_of(line.trim_end_matches(['\n', '\r']), queue, splitter),
+                    Ok(_) => {
+                        commands_of(line.trim_end_matches(['\n', '\r']), None, queue, splitter);
+                    }
                 }
             },
         }
@@ -334,6 +384,10 @@ pub async fn run(args: Args) -> i32 {
         {
             println!("{text}");
         }
+        let at = match &command {
+            Command::Sql(_, o) | Command::Meta(_, o) => o.at.clone(),
+            Command::Quit => None,
+        };
         let bytes = if me == 0 { command.encode() } else { Vec::new() };
         let command = match comm.bcast_bytes(bytes, 0) {
             Ok(b) => Command::decode(&b),
@@ -356,6 +410,9 @@ pub async fn run(args: Args) -> i32 {
             .map(|v| v[0] == 1)
             .unwrap_or(false);
         if !ok && !interactive {
+            if let Some(at) = at {
+                eprintln!("heatsql: stopped at the statement that failed ({at})");
+            }
             return 1;
         }
     }

@@ -3,8 +3,8 @@
 use std::io::Write;
 
 use clap::ValueEnum;
-use datafusion::arrow::array::RecordBatch;
-use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::arrow::array::{AsArray, RecordBatch};
+use datafusion::arrow::datatypes::{DataType, SchemaRef};
 use datafusion::arrow::error::ArrowError;
 use datafusion::arrow::util::pretty::pretty_format_batches;
 
@@ -23,8 +23,17 @@ pub enum Format {
     Ndjson,
 }
 
-/// Writes `batches` in `format`; a table shows at most `maxrows` rows. Returns whether rows
-/// were left out.
+/// The result of `EXPLAIN`: `plan_type` and `plan`, both Utf8.
+fn is_explain(schema: &SchemaRef) -> bool {
+    let f = schema.fields();
+    f.len() == 2
+        && f[0].name() == "plan_type"
+        && f[1].name() == "plan"
+        && f.iter().all(|c| c.data_type() == &DataType::Utf8)
+}
+
+/// Writes `batches` in `format`; a table shows at most `maxrows` rows, an `EXPLAIN` result is
+/// printed as indented text. Returns whether rows were left out.
 pub fn print(
     out: &mut dyn Write,
     format: Format,
@@ -38,6 +47,17 @@ pub fn print(
         return Ok(false);
     }
     match format {
+        Format::Table if is_explain(schema) => {
+            // Plans are indented text, often wider than a terminal once boxed: print them as
+            // text under a heading per plan type.
+            for b in &batches {
+                let (kinds, plans) = (b.column(0).as_string::<i32>(), b.column(1).as_string::<i32>());
+                for i in 0..b.num_rows() {
+                    writeln!(out, "{}:\n{}", kinds.value(i), plans.value(i).trim_end())?;
+                }
+            }
+            Ok(false)
+        }
         Format::Table => {
             let total: usize = batches.iter().map(|b| b.num_rows()).sum();
             let shown = udfs::exchange::first_rows(&batches, maxrows.unwrap_or(usize::MAX));
