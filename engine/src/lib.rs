@@ -5,6 +5,8 @@
 //! * [`DNDarray`]: a distributed n-dimensional array in the style of Heat: a global shape, at most
 //!   one split axis, and a local `tch::Tensor` per rank holding that rank's slab of the split axis.
 //! * [`device`]: the compute device setting (`cpu`, `cuda`, `auto`) and the per-rank thread count.
+//! * [`linalg`]: TSQR and the sign convention of singular vectors.
+//! * [`ml`]: PCA (k-means and DMD to come).
 //! * [`memory`]: huge pages for large local tensors, allocator settings for binaries.
 //! * [`progress`]: progress events of long collective operations, shown by one sink.
 //!
@@ -16,7 +18,9 @@ pub mod comm;
 pub mod device;
 pub mod dndarray;
 pub mod error;
+pub mod linalg;
 pub mod memory;
+pub mod ml;
 pub mod progress;
 mod rng;
 pub mod testkit;

@@ -653,8 +653,183 @@ fn check_pieces_errors(c: &mut Checker) {
     c.check("pieces/redistribute_targets_differ", ok, || format!("{e:?}"));
 }
 
+/// The single-process reference PCA of the whole `x`: (explained variance, ratio, components
+/// with the sign convention, scores), all components.
+fn pca_reference(x: &Tensor, standardize: bool) -> (Tensor, Tensor, Tensor, Tensor) {
+    let n = x.size()[0] as f64;
+    let xc = x - x.mean_dim(0, true, Kind::Double);
+    let xs = if standardize {
+        let sd = (xc.square().sum_dim_intlist(0, true, Kind::Double) / n).sqrt();
+        &xc / sd
+    } else {
+        xc
+    };
+    let (_, s, v) = xs.svd(true, true);
+    let (_, v) = engine::linalg::flip_signs(&v);
+    let ev = s.square() / (n - 1.0);
+    let total = xs.var_dim(0, true, false).sum(Kind::Double);
+    let ratio = &ev / total;
+    let scores = xs.matmul(&v);
+    (ev, ratio, v, scores)
+}
+
+fn check_pca(c: &mut Checker) {
+    use engine::ml::pca::{Components, PcaOptions, Solver, fit, transform};
+    let comm = c.comm;
+    let p = comm.size();
+    // A planted, well-separated spectrum (f64): 61 rows × 6 columns, full rank.
+    let sv = [10.0, 6.0, 4.0, 2.0, 1.0, 0.5];
+    let z = reference(&[61, 6], 300, Kind::Double);
+    let (m, _) = Tensor::linalg_qr(&reference(&[6, 6], 301, Kind::Double), "reduced");
+    let x = z
+        .matmul(&Tensor::diag_embed(&Tensor::from_slice(&sv), 0, 0, 1))
+        .matmul(&m.tr())
+        + reference(&[1, 6], 302, Kind::Double) * 3.0;
+    let exact = |solver| PcaOptions {
+        components: Components::Count(3),
+        solver,
+        standardize: false,
+    };
+    for standardize in [false, true] {
+        let (ev, ratio, v, scores) = pca_reference(&x, standardize);
+        for name in LAYOUTS {
+            let counts = layout(name, 61, p);
+            let Ok(a) = pieces(comm, &x, 0, &counts) else {
+                c.check("pca/pieces", false, || "pieces".into());
+                continue;
+            };
+            for solver in [Solver::Covariance, Solver::Tsqr, Solver::Auto] {
+                let tag = format!("pca/{}/{name}/std={standardize}", solver.name());
+                let opts = PcaOptions {
+                    standardize,
+                    ..exact(solver)
+                };
+                let model = fit(&a, &opts);
+                let ok = model.is_ok();
+                c.check(&format!("{tag}/fit"), ok, || format!("{:?}", model.as_ref().err()));
+                let Ok(model) = model else { continue };
+                // Exact solvers in f64: 1e-10 relative on the spectrum, 1e-8 on vectors/scores.
+                c.close(
+                    &format!("{tag}/explained_variance"),
+                    Ok::<_, String>(model.explained_variance.shallow_clone()),
+                    &ev.narrow(0, 0, 3),
+                    1e-10,
+                );
+                c.close(
+                    &format!("{tag}/ratio"),
+                    Ok::<_, String>(model.explained_variance_ratio.shallow_clone()),
+                    &ratio.narrow(0, 0, 3),
+                    1e-10,
+                );
+                c.close(
+                    &format!("{tag}/components"),
+                    Ok::<_, String>(model.components.shallow_clone()),
+                    &v.narrow(1, 0, 3),
+                    1e-8,
+                );
+                let t = transform(&a, &model).and_then(|t| t.allgather());
+                c.close(&format!("{tag}/scores"), t, &scores.narrow(1, 0, 3), 1e-8);
+            }
+        }
+        // k from a variance fraction: the fewest components reaching it.
+        let want_k = {
+            let cum: Vec<f64> = Vec::try_from(&ratio.cumsum(0, Kind::Double)).unwrap_or_default();
+            cum.iter().position(|&q| q >= 0.95).map_or(6, |i| i + 1) as i64
+        };
+        let a = pieces(comm, &x, 0, &layout("ramp", 61, p)).expect("pieces");
+        let opts = PcaOptions {
+            components: Components::Variance(0.95),
+            solver: Solver::Covariance,
+            standardize,
+        };
+        let got = fit(&a, &opts).map(|m| m.k());
+        c.check(
+            &format!("pca/variance-0.95/std={standardize}"),
+            got.as_ref().ok() == Some(&want_k),
+            || format!("k = {got:?}, expected {want_k}"),
+        );
+    }
+    // Randomized on low-rank data (rank 3 plus 1e-12 noise, 8 columns): the principal
+    // subspace within an angle of 1e-6, and the same components (signs included).
+    let lr = reference(&[53, 3], 310, Kind::Double)
+        .matmul(&Tensor::diag_embed(&Tensor::from_slice(&[5.0, 3.0, 2.0]), 0, 0, 1))
+        .matmul(&reference(&[3, 8], 311, Kind::Double))
+        + reference(&[53, 8], 312, Kind::Double) * 1e-12;
+    let (_, _, v_ref, _) = pca_reference(&lr, false);
+    let v_ref = v_ref.narrow(1, 0, 3);
+    for name in LAYOUTS {
+        let a = pieces(comm, &lr, 0, &layout(name, 53, p)).expect("pieces");
+        let opts = PcaOptions {
+            components: Components::Count(3),
+            solver: Solver::Randomized {
+                oversamples: 4,
+                power_iter: 2,
+                seed: 7,
+            },
+            standardize: false,
+        };
+        let tag = format!("pca/randomized/{name}");
+        match fit(&a, &opts) {
+            Ok(model) => {
+                let cosines = v_ref.tr().matmul(&model.components).svd(true, true).1;
+                let angle = cosines.min().double_value(&[]).clamp(-1.0, 1.0).acos();
+                c.check(&format!("{tag}/angle"), angle < 1e-6, || {
+                    format!("largest principal angle {angle:e}")
+                });
+                c.close(
+                    &format!("{tag}/components"),
+                    Ok::<_, String>(model.components.shallow_clone()),
+                    &v_ref,
+                    1e-6,
+                );
+            }
+            Err(e) => c.check(&format!("{tag}/fit"), false, || e.to_string()),
+        }
+    }
+    // f32: covariance within 1e-4 relative of the f64 reference.
+    let (ev, _, _, _) = pca_reference(&x, false);
+    let a = pieces(comm, &x.to_kind(Kind::Float), 0, &layout("first", 61, p)).expect("pieces");
+    let got = fit(&a, &exact(Solver::Covariance)).map(|m| m.explained_variance.to_kind(Kind::Double));
+    c.close("pca/f32/explained_variance", got, &ev.narrow(0, 0, 3), 1e-4);
+    // Errors, the same on every rank.
+    let a = pieces(comm, &x, 0, &layout("last", 61, p)).expect("pieces");
+    for (k, want) in [
+        (0, "k = 0 is out of range"),
+        (7, "k = 7 is out of range; expected 1 ≤ k ≤ min(rows, columns) = 6"),
+    ] {
+        let got = fit(
+            &a,
+            &PcaOptions {
+                components: Components::Count(k),
+                ..exact(Solver::Tsqr)
+            },
+        );
+        let msg = got.err().map(|e| e.to_string()).unwrap_or_default();
+        c.check(&format!("pca/error/k={k}"), msg.contains(want), || msg.clone());
+    }
+    let got = fit(
+        &a,
+        &PcaOptions {
+            components: Components::Variance(0.9),
+            solver: Solver::Randomized {
+                oversamples: 2,
+                power_iter: 1,
+                seed: 1,
+            },
+            standardize: false,
+        },
+    );
+    let msg = got.err().map(|e| e.to_string()).unwrap_or_default();
+    c.check(
+        "pca/error/variance-randomized",
+        msg.contains("variance => needs every component"),
+        || msg.clone(),
+    );
+}
+
 fn run_all(c: &mut Checker) {
     check_comm(c);
+    check_pca(c);
     let p = c.comm.size() as i64;
     // Shapes include fewer rows than ranks (3 rows on 4 ranks) and an empty array.
     for (i, shape) in [

@@ -1,0 +1,363 @@
+//! Principal component analysis of a row-split (n × d) array.
+//!
+//! Always centred (column means from one allreduce); optionally standardised (each column
+//! divided by its population standard deviation, as scikit-learn's `StandardScaler`; constant
+//! columns keep scale 1). Solvers:
+//!
+//! * [`Solver::Covariance`]: the centred Gram matrix (d × d), accumulated in row chunks on
+//!   each rank and summed with one allreduce, then a symmetric eigendecomposition replicated
+//!   on every rank. Exact; one pass over the data. Loses accuracy when the condition number
+//!   of the data exceeds about 1e8 (it is squared).
+//! * [`Solver::Tsqr`]: the R factor of the centred data by TSQR ([`crate::linalg::tsqr`]),
+//!   then the SVD of R (d × d). Exact and stable; needs a centred copy of the rank's rows.
+//! * [`Solver::Randomized`]: Halko, Martinsson and Tropp's randomized range finder with
+//!   `oversamples` extra columns and `power_iter` power iterations re-orthonormalised by QR
+//!   (TSQR for the tall factor), seeded; for k ≪ d. X is never centred in place: products with
+//!   the centred data are formed as `X·Ω − 1·(μ·Ω)`.
+//! * [`Solver::Auto`]: covariance when d ≤ 1024; otherwise randomized when k ≤ d / 10 and
+//!   TSQR when not.
+//!
+//! Every solver reports the singular values, the explained variance `s² / (n − 1)`, and its
+//! ratio to the total variance (the sum of the column variances, computed exactly for every
+//! solver). Components follow [`crate::linalg::flip_signs`], so results are the same at every
+//! P. Scores ([`transform`]) are computed on each rank for its rows; X is never gathered.
+
+use tch::{Kind, Tensor};
+
+use crate::comm::ReduceOp;
+use crate::dndarray::DNDarray;
+use crate::error::{EngineError, Result};
+use crate::linalg::{flip_signs, tsqr, tsqr_r};
+
+const OP: &str = "pca";
+
+/// Rows per chunk when accumulating the Gram matrix (bounds the temporary copy).
+const CHUNK_ROWS: i64 = 65_536;
+
+/// How the components are computed.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Solver {
+    /// Chosen from n, d and k (see the module documentation).
+    Auto,
+    /// Eigendecomposition of the centred Gram matrix.
+    Covariance,
+    /// SVD of the R factor of the centred data.
+    Tsqr,
+    /// Randomized SVD.
+    Randomized {
+        /// Extra random directions beyond k.
+        oversamples: i64,
+        /// Power iterations (each re-orthonormalised).
+        power_iter: i64,
+        /// Seed of the random test matrix (the same numbers at every P).
+        seed: u64,
+    },
+}
+
+impl Solver {
+    /// The solver's name as SQL spells it.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Solver::Auto => "auto",
+            Solver::Covariance => "covariance",
+            Solver::Tsqr => "tsqr",
+            Solver::Randomized { .. } => "randomized",
+        }
+    }
+}
+
+/// How many components to keep.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Components {
+    /// Exactly k (1 ≤ k ≤ min(n, d)).
+    Count(i64),
+    /// The fewest components whose cumulative explained variance ratio reaches this fraction
+    /// (0 < f ≤ 1); exact solvers only.
+    Variance(f64),
+}
+
+/// Options of [`fit`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PcaOptions {
+    /// Components to keep.
+    pub components: Components,
+    /// The solver.
+    pub solver: Solver,
+    /// Divide each column by its standard deviation after centring.
+    pub standardize: bool,
+}
+
+/// A fitted PCA model; every tensor is replicated (the same on every rank).
+#[derive(Debug)]
+pub struct PcaModel {
+    /// Column means (d).
+    pub mean: Tensor,
+    /// Column scales (d): standard deviations with `standardize`, else ones.
+    pub scale: Tensor,
+    /// Principal axes, one column per component (d × k), signs by [`flip_signs`].
+    pub components: Tensor,
+    /// Singular values of the centred (and scaled) data (k).
+    pub singular_values: Tensor,
+    /// Variance along each component, `s² / (n − 1)` (k).
+    pub explained_variance: Tensor,
+    /// `explained_variance` divided by the total variance (k).
+    pub explained_variance_ratio: Tensor,
+    /// Rows of the data.
+    pub n_samples: i64,
+    /// The solver that ran (never `Auto`).
+    pub solver: Solver,
+}
+
+impl PcaModel {
+    /// The number of components kept.
+    pub fn k(&self) -> i64 {
+        self.components.size()[1]
+    }
+}
+
+/// The solver `Auto` stands for, for data of d columns and k components.
+pub fn auto_solver(d: i64, k: Option<i64>) -> Solver {
+    match k {
+        _ if d <= 1024 => Solver::Covariance,
+        Some(k) if k <= d / 10 => Solver::Randomized {
+            oversamples: 10,
+            power_iter: 4,
+            seed: 0,
+        },
+        _ => Solver::Tsqr,
+    }
+}
+
+/// Collective. Fits PCA to `x` (n × d, rows split along axis 0, float32 or float64).
+/// Errors (the same on every rank): wrong layout or dtype, fewer than 2 rows, k outside
+/// 1..=min(n, d), a variance fraction outside (0, 1] or with the randomized solver.
+pub fn fit(x: &DNDarray, opts: &PcaOptions) -> Result<PcaModel> {
+    let comm = x.comm();
+    comm.agree(validate(x, opts))?;
+    let (n, d) = (x.gshape()[0], x.gshape()[1]);
+    let kind = x.kind();
+    let (mean, scale, total_var) = moments(x, opts.standardize)?;
+    let want = match opts.components {
+        Components::Count(k) => Some(k),
+        Components::Variance(_) => None,
+    };
+    let solver = match opts.solver {
+        Solver::Auto => auto_solver(d, want),
+        s => s,
+    };
+    // Singular values (descending) and right singular vectors (d × m) of the centred data.
+    let (s, v) = match solver {
+        Solver::Covariance => by_covariance(x, &mean, &scale)?,
+        Solver::Tsqr => by_tsqr(x, &mean, &scale)?,
+        Solver::Randomized {
+            oversamples,
+            power_iter,
+            seed,
+        } => by_randomized(x, &mean, &scale, want.unwrap_or(1), oversamples, power_iter, seed)?,
+        Solver::Auto => unreachable!("resolved above"),
+    };
+    let explained = s.square() / ((n - 1) as f64);
+    let ratio = &explained / total_var;
+    let k = match opts.components {
+        Components::Count(k) => k,
+        Components::Variance(f) => {
+            let cumulative: Vec<f64> = Vec::try_from(&ratio.cumsum(0, Kind::Double))?;
+            // The fewest components reaching f (rounding: compare with a small slack).
+            let k = cumulative
+                .iter()
+                .position(|&c| c >= f - 1e-12)
+                .map_or(cumulative.len(), |i| i + 1);
+            k as i64
+        }
+    };
+    let (_, components) = flip_signs(&v.narrow(1, 0, k));
+    Ok(PcaModel {
+        mean: mean.to_kind(kind),
+        scale: scale.to_kind(kind),
+        components: components.to_kind(kind),
+        singular_values: s.narrow(0, 0, k).to_kind(kind),
+        explained_variance: explained.narrow(0, 0, k).to_kind(kind),
+        explained_variance_ratio: ratio.narrow(0, 0, k).to_kind(kind),
+        n_samples: n,
+        solver,
+    })
+}
+
+/// Collective. The scores of `x`'s rows (n × k, split along rows like `x`):
+/// `((x − mean) / scale) · components`, computed by each rank for its rows.
+pub fn transform(x: &DNDarray, model: &PcaModel) -> Result<DNDarray> {
+    let comm = x.comm();
+    let d = model.components.size()[0];
+    let check = if x.ndim() != 2 || x.split() != Some(0) || x.gshape()[1] != d {
+        Err(EngineError::shape(
+            OP,
+            format!(
+                "expected rows × {d} columns split along rows, got shape {:?} split {:?}",
+                x.gshape(),
+                x.split()
+            ),
+        ))
+    } else {
+        Ok(())
+    };
+    comm.agree(check)?;
+    let device = x.device();
+    let w = (&model.components / model.scale.unsqueeze(1))
+        .to_kind(x.kind())
+        .to_device(device);
+    let shift = model.mean.unsqueeze(0).to_kind(x.kind()).to_device(device).matmul(&w);
+    let local = comm.agree(x.local().f_matmul(&w).and_then(|t| t.f_sub(&shift)))?;
+    DNDarray::from_pieces(local, 0)
+}
+
+fn validate(x: &DNDarray, opts: &PcaOptions) -> Result<()> {
+    if x.ndim() != 2 || x.split() != Some(0) {
+        return Err(EngineError::shape(
+            OP,
+            format!(
+                "expected rows × columns split along rows, got shape {:?} split {:?}",
+                x.gshape(),
+                x.split()
+            ),
+        ));
+    }
+    if !matches!(x.kind(), Kind::Float | Kind::Double) {
+        return Err(EngineError::arg(
+            OP,
+            format!("dtype {:?}; expected float32 or float64", x.kind()),
+        ));
+    }
+    let (n, d) = (x.gshape()[0], x.gshape()[1]);
+    if n < 2 {
+        return Err(EngineError::arg(OP, format!("{n} rows; PCA needs at least 2")));
+    }
+    let most = n.min(d);
+    match (opts.components, opts.solver) {
+        (Components::Count(k), _) if k < 1 || k > most => Err(EngineError::arg(
+            OP,
+            format!("k = {k} is out of range; expected 1 ≤ k ≤ min(rows, columns) = {most}"),
+        )),
+        (Components::Variance(f), _) if !(f > 0.0 && f <= 1.0) => Err(EngineError::arg(
+            OP,
+            format!("variance = {f} is out of range; expected a fraction in (0, 1]"),
+        )),
+        (Components::Variance(_), Solver::Randomized { .. }) => Err(EngineError::arg(
+            OP,
+            "variance => needs every component: use solver => 'covariance' or 'tsqr', or give k".to_string(),
+        )),
+        (
+            _,
+            Solver::Randomized {
+                oversamples,
+                power_iter,
+                ..
+            },
+        ) if oversamples < 0 || power_iter < 0 => Err(EngineError::arg(
+            OP,
+            format!("oversamples = {oversamples}, power_iter = {power_iter}; expected values ≥ 0"),
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// Column means, scales and the total variance (sum of the column variances after scaling),
+/// in f64, from the array's reductions (one collective each).
+fn moments(x: &DNDarray, standardize: bool) -> Result<(Tensor, Tensor, f64)> {
+    let x64 = x.to_kind(Kind::Double);
+    let mean = x64.mean(Some(0))?.into_local();
+    let var = x64.var(Some(0), 1)?.into_local();
+    let n = x.gshape()[0] as f64;
+    let scale = if standardize {
+        // Population standard deviation (scikit-learn's StandardScaler); constant columns: 1.
+        let sd = (&var * ((n - 1.0) / n)).sqrt();
+        sd.where_self(&sd.gt(0.0), &sd.ones_like())
+    } else {
+        var.ones_like()
+    };
+    let total = (var / scale.square()).sum(Kind::Double).double_value(&[]);
+    Ok((mean, scale, total))
+}
+
+/// Eigendecomposition of the centred Gram matrix: (s, v) with s descending.
+fn by_covariance(x: &DNDarray, mean: &Tensor, scale: &Tensor) -> Result<(Tensor, Tensor)> {
+    let comm = x.comm();
+    let local = x.local();
+    let d = x.gshape()[1];
+    let gram = comm.agree((|| -> std::result::Result<Tensor, tch::TchError> {
+        let mut g = Tensor::f_zeros([d, d], (Kind::Double, local.device()))?;
+        let rows = local.size()[0];
+        let (mu, sc) = (mean.to_device(local.device()), scale.to_device(local.device()));
+        let mut at = 0;
+        while at < rows {
+            let len = CHUNK_ROWS.min(rows - at);
+            let c = (local.narrow(0, at, len).to_kind(Kind::Double) - &mu) / &sc;
+            g = g.f_addmm(&c.tr(), &c)?;
+            at += len;
+        }
+        Ok(g)
+    })())?;
+    let gram = comm.allreduce_tensor(&gram, ReduceOp::Sum)?;
+    let (evals, evecs) = comm.agree(gram.f_linalg_eigh("L"))?;
+    // Ascending → descending; tiny negative eigenvalues from rounding are zero.
+    let evals = evals.flip([0]).clamp_min(0.0);
+    let evecs = evecs.flip([1]);
+    Ok((evals.sqrt(), evecs))
+}
+
+/// SVD of the TSQR R factor of the centred (and scaled) data.
+fn by_tsqr(x: &DNDarray, mean: &Tensor, scale: &Tensor) -> Result<(Tensor, Tensor)> {
+    let comm = x.comm();
+    let local = x.local();
+    let centred = comm.agree(
+        (local.to_kind(Kind::Double) - mean.to_device(local.device())).f_div(&scale.to_device(local.device())),
+    )?;
+    let r = tsqr_r(&DNDarray::from_pieces(centred, 0)?)?;
+    // torch.svd (reduced): (U, S, V) with V, not Vᵀ.
+    let (_, s, v) = comm.agree(r.f_svd(true, true))?;
+    Ok((s, v))
+}
+
+/// Randomized SVD of the centred (and scaled) data: (s, v) for the leading k + oversamples.
+#[allow(clippy::too_many_arguments)]
+fn by_randomized(
+    x: &DNDarray,
+    mean: &Tensor,
+    scale: &Tensor,
+    k: i64,
+    oversamples: i64,
+    power_iter: i64,
+    seed: u64,
+) -> Result<(Tensor, Tensor)> {
+    let comm = x.comm();
+    let (n, d) = (x.gshape()[0], x.gshape()[1]);
+    let l = (k + oversamples).min(n.min(d));
+    let dev = x.local().device();
+    // Work in f64 on the scaled data: Xs = X / scale, centred products subtract the mean.
+    let xs = comm.agree(x.local().to_kind(Kind::Double).f_div(&scale.to_device(dev)))?;
+    let mu = (mean / scale).to_device(dev).unsqueeze(0); // 1 × d
+    let omega = DNDarray::randn(&[d, l], None, seed, (Kind::Double, dev))?.into_local();
+    // Y = Xc · Ω, orthonormalised (Q row-split).
+    let times = |w: &Tensor| -> Result<DNDarray> {
+        let y = comm.agree(xs.f_matmul(w).and_then(|t| t.f_sub(&mu.matmul(w))))?;
+        DNDarray::from_pieces(y, 0)
+    };
+    // Xcᵀ · Q: local products and one allreduce (d × l).
+    let t_times = |q: &DNDarray| -> Result<Tensor> {
+        let ql = q.local();
+        let part = comm.agree(xs.tr().f_matmul(ql).and_then(|t| {
+            let colsum = ql.sum_dim_intlist(0, true, Kind::Double); // 1 × l
+            t.f_sub(&mu.tr().matmul(&colsum))
+        }))?;
+        Ok(comm.allreduce_tensor(&part, ReduceOp::Sum)?)
+    };
+    let (mut q, _) = tsqr(&times(&omega)?)?;
+    for _ in 0..power_iter {
+        let z = t_times(&q)?;
+        let (z, _) = comm.agree(Tensor::f_linalg_qr(&z, "reduced"))?;
+        q = tsqr(&times(&z)?)?.0;
+    }
+    // B = Qᵀ Xc (l × d) = (Xcᵀ Q)ᵀ; its SVD gives the singular values and right vectors.
+    let b = t_times(&q)?.tr();
+    let (_, s, v) = comm.agree(b.f_svd(true, true))?;
+    Ok((s, v))
+}
