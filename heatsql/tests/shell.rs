@@ -320,3 +320,47 @@ sys.exit(os.waitstatus_to_exitcode(status))
     );
     eprintln!("[shell] prompt under mpirun through a pty: prompts, history, errors, progress; none when piped");
 }
+
+/// A `-c` job on a terminal shows the progress line; with `-q` it shows none.
+#[test]
+fn progress_on_a_terminal_and_none_with_quiet() {
+    let dir = scratch("shell-progress");
+    let create = make_table(&dir);
+    let driver = r#"
+import os, pty, sys
+pid, fd = pty.fork()
+if pid == 0:
+    os.execv(sys.argv[1], sys.argv[1:])
+out = b""
+while True:
+    try:
+        chunk = os.read(fd, 4096)
+    except OSError:
+        break
+    if not chunk:
+        break
+    out += chunk
+_, status = os.waitpid(pid, 0)
+sys.stdout.write(out.decode(errors="replace"))
+sys.exit(os.waitstatus_to_exitcode(status))
+"#;
+    let query = "SELECT k, count(*) AS n FROM t GROUP BY k ORDER BY k";
+    for quiet in [false, true] {
+        let mut args = vec!["-c", driver, BIN];
+        if quiet {
+            args.push("-q");
+        }
+        args.extend(["-c", &create, "-c", query]);
+        let out = Command::new("python3")
+            .args(&args)
+            .env("HEATSQL_THREADS", "1")
+            .env("HEATSQL_PROGRESS_DELAY_MS", "0")
+            .output()
+            .expect("python3 runs the pseudo-terminal driver");
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(out.status.code(), Some(0), "quiet={quiet}: {text}");
+        assert!(text.contains("| 3 | 10 |"), "quiet={quiet}: {text}");
+        assert_eq!(text.contains("[heatsql] query: 1/"), !quiet, "quiet={quiet}: {text}");
+    }
+    eprintln!("[shell] progress on a terminal, none with -q");
+}
