@@ -567,17 +567,21 @@ impl Shell {
                 table.replace('\'', "''")
             ))
             .await?;
-        let distributed =
-            (provider.as_ref() as &dyn std::any::Any).downcast_ref::<connectors::DistributedParquetTable>();
-        if let (Some(t), 0) = (distributed, self.comm.rank()) {
-            let per_rank: Vec<String> = t.rows_per_rank().iter().map(u64::to_string).collect();
-            println!(
-                "{}: {} rows in {} files; rows per rank: {}",
-                table,
-                t.num_rows(),
-                t.files().len(),
-                per_rank.join(", ")
-            );
+        let any = provider.as_ref() as &dyn std::any::Any;
+        let split = match (
+            any.downcast_ref::<connectors::DistributedParquetTable>(),
+            any.downcast_ref::<connectors::RankSplitMemTable>(),
+        ) {
+            (Some(t), _) => Some((
+                t.rows_per_rank(),
+                format!("{} rows in {} files", t.num_rows(), t.files().len()),
+            )),
+            (_, Some(t)) => Some((t.rows_per_rank(), format!("{} rows in memory", t.num_rows()))),
+            _ => None,
+        };
+        if let (Some((per_rank, what)), 0) = (split, self.comm.rank()) {
+            let per_rank: Vec<String> = per_rank.iter().map(u64::to_string).collect();
+            println!("{table}: {what}; rows per rank: {}", per_rank.join(", "));
         }
         batches.retain(|b| b.num_rows() > 0);
         Ok((schema, batches))
