@@ -5,9 +5,10 @@
 //! columns keep scale 1). Solvers:
 //!
 //! * [`Solver::Covariance`]: the centred Gram matrix (d × d), accumulated in row chunks on
-//!   each rank and summed with one allreduce, then a symmetric eigendecomposition replicated
-//!   on every rank. Exact; one pass over the data. Loses accuracy when the condition number
-//!   of the data exceeds about 1e8 (it is squared).
+//!   each rank and summed with one allreduce (its diagonal gives the column variances), then
+//!   a symmetric eigendecomposition replicated on every rank. Exact; two passes over the data
+//!   (column sums, then the Gram matrix) and no temporary larger than a chunk. Loses accuracy
+//!   when the condition number of the data exceeds about 1e8 (it is squared).
 //! * [`Solver::Tsqr`]: the R factor of the centred data by TSQR ([`crate::linalg::tsqr`]),
 //!   then the SVD of R (d × d). Exact and stable; needs a centred copy of the rank's rows.
 //! * [`Solver::Randomized`]: Halko, Martinsson and Tropp's randomized range finder with
@@ -136,7 +137,7 @@ pub fn fit(x: &DNDarray, opts: &PcaOptions) -> Result<PcaModel> {
     comm.agree(validate(x, opts))?;
     let (n, d) = (x.gshape()[0], x.gshape()[1]);
     let kind = x.kind();
-    let (mean, scale, total_var) = moments(x, opts.standardize)?;
+    let mean = column_means(x)?;
     let want = match opts.components {
         Components::Count(k) => Some(k),
         Components::Variance(_) => None,
@@ -145,17 +146,37 @@ pub fn fit(x: &DNDarray, opts: &PcaOptions) -> Result<PcaModel> {
         Solver::Auto => auto_solver(d, want),
         s => s,
     };
-    // Singular values (descending) and right singular vectors (d × m) of the centred data.
-    let (s, v) = match solver {
-        Solver::Covariance => by_covariance(x, &mean, &scale)?,
-        Solver::Tsqr => by_tsqr(x, &mean, &scale)?,
+    // Singular values (descending) and right singular vectors (d × m) of the centred (and
+    // scaled) data, with the column variances and scales.
+    let (s, v, var, scale) = match solver {
+        Solver::Covariance => {
+            // The Gram matrix's diagonal holds the centred sums of squares: no extra pass.
+            let gram = centred_gram(x, &mean)?;
+            let var = gram.diagonal(0, 0, 1) / ((n - 1) as f64);
+            let scale = scales(&var, n, opts.standardize);
+            let gram = gram / scale.outer(&scale);
+            let (s, v) = eigen(x, &gram)?;
+            (s, v, var, scale)
+        }
+        Solver::Tsqr => {
+            let var = column_m2(x, &mean)? / ((n - 1) as f64);
+            let scale = scales(&var, n, opts.standardize);
+            let (s, v) = by_tsqr(x, &mean, &scale)?;
+            (s, v, var, scale)
+        }
         Solver::Randomized {
             oversamples,
             power_iter,
             seed,
-        } => by_randomized(x, &mean, &scale, want.unwrap_or(1), oversamples, power_iter, seed)?,
+        } => {
+            let var = column_m2(x, &mean)? / ((n - 1) as f64);
+            let scale = scales(&var, n, opts.standardize);
+            let (s, v) = by_randomized(x, &mean, &scale, want.unwrap_or(1), oversamples, power_iter, seed)?;
+            (s, v, var, scale)
+        }
         Solver::Auto => unreachable!("resolved above"),
     };
+    let total_var = (&var / scale.square()).sum(Kind::Double).double_value(&[]);
     let explained = s.square() / ((n - 1) as f64);
     let ratio = &explained / total_var;
     let k = match opts.components {
@@ -206,7 +227,7 @@ pub fn transform(x: &DNDarray, model: &PcaModel) -> Result<DNDarray> {
         .to_kind(x.kind())
         .to_device(device);
     let shift = model.mean.unsqueeze(0).to_kind(x.kind()).to_device(device).matmul(&w);
-    let local = comm.agree(x.local().f_matmul(&w).and_then(|t| t.f_sub(&shift)))?;
+    let local = comm.agree(x.local().f_matmul(&w).and_then(|mut t| t.f_sub_(&shift).map(|_| t)))?;
     DNDarray::from_pieces(local, 0)
 }
 
@@ -260,48 +281,84 @@ fn validate(x: &DNDarray, opts: &PcaOptions) -> Result<()> {
     }
 }
 
-/// Column means, scales and the total variance (sum of the column variances after scaling),
-/// in f64, from the array's reductions (one collective each).
-fn moments(x: &DNDarray, standardize: bool) -> Result<(Tensor, Tensor, f64)> {
-    let x64 = x.to_kind(Kind::Double);
-    let mean = x64.mean(Some(0))?.into_local();
-    let var = x64.var(Some(0), 1)?.into_local();
-    let n = x.gshape()[0] as f64;
-    let scale = if standardize {
-        // Population standard deviation (scikit-learn's StandardScaler); constant columns: 1.
-        let sd = (&var * ((n - 1.0) / n)).sqrt();
+/// Collective. Column means (d, f64): local sums accumulated in f64, one allreduce.
+fn column_means(x: &DNDarray) -> Result<Tensor> {
+    let comm = x.comm();
+    let sums = comm.agree(x.local().f_sum_dim_intlist(0, false, Kind::Double))?;
+    let sums = comm.allreduce_tensor(&sums, ReduceOp::Sum)?;
+    Ok(sums / (x.gshape()[0] as f64))
+}
+
+/// Calls `f` on the rank's rows in chunks of [`CHUNK_ROWS`], centred (f64): no temporary
+/// larger than a chunk.
+fn for_centred_chunks(
+    x: &DNDarray,
+    mean: &Tensor,
+    mut f: impl FnMut(&Tensor) -> std::result::Result<(), tch::TchError>,
+) -> std::result::Result<(), tch::TchError> {
+    let local = x.local();
+    let mu = mean.to_device(local.device());
+    let rows = local.size()[0];
+    let mut at = 0;
+    while at < rows {
+        let len = CHUNK_ROWS.min(rows - at);
+        let c = local.narrow(0, at, len).to_kind(Kind::Double).f_sub(&mu)?;
+        f(&c)?;
+        at += len;
+    }
+    Ok(())
+}
+
+/// Collective. Centred sums of squares per column (d, f64), in chunks; one allreduce.
+fn column_m2(x: &DNDarray, mean: &Tensor) -> Result<Tensor> {
+    let comm = x.comm();
+    let d = x.gshape()[1];
+    let local = (|| {
+        let mut m2 = Tensor::f_zeros([d], (Kind::Double, x.local().device()))?;
+        for_centred_chunks(x, mean, |c| {
+            m2 = m2.f_add(&c.square().sum_dim_intlist(0, false, Kind::Double))?;
+            Ok(())
+        })?;
+        Ok::<_, tch::TchError>(m2)
+    })();
+    let local = comm.agree(local)?;
+    Ok(comm.allreduce_tensor(&local, ReduceOp::Sum)?)
+}
+
+/// Column scales: population standard deviations with `standardize` (scikit-learn's
+/// StandardScaler; constant columns keep 1), else ones.
+fn scales(var: &Tensor, n: i64, standardize: bool) -> Tensor {
+    if standardize {
+        let sd = (var * ((n - 1) as f64 / n as f64)).sqrt();
         sd.where_self(&sd.gt(0.0), &sd.ones_like())
     } else {
         var.ones_like()
-    };
-    let total = (var / scale.square()).sum(Kind::Double).double_value(&[]);
-    Ok((mean, scale, total))
+    }
 }
 
-/// Eigendecomposition of the centred Gram matrix: (s, v) with s descending.
-fn by_covariance(x: &DNDarray, mean: &Tensor, scale: &Tensor) -> Result<(Tensor, Tensor)> {
+/// Collective. The centred Gram matrix Σ (x − μ)ᵀ(x − μ) (d × d, f64), accumulated in row
+/// chunks on each rank and summed with one allreduce.
+fn centred_gram(x: &DNDarray, mean: &Tensor) -> Result<Tensor> {
     let comm = x.comm();
-    let local = x.local();
     let d = x.gshape()[1];
-    let gram = comm.agree((|| -> std::result::Result<Tensor, tch::TchError> {
-        let mut g = Tensor::f_zeros([d, d], (Kind::Double, local.device()))?;
-        let rows = local.size()[0];
-        let (mu, sc) = (mean.to_device(local.device()), scale.to_device(local.device()));
-        let mut at = 0;
-        while at < rows {
-            let len = CHUNK_ROWS.min(rows - at);
-            let c = (local.narrow(0, at, len).to_kind(Kind::Double) - &mu) / &sc;
-            g = g.f_addmm(&c.tr(), &c)?;
-            at += len;
-        }
-        Ok(g)
-    })())?;
-    let gram = comm.allreduce_tensor(&gram, ReduceOp::Sum)?;
-    let (evals, evecs) = comm.agree(gram.f_linalg_eigh("L"))?;
+    let local = (|| {
+        let mut g = Tensor::f_zeros([d, d], (Kind::Double, x.local().device()))?;
+        for_centred_chunks(x, mean, |c| {
+            g = g.f_addmm(&c.tr(), c)?;
+            Ok(())
+        })?;
+        Ok::<_, tch::TchError>(g)
+    })();
+    let local = comm.agree(local)?;
+    Ok(comm.allreduce_tensor(&local, ReduceOp::Sum)?)
+}
+
+/// Eigendecomposition of the (replicated) Gram matrix: (s, v) with s descending.
+fn eigen(x: &DNDarray, gram: &Tensor) -> Result<(Tensor, Tensor)> {
+    let (evals, evecs) = x.comm().agree(gram.f_linalg_eigh("L"))?;
     // Ascending → descending; tiny negative eigenvalues from rounding are zero.
     let evals = evals.flip([0]).clamp_min(0.0);
-    let evecs = evecs.flip([1]);
-    Ok((evals.sqrt(), evecs))
+    Ok((evals.sqrt(), evecs.flip([1])))
 }
 
 /// SVD of the TSQR R factor of the centred (and scaled) data.

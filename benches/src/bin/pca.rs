@@ -1,0 +1,180 @@
+//! Parquet → PCA end to end through heatsql's Rust API, per rank, with peak memory.
+//!
+//! `mpirun -n P heatsql-bench-pca [ROWS] [COLS] [K] [ROUNDS]` (default 2,000,000 × 32 f64,
+//! k = 8, 4 rounds). The data is low-rank (rank 8 plus 1 % noise, an offset per column),
+//! generated once under `target/bench-data/` with row groups of 131,072 rows. Each round:
+//! load (`SELECT * FROM t` → row-split DNDarray), fit (`engine::ml::pca`, covariance solver),
+//! scores (transform, kept on each rank). Rank 0 prints medians after the first round and each
+//! rank's peak resident memory (`getrusage`), next to the rank's share of the data.
+//! `scripts/bench-pca.sh` runs it at P = 1 and 2 and, in the same run, pyarrow + scikit-learn
+//! `PCA(svd_solver='full')` on the same file (`benches/python/pca_baseline.py`).
+//!
+//! The SQL function `pca(...)` (issue #6) will replace the API calls; the numerics are these.
+
+use std::fs::File;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+use datafusion::arrow::array::{ArrayRef, Float64Array, RecordBatch};
+use datafusion::arrow::datatypes::{DataType, Field, Schema};
+use datafusion::parquet::arrow::ArrowWriter;
+use datafusion::parquet::basic::Compression;
+use datafusion::parquet::file::properties::WriterProperties;
+use engine::ml::pca::{Components, PcaOptions, Solver, fit, transform};
+use heatsql::HeatContext;
+use heatsql::convert::LoadSpec;
+
+/// A deterministic standard normal stream (xorshift + Box–Muller).
+struct Normal(u64);
+
+impl Normal {
+    fn uniform(&mut self) -> f64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        ((self.0 >> 11) as f64 + 0.5) / (1u64 << 53) as f64
+    }
+    fn next(&mut self) -> f64 {
+        let (u, v) = (self.uniform(), self.uniform());
+        (-2.0 * u.ln()).sqrt() * (std::f64::consts::TAU * v).cos()
+    }
+}
+
+/// rows × cols = Z (rows × 8) · M (8 × cols) + offsets + 0.01 noise, written in chunks.
+fn generate(path: &PathBuf, rows: usize, cols: usize) {
+    if path.exists() {
+        return;
+    }
+    std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+    let rank = 8.min(cols);
+    let mut g = Normal(0x9e37_79b9_7f4a_7c15);
+    let m: Vec<f64> = (0..rank * cols).map(|_| g.next()).collect();
+    let offsets: Vec<f64> = (0..cols).map(|j| j as f64).collect();
+    let fields: Vec<Field> = (0..cols)
+        .map(|j| Field::new(format!("x{j}"), DataType::Float64, false))
+        .collect();
+    let schema = Arc::new(Schema::new(fields));
+    let props = WriterProperties::builder()
+        .set_compression(Compression::SNAPPY)
+        .set_max_row_group_row_count(Some(131_072))
+        .build();
+    let tmp = path.with_extension("tmp");
+    let mut w =
+        ArrowWriter::try_new(File::create(&tmp).expect("create"), Arc::clone(&schema), Some(props)).expect("writer");
+    let chunk = 65_536;
+    for start in (0..rows).step_by(chunk) {
+        let n = chunk.min(rows - start);
+        let mut data = vec![vec![0.0f64; n]; cols];
+        for i in 0..n {
+            let z: Vec<f64> = (0..rank).map(|r| g.next() * (rank - r) as f64).collect();
+            for (j, col) in data.iter_mut().enumerate() {
+                let signal: f64 = (0..rank).map(|r| z[r] * m[r * cols + j]).sum();
+                col[i] = signal + offsets[j] + 0.01 * g.next();
+            }
+        }
+        let arrays: Vec<ArrayRef> = data
+            .into_iter()
+            .map(|c| Arc::new(Float64Array::from(c)) as ArrayRef)
+            .collect();
+        w.write(&RecordBatch::try_new(Arc::clone(&schema), arrays).expect("batch"))
+            .expect("write");
+    }
+    w.close().expect("close");
+    std::fs::rename(&tmp, path).expect("rename");
+}
+
+/// Peak resident memory of this process in bytes.
+fn peak_rss() -> u64 {
+    // SAFETY: getrusage fills the struct it is given.
+    unsafe {
+        let mut u: libc::rusage = std::mem::zeroed();
+        libc::getrusage(libc::RUSAGE_SELF, &mut u);
+        u.ru_maxrss as u64 * 1024
+    }
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    benches::median_after_warmup(std::mem::take(&mut v))
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() {
+    engine::memory::retain_freed_memory();
+    let args: Vec<usize> = std::env::args()
+        .skip(1)
+        .filter_map(|a| a.replace('_', "").parse().ok())
+        .collect();
+    let rows = args.first().copied().unwrap_or(2_000_000);
+    let cols = args.get(1).copied().unwrap_or(32);
+    let k = args.get(2).copied().unwrap_or(8) as i64;
+    let rounds = args.get(3).copied().unwrap_or(4).max(2);
+    let ctx = HeatContext::new();
+    let comm = ctx.comm();
+    let (p, me) = (comm.size(), comm.rank());
+    let path =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!("../target/bench-data/pca_{rows}x{cols}.parquet"));
+    if me == 0 {
+        generate(&path, rows, cols);
+        // The file for the Python baseline.
+        println!("file {}", path.display());
+    }
+    comm.barrier();
+    ctx.sql(&format!(
+        "CREATE EXTERNAL TABLE t STORED AS PARQUET LOCATION '{}'",
+        path.display()
+    ))
+    .await
+    .expect("create");
+    let provider = ctx.session().table_provider("t").await.expect("table");
+    let table = (provider.as_ref() as &dyn std::any::Any).downcast_ref::<connectors::DistributedParquetTable>();
+    let mut spec = LoadSpec::new("pca");
+    spec.expected_rows = table.map(|t| t.rows_per_rank()[me] as usize);
+    let opts = PcaOptions {
+        components: Components::Count(k),
+        solver: Solver::Covariance,
+        standardize: false,
+    };
+    let (mut load_t, mut fit_t, mut score_t) = (Vec::new(), Vec::new(), Vec::new());
+    let mut ratio = 0.0;
+    let mut local_rows = 0;
+    for _ in 0..rounds {
+        comm.barrier();
+        let t = Instant::now();
+        let loaded = ctx
+            .sql("SELECT * FROM t")
+            .await
+            .expect("query")
+            .to_dndarray(&spec)
+            .await
+            .expect("load");
+        load_t.push(t.elapsed().as_secs_f64());
+        let t = Instant::now();
+        let model = fit(&loaded.array, &opts).expect("fit");
+        fit_t.push(t.elapsed().as_secs_f64());
+        let t = Instant::now();
+        let scores = transform(&loaded.array, &model).expect("scores");
+        score_t.push(t.elapsed().as_secs_f64());
+        local_rows = scores.lshape()[0];
+        ratio = model.explained_variance_ratio.sum(tch::Kind::Double).double_value(&[]);
+    }
+    let (load, fit_s, score) = (median(load_t), median(fit_t), median(score_t));
+    let share = local_rows as f64 * cols as f64 * 8.0;
+    let line = format!(
+        "heatsql P={p} rank {me}: {local_rows} rows; load {load:.3} s, fit {fit_s:.3} s, scores {score:.3} s, \
+         end to end {:.3} s; peak RSS {:.2} GB for a {:.2} GB share (limit 2 × share + 0.4 GB = {:.2} GB)\n",
+        load + fit_s + score,
+        peak_rss() as f64 / 1e9,
+        share / 1e9,
+        (2.0 * share + 0.4e9) / 1e9
+    );
+    let (all, _) = comm.gatherv(line.as_bytes(), 0).expect("gather").unwrap_or_default();
+    if me == 0 {
+        println!(
+            "PCA k = {k} of {rows} × {cols} (covariance solver; median of {} rounds after a warm-up); \
+             explained variance ratio of the {k} components {ratio:.6}",
+            rounds - 1
+        );
+        print!("{}", String::from_utf8_lossy(&all));
+    }
+}
