@@ -11,3 +11,69 @@ pub fn median_after_warmup(mut times: Vec<f64>) -> f64 {
     times.sort_by(|a, b| a.total_cmp(b));
     times[times.len() / 2]
 }
+
+use std::fs::File;
+use std::path::Path;
+use std::sync::Arc;
+
+use datafusion::arrow::array::{ArrayRef, Float64Array, RecordBatch};
+use datafusion::arrow::datatypes::{DataType, Field, Schema};
+use datafusion::parquet::arrow::ArrowWriter;
+use datafusion::parquet::basic::Compression;
+use datafusion::parquet::file::properties::WriterProperties;
+
+/// Rows per row group of the generated benchmark files.
+pub const ROW_GROUP_ROWS: usize = 131_072;
+
+/// Writes `rows` rows of `cols` non-null Float64 columns named `{prefix}0`, `{prefix}1`, …
+/// (Snappy, row groups of [`ROW_GROUP_ROWS`]) to `path`, unless it exists. `chunk(n)` returns
+/// the next `n` rows as `cols` columns. The file appears only when complete (written under a
+/// temporary name, then renamed).
+pub fn write_f64_parquet(
+    path: &Path,
+    cols: usize,
+    prefix: &str,
+    rows: usize,
+    mut chunk: impl FnMut(usize) -> Vec<Vec<f64>>,
+) {
+    if path.exists() {
+        return;
+    }
+    std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+    let fields: Vec<Field> = (0..cols)
+        .map(|j| Field::new(format!("{prefix}{j}"), DataType::Float64, false))
+        .collect();
+    let schema = Arc::new(Schema::new(fields));
+    let props = WriterProperties::builder()
+        .set_compression(Compression::SNAPPY)
+        .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
+        .build();
+    let tmp = path.with_extension("tmp");
+    let mut w =
+        ArrowWriter::try_new(File::create(&tmp).expect("create"), Arc::clone(&schema), Some(props)).expect("writer");
+    for start in (0..rows).step_by(65_536) {
+        let n = 65_536.min(rows - start);
+        let arrays: Vec<ArrayRef> = chunk(n)
+            .into_iter()
+            .map(|c| Arc::new(Float64Array::from(c)) as ArrayRef)
+            .collect();
+        w.write(&RecordBatch::try_new(Arc::clone(&schema), arrays).expect("batch"))
+            .expect("write");
+    }
+    w.close().expect("close");
+    std::fs::rename(&tmp, path).expect("rename");
+}
+
+/// Collective. Registers the Parquet file at `path` as the distributed table `name`; returns
+/// the rows this rank reads (the loader's capacity hint, `LoadSpec::expected_rows`).
+pub async fn open_table(ctx: &heatsql::HeatContext, name: &str, path: &Path) -> Option<usize> {
+    ctx.sql(&format!(
+        "CREATE EXTERNAL TABLE {name} STORED AS PARQUET LOCATION '{}'",
+        path.display()
+    ))
+    .await
+    .expect("create");
+    let provider = ctx.session().table_provider(name).await.expect("table");
+    let table = (provider.as_ref() as &dyn std::any::Any).downcast_ref::<connectors::DistributedParquetTable>()?;
+    Some(table.rows_per_rank()[ctx.comm().rank()] as usize)
+}

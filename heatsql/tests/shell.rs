@@ -19,6 +19,46 @@ fn scratch(name: &str) -> PathBuf {
     dir
 }
 
+/// Python for the pseudo-terminal drivers: `read(until, timeout, start)` waits until `until`
+/// appears in the terminal output after byte `start` (or exits with the output so far).
+macro_rules! pty_read {
+    () => {
+        r#"def read(until, timeout=90, start=0):
+    global out
+    end = time.time() + timeout
+    while until not in out[start:] and time.time() < end:
+        r, _, _ = select.select([fd], [], [], 0.2)
+        if r:
+            try:
+                out += os.read(fd, 4096)
+            except OSError:
+                break
+    if until not in out[start:]:
+        sys.stdout.write(out.decode(errors="replace"))
+        sys.exit("timed out waiting for %r" % until)
+"#
+    };
+}
+
+/// Python ending a pseudo-terminal driver: wait for the program, print everything it wrote,
+/// exit with its status.
+macro_rules! pty_finish {
+    () => {
+        r#"_, status = os.waitpid(pid, 0)
+try:
+    while True:
+        r, _, _ = select.select([fd], [], [], 0.2)
+        if not r:
+            break
+        out += os.read(fd, 4096)
+except OSError:
+    pass
+sys.stdout.write(out.decode(errors="replace"))
+sys.exit(os.waitstatus_to_exitcode(status))
+"#
+    };
+}
+
 /// A distributed table of 40 rows (ids 0..39, k = id % 4) written by the shell itself.
 fn make_table(dir: &std::path::Path) -> String {
     let data = dir.join("t/");
@@ -158,27 +198,17 @@ fn commands_files_formats_and_exit_codes_at_p_1_to_4() {
 #[test]
 fn interactive_prompt_through_a_pseudo_terminal() {
     let home = scratch("shell-home");
-    let driver = r#"
+    let driver = concat!(
+        r#"
 import os, pty, sys, time, select
 bin = sys.argv[1]
 pid, fd = pty.fork()
 if pid == 0:
     os.execv(bin, [bin])
 out = b""
-def read(until, timeout=60):
-    global out
-    end = time.time() + timeout
-    while until not in out and time.time() < end:
-        r, _, _ = select.select([fd], [], [], 0.2)
-        if r:
-            try:
-                out += os.read(fd, 4096)
-            except OSError:
-                break
-    if until not in out:
-        sys.stdout.write(out.decode(errors="replace"))
-        sys.exit("timed out waiting for %r" % until)
-read(b"heatsql> ")
+"#,
+        pty_read!(),
+        r#"read(b"heatsql> ")
 os.write(fd, b"SELECT 40\r")
 read(b"heatsql-> ")
 os.write(fd, b"  + 2 AS answer;\r")
@@ -191,18 +221,9 @@ os.write(fd, b"\\?\r")
 read(b"list tables")
 time.sleep(0.3)
 os.write(fd, b"\\q\r")
-_, status = os.waitpid(pid, 0)
-try:
-    while True:
-        r, _, _ = select.select([fd], [], [], 0.2)
-        if not r:
-            break
-        out += os.read(fd, 4096)
-except OSError:
-    pass
-sys.stdout.write(out.decode(errors="replace"))
-sys.exit(os.waitstatus_to_exitcode(status))
-"#;
+"#,
+        pty_finish!()
+    );
     let out = Command::new("python3")
         .args(["-c", driver, BIN])
         .env("HOME", &home)
@@ -231,27 +252,17 @@ sys.exit(os.waitstatus_to_exitcode(status))
 fn prompt_and_progress_under_mpirun_through_a_pseudo_terminal() {
     let home = scratch("shell-mpirun-home");
     let data = home.join("t/");
-    let driver = r#"
+    let driver = concat!(
+        r#"
 import os, pty, sys, time, select
 bin, data = sys.argv[1], sys.argv[2]
 pid, fd = pty.fork()
 if pid == 0:
     os.execvp("mpirun", ["mpirun", "--allow-run-as-root", "--oversubscribe", "-n", "2", bin])
 out = b""
-def read(until, timeout=90, start=0):
-    global out
-    end = time.time() + timeout
-    while until not in out[start:] and time.time() < end:
-        r, _, _ = select.select([fd], [], [], 0.2)
-        if r:
-            try:
-                out += os.read(fd, 4096)
-            except OSError:
-                break
-    if until not in out[start:]:
-        sys.stdout.write(out.decode(errors="replace"))
-        sys.exit("timed out waiting for %r" % until)
-def send(text, until):
+"#,
+        pty_read!(),
+        r#"def send(text, until):
     # Waits for `until` in what comes after the input (the terminal echoes the input itself).
     before = len(out)
     os.write(fd, text.encode() + b"\r")
@@ -265,18 +276,9 @@ send("FROM t GROUP BY k ORDER BY k;", "4 rows fetched")
 send("SELECT nope;", "No field named nope")
 send("SELECT 'still running' AS after_error;", "| still running |")
 os.write(fd, b"\\q\r")
-_, status = os.waitpid(pid, 0)
-try:
-    while True:
-        r, _, _ = select.select([fd], [], [], 0.2)
-        if not r:
-            break
-        out += os.read(fd, 4096)
-except OSError:
-    pass
-sys.stdout.write(out.decode(errors="replace"))
-sys.exit(os.waitstatus_to_exitcode(status))
-"#;
+"#,
+        pty_finish!()
+    );
     let out = Command::new("python3")
         .args(["-c", driver, BIN, data.to_str().expect("utf-8")])
         .env("HOME", &home)

@@ -26,57 +26,31 @@
 
 use std::fs::File;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Instant;
 
-use datafusion::arrow::array::{ArrayRef, Float64Array, RecordBatch};
-use datafusion::arrow::datatypes::{DataType, Field, Schema};
-use datafusion::parquet::arrow::ArrowWriter;
+use datafusion::arrow::array::RecordBatch;
 use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
-use datafusion::parquet::basic::Compression;
-use datafusion::parquet::file::properties::WriterProperties;
 use engine::comm::ReduceOp;
 use heatsql::HeatContext;
 use heatsql::convert::{LoadSpec, load};
 
-fn generate(path: &PathBuf, rows: usize, cols: usize) {
-    if path.exists() {
-        return;
-    }
-    std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
-    let fields: Vec<Field> = (0..cols)
-        .map(|j| Field::new(format!("c{j}"), DataType::Float64, false))
-        .collect();
-    let schema = Arc::new(Schema::new(fields));
-    let props = WriterProperties::builder()
-        .set_compression(Compression::SNAPPY)
-        .set_max_row_group_row_count(Some(131_072))
-        .build();
-    let tmp = path.with_extension("tmp");
-    let mut w =
-        ArrowWriter::try_new(File::create(&tmp).expect("create"), Arc::clone(&schema), Some(props)).expect("writer");
+/// Uniform numbers in [0, 1) from one xorshift stream, column by column per chunk.
+fn generate(path: &std::path::Path, rows: usize, cols: usize) {
     let mut state = 0x2545_f491_4f6c_dd1du64;
-    let chunk = 65_536;
-    for start in (0..rows).step_by(chunk) {
-        let n = chunk.min(rows - start);
-        let cols: Vec<ArrayRef> = (0..cols)
+    benches::write_f64_parquet(path, cols, "c", rows, |n| {
+        (0..cols)
             .map(|_| {
-                let v: Vec<f64> = (0..n)
+                (0..n)
                     .map(|_| {
                         state ^= state << 13;
                         state ^= state >> 7;
                         state ^= state << 17;
                         (state >> 11) as f64 / (1u64 << 53) as f64
                     })
-                    .collect();
-                Arc::new(Float64Array::from(v)) as ArrayRef
+                    .collect()
             })
-            .collect();
-        w.write(&RecordBatch::try_new(Arc::clone(&schema), cols).expect("batch"))
-            .expect("write");
-    }
-    w.close().expect("close");
-    std::fs::rename(&tmp, path).expect("rename");
+            .collect()
+    });
 }
 
 /// The whole file decoded into Arrow batches held in memory (like pyarrow's `read_table`).
@@ -132,16 +106,8 @@ async fn main() {
     if let Some(kind) = once {
         return measure_once(&ctx, &kind, &path, rows).await;
     }
-    let location = path.display().to_string();
-    ctx.sql(&format!(
-        "CREATE EXTERNAL TABLE t STORED AS PARQUET LOCATION '{location}'"
-    ))
-    .await
-    .expect("create");
     // The table knows how many rows this rank reads: the loader's capacity hint.
-    let provider = ctx.session().table_provider("t").await.expect("table");
-    let table = (provider.as_ref() as &dyn std::any::Any).downcast_ref::<connectors::DistributedParquetTable>();
-    let expected = table.map(|t| t.rows_per_rank()[me] as usize).unwrap_or(0);
+    let expected = benches::open_table(&ctx, "t", &path).await.unwrap_or(0);
     // Rounds interleave the three measurements so that each sees the same machine and
     // allocator state; the first round is a warm-up.
     let (mut base_t, mut scan_t, mut load_t) = (Vec::new(), Vec::new(), Vec::new());
@@ -227,16 +193,8 @@ async fn measure_once(ctx: &HeatContext, kind: &str, path: &std::path::Path, row
         }
         "baseline" => (0, 0.0),
         "load" => {
-            let location = path.display().to_string();
-            ctx.sql(&format!(
-                "CREATE EXTERNAL TABLE t STORED AS PARQUET LOCATION '{location}'"
-            ))
-            .await
-            .expect("create");
-            let provider = ctx.session().table_provider("t").await.expect("table");
-            let table = (provider.as_ref() as &dyn std::any::Any).downcast_ref::<connectors::DistributedParquetTable>();
             let mut spec = LoadSpec::new("bench");
-            spec.expected_rows = table.map(|t| t.rows_per_rank()[me] as usize);
+            spec.expected_rows = benches::open_table(ctx, "t", path).await;
             comm.barrier();
             let t = Instant::now();
             let stream = ctx

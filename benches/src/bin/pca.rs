@@ -11,16 +11,9 @@
 //!
 //! The SQL function `pca(...)` (issue #6) will replace the API calls; the numerics are these.
 
-use std::fs::File;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Instant;
 
-use datafusion::arrow::array::{ArrayRef, Float64Array, RecordBatch};
-use datafusion::arrow::datatypes::{DataType, Field, Schema};
-use datafusion::parquet::arrow::ArrowWriter;
-use datafusion::parquet::basic::Compression;
-use datafusion::parquet::file::properties::WriterProperties;
 use engine::ml::pca::{Components, PcaOptions, Solver, fit, transform};
 use heatsql::HeatContext;
 use heatsql::convert::LoadSpec;
@@ -42,46 +35,21 @@ impl Normal {
 }
 
 /// rows × cols = Z (rows × 8) · M (8 × cols) + offsets + 0.01 noise, written in chunks.
-fn generate(path: &PathBuf, rows: usize, cols: usize) {
-    if path.exists() {
-        return;
-    }
-    std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+fn generate(path: &std::path::Path, rows: usize, cols: usize) {
     let rank = 8.min(cols);
     let mut g = Normal(0x9e37_79b9_7f4a_7c15);
     let m: Vec<f64> = (0..rank * cols).map(|_| g.next()).collect();
-    let offsets: Vec<f64> = (0..cols).map(|j| j as f64).collect();
-    let fields: Vec<Field> = (0..cols)
-        .map(|j| Field::new(format!("x{j}"), DataType::Float64, false))
-        .collect();
-    let schema = Arc::new(Schema::new(fields));
-    let props = WriterProperties::builder()
-        .set_compression(Compression::SNAPPY)
-        .set_max_row_group_row_count(Some(131_072))
-        .build();
-    let tmp = path.with_extension("tmp");
-    let mut w =
-        ArrowWriter::try_new(File::create(&tmp).expect("create"), Arc::clone(&schema), Some(props)).expect("writer");
-    let chunk = 65_536;
-    for start in (0..rows).step_by(chunk) {
-        let n = chunk.min(rows - start);
+    benches::write_f64_parquet(path, cols, "x", rows, |n| {
         let mut data = vec![vec![0.0f64; n]; cols];
         for i in 0..n {
             let z: Vec<f64> = (0..rank).map(|r| g.next() * (rank - r) as f64).collect();
             for (j, col) in data.iter_mut().enumerate() {
                 let signal: f64 = (0..rank).map(|r| z[r] * m[r * cols + j]).sum();
-                col[i] = signal + offsets[j] + 0.01 * g.next();
+                col[i] = signal + j as f64 + 0.01 * g.next();
             }
         }
-        let arrays: Vec<ArrayRef> = data
-            .into_iter()
-            .map(|c| Arc::new(Float64Array::from(c)) as ArrayRef)
-            .collect();
-        w.write(&RecordBatch::try_new(Arc::clone(&schema), arrays).expect("batch"))
-            .expect("write");
-    }
-    w.close().expect("close");
-    std::fs::rename(&tmp, path).expect("rename");
+        data
+    });
 }
 
 /// Peak resident memory of this process in bytes.
@@ -120,16 +88,8 @@ async fn main() {
         println!("file {}", path.display());
     }
     comm.barrier();
-    ctx.sql(&format!(
-        "CREATE EXTERNAL TABLE t STORED AS PARQUET LOCATION '{}'",
-        path.display()
-    ))
-    .await
-    .expect("create");
-    let provider = ctx.session().table_provider("t").await.expect("table");
-    let table = (provider.as_ref() as &dyn std::any::Any).downcast_ref::<connectors::DistributedParquetTable>();
     let mut spec = LoadSpec::new("pca");
-    spec.expected_rows = table.map(|t| t.rows_per_rank()[me] as usize);
+    spec.expected_rows = benches::open_table(&ctx, "t", &path).await;
     let opts = PcaOptions {
         components: Components::Count(k),
         solver: Solver::Covariance,
