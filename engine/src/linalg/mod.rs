@@ -8,3 +8,30 @@ pub mod tsqr;
 
 pub use sign::flip_signs;
 pub use tsqr::{tsqr, tsqr_r};
+
+use tch::Kind;
+
+use crate::dndarray::DNDarray;
+use crate::error::{EngineError, Result};
+
+/// Local. `a` is a 2-dimensional float32/float64 array split along rows, or the error
+/// naming `op` and what was expected.
+pub(crate) fn check_row_split_float(op: &'static str, a: &DNDarray) -> Result<()> {
+    if a.ndim() != 2 || a.split() != Some(0) {
+        return Err(EngineError::shape(
+            op,
+            format!(
+                "expected rows × columns split along rows, got shape {:?} split {:?}",
+                a.gshape(),
+                a.split()
+            ),
+        ));
+    }
+    if !matches!(a.kind(), Kind::Float | Kind::Double) {
+        return Err(EngineError::arg(
+            op,
+            format!("dtype {:?}; expected float32 or float64", a.kind()),
+        ));
+    }
+    Ok(())
+}

@@ -11,7 +11,7 @@
 use tch::{Kind, Tensor};
 
 use crate::dndarray::DNDarray;
-use crate::error::{EngineError, Result};
+use crate::error::Result;
 
 /// Collective. The R factor of `a` (n × d, split 0; floating point), replicated:
 /// min(n, d) × d, upper triangular with a non-negative diagonal.
@@ -29,24 +29,7 @@ pub fn tsqr(a: &DNDarray) -> Result<(DNDarray, Tensor)> {
 fn factor(a: &DNDarray, want_q: bool) -> Result<(Option<DNDarray>, Tensor)> {
     let op = "tsqr";
     let comm = a.comm();
-    let check = if a.ndim() != 2 || a.split() != Some(0) {
-        Err(EngineError::shape(
-            op,
-            format!(
-                "expected rows × columns split along rows, got shape {:?} split {:?}",
-                a.gshape(),
-                a.split()
-            ),
-        ))
-    } else if !matches!(a.kind(), Kind::Float | Kind::Double) {
-        Err(EngineError::arg(
-            op,
-            format!("dtype {:?}; expected float32 or float64", a.kind()),
-        ))
-    } else {
-        Ok(())
-    };
-    comm.agree(check)?;
+    comm.agree(super::check_row_split_float(op, a))?;
     let local = a.local();
     // Local reduced QR: Q_r (n_r × m_r), R_r (m_r × d), m_r = min(n_r, d).
     let (q_local, r_local) = comm.agree(Tensor::f_linalg_qr(local, "reduced"))?;

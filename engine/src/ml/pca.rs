@@ -232,22 +232,7 @@ pub fn transform(x: &DNDarray, model: &PcaModel) -> Result<DNDarray> {
 }
 
 fn validate(x: &DNDarray, opts: &PcaOptions) -> Result<()> {
-    if x.ndim() != 2 || x.split() != Some(0) {
-        return Err(EngineError::shape(
-            OP,
-            format!(
-                "expected rows × columns split along rows, got shape {:?} split {:?}",
-                x.gshape(),
-                x.split()
-            ),
-        ));
-    }
-    if !matches!(x.kind(), Kind::Float | Kind::Double) {
-        return Err(EngineError::arg(
-            OP,
-            format!("dtype {:?}; expected float32 or float64", x.kind()),
-        ));
-    }
+    crate::linalg::check_row_split_float(OP, x)?;
     let (n, d) = (x.gshape()[0], x.gshape()[1]);
     if n < 2 {
         return Err(EngineError::arg(OP, format!("{n} rows; PCA needs at least 2")));
