@@ -759,32 +759,65 @@ fn check_pca(c: &mut Checker) {
     let v_ref = v_ref.narrow(1, 0, 3);
     for name in LAYOUTS {
         let a = pieces(comm, &lr, 0, &layout(name, 53, p)).expect("pieces");
-        let opts = PcaOptions {
-            components: Components::Count(3),
-            solver: Solver::Randomized {
+        for solver in [
+            Solver::Randomized {
                 oversamples: 4,
                 power_iter: 2,
                 seed: 7,
             },
-            standardize: false,
-        };
-        let tag = format!("pca/randomized/{name}");
-        match fit(&a, &opts) {
-            Ok(model) => {
-                let cosines = v_ref.tr().matmul(&model.components).svd(true, true).1;
-                let angle = cosines.min().double_value(&[]).clamp(-1.0, 1.0).acos();
-                c.check(&format!("{tag}/angle"), angle < 1e-6, || {
-                    format!("largest principal angle {angle:e}")
-                });
-                c.close(
-                    &format!("{tag}/components"),
-                    Ok::<_, String>(model.components.shallow_clone()),
-                    &v_ref,
-                    1e-6,
-                );
+            Solver::Hierarchical { oversamples: 0 },
+            Solver::Hierarchical { oversamples: 2 },
+        ] {
+            let opts = PcaOptions {
+                components: Components::Count(3),
+                solver,
+                standardize: false,
+            };
+            let tag = match solver {
+                Solver::Hierarchical { oversamples } => format!("pca/hierarchical-{oversamples}/{name}"),
+                _ => format!("pca/{}/{name}", solver.name()),
+            };
+            match fit(&a, &opts) {
+                Ok(model) => {
+                    if matches!(solver, Solver::Hierarchical { .. }) {
+                        // Rank-3 data: what the truncations drop is the 1e-12 noise.
+                        let est = model.error_estimate.unwrap_or(f64::NAN);
+                        c.check(&format!("{tag}/error_estimate"), est < 1e-9, || format!("{est:e}"));
+                    }
+                    let cosines = v_ref.tr().matmul(&model.components).svd(true, true).1;
+                    let angle = cosines.min().double_value(&[]).clamp(-1.0, 1.0).acos();
+                    c.check(&format!("{tag}/angle"), angle < 1e-6, || {
+                        format!("largest principal angle {angle:e}")
+                    });
+                    c.close(
+                        &format!("{tag}/components"),
+                        Ok::<_, String>(model.components.shallow_clone()),
+                        &v_ref,
+                        1e-6,
+                    );
+                }
+                Err(e) => c.check(&format!("{tag}/fit"), false, || e.to_string()),
             }
-            Err(e) => c.check(&format!("{tag}/fit"), false, || e.to_string()),
         }
+    }
+    // Hierarchical on full-rank data: its error estimate bounds the true relative error of the
+    // rank-3 approximation from above (equal at P = 1, where nothing is merged), and the
+    // exact solvers report none.
+    {
+        let xc = &x - x.mean_dim(0, true, Kind::Double);
+        let s_all = xc.svd(true, true).1;
+        let total = s_all.square().sum(Kind::Double).double_value(&[]);
+        let best = (s_all.narrow(0, 3, 3).square().sum(Kind::Double).double_value(&[]) / total).sqrt();
+        let a = pieces(comm, &x, 0, &layout("ramp", 61, p)).expect("pieces");
+        let got = fit(&a, &exact(Solver::Hierarchical { oversamples: 0 })).map(|m| m.error_estimate);
+        let ok = matches!(got, Ok(Some(e)) if e >= best * (1.0 - 1e-10) && (p > 1 || (e - best).abs() <= 1e-10 * best));
+        c.check("pca/hierarchical/error_bound", ok, || {
+            format!("estimate {got:?}, best rank-3 error {best:e}")
+        });
+        let none = fit(&a, &exact(Solver::Covariance)).map(|m| m.error_estimate);
+        c.check("pca/covariance/no_estimate", matches!(none, Ok(None)), || {
+            format!("{none:?}")
+        });
     }
     // f32: covariance within 1e-4 relative of the f64 reference.
     let (ev, _, _, _) = pca_reference(&x, false);

@@ -15,6 +15,12 @@
 //!   `oversamples` extra columns and `power_iter` power iterations re-orthonormalised by QR
 //!   (TSQR for the tall factor), seeded; for k ≪ d. X is never centred in place: products with
 //!   the centred data are formed as `X·Ω − 1·(μ·Ω)`.
+//! * [`Solver::Hierarchical`]: each rank reduces its centred (and scaled) rows to a truncated
+//!   SVD of rank r = k + `oversamples` (from a QR of its rows accumulated in chunks), the
+//!   r × d factors `Σ_r V_rᵀ` are allgathered and merged pairwise up a binary tree (stack two,
+//!   SVD, truncate to r), identically on every rank. Its error estimate is Heat's:
+//!   √(Σ discarded σ²) / ‖X‖_F over every truncation, the last one to k included (an upper bound on
+//!   the relative Frobenius error of the rank-k approximation). Exact when the data has rank ≤ r.
 //! * [`Solver::Auto`]: covariance when d ≤ 1024; otherwise randomized when k ≤ d / 10 and
 //!   TSQR when not.
 //!
@@ -53,6 +59,11 @@ pub enum Solver {
         /// Seed of the random test matrix (the same numbers at every P).
         seed: u64,
     },
+    /// Merged local truncated SVDs (see the module documentation).
+    Hierarchical {
+        /// Extra singular triplets kept by each local truncation beyond k.
+        oversamples: i64,
+    },
 }
 
 impl Solver {
@@ -63,6 +74,7 @@ impl Solver {
             Solver::Covariance => "covariance",
             Solver::Tsqr => "tsqr",
             Solver::Randomized { .. } => "randomized",
+            Solver::Hierarchical { .. } => "hierarchical",
         }
     }
 }
@@ -107,6 +119,9 @@ pub struct PcaModel {
     pub n_samples: i64,
     /// The solver that ran (never `Auto`).
     pub solver: Solver,
+    /// The hierarchical solver's estimate of the relative Frobenius error of the rank-k
+    /// approximation (`None` for the other solvers: exact, or randomized without an estimate).
+    pub error_estimate: Option<f64>,
 }
 
 impl PcaModel {
@@ -148,6 +163,7 @@ pub fn fit(x: &DNDarray, opts: &PcaOptions) -> Result<PcaModel> {
     };
     // Singular values (descending) and right singular vectors (d × m) of the centred (and
     // scaled) data, with the column variances and scales.
+    let mut error_estimate = None;
     let (s, v, var, scale) = match solver {
         Solver::Covariance => {
             // The Gram matrix's diagonal holds the centred sums of squares: no extra pass.
@@ -172,6 +188,25 @@ pub fn fit(x: &DNDarray, opts: &PcaOptions) -> Result<PcaModel> {
             let var = column_m2(x, &mean)? / ((n - 1) as f64);
             let scale = scales(&var, n, opts.standardize);
             let (s, v) = by_randomized(x, &mean, &scale, want.unwrap_or(1), oversamples, power_iter, seed)?;
+            (s, v, var, scale)
+        }
+        Solver::Hierarchical { oversamples } => {
+            let var = column_m2(x, &mean)? / ((n - 1) as f64);
+            let scale = scales(&var, n, opts.standardize);
+            let k = want.unwrap_or(1);
+            let (s, v, discarded) = by_hierarchical(x, &mean, &scale, k, oversamples)?;
+            // ‖X‖_F² of the centred, scaled data, and what the last truncation to k drops.
+            let total = (&var / scale.square()).sum(Kind::Double).double_value(&[]) * ((n - 1) as f64);
+            let tail = s
+                .narrow(0, k, s.size()[0] - k)
+                .square()
+                .sum(Kind::Double)
+                .double_value(&[]);
+            error_estimate = Some(if total > 0.0 {
+                ((discarded + tail) / total).sqrt()
+            } else {
+                0.0
+            });
             (s, v, var, scale)
         }
         Solver::Auto => unreachable!("resolved above"),
@@ -201,6 +236,7 @@ pub fn fit(x: &DNDarray, opts: &PcaOptions) -> Result<PcaModel> {
         explained_variance_ratio: ratio.narrow(0, 0, k).to_kind(kind),
         n_samples: n,
         solver,
+        error_estimate,
     })
 }
 
@@ -247,9 +283,17 @@ fn validate(x: &DNDarray, opts: &PcaOptions) -> Result<()> {
             OP,
             format!("variance = {f} is out of range; expected a fraction in (0, 1]"),
         )),
-        (Components::Variance(_), Solver::Randomized { .. }) => Err(EngineError::arg(
+        (Components::Variance(_), Solver::Randomized { .. } | Solver::Hierarchical { .. }) => Err(EngineError::arg(
             OP,
-            "variance => needs every component: use solver => 'covariance' or 'tsqr', or give k".to_string(),
+            format!(
+                "variance => needs every component, which solver => '{}' does not compute: use solver => \
+                 'covariance' or 'tsqr', or give k",
+                opts.solver.name()
+            ),
+        )),
+        (_, Solver::Hierarchical { oversamples }) if oversamples < 0 => Err(EngineError::arg(
+            OP,
+            format!("oversamples = {oversamples}; expected a value ≥ 0"),
         )),
         (
             _,
@@ -402,4 +446,79 @@ fn by_randomized(
     let b = t_times(&q)?.tr();
     let (_, s, v) = comm.agree(b.f_svd(true, true))?;
     Ok((s, v))
+}
+
+/// Collective. Hierarchical SVD of the centred (and scaled) data: (s, v) of the merged rank-r
+/// factor (r = k + oversamples, at most d) and the sum of the squared singular values the
+/// truncations discarded.
+fn by_hierarchical(
+    x: &DNDarray,
+    mean: &Tensor,
+    scale: &Tensor,
+    k: i64,
+    oversamples: i64,
+) -> Result<(Tensor, Tensor, f64)> {
+    let comm = x.comm();
+    let d = x.gshape()[1];
+    let r = (k + oversamples).min(d);
+    let dev = x.local().device();
+    let inv = scale.to_device(dev).reciprocal();
+    // This rank's rows → R (≤ d × d) by QR of [R; next chunk], then its truncated SVD Σ Vᵀ.
+    let local = (|| {
+        let mut acc = Tensor::f_zeros([0, d], (Kind::Double, dev))?;
+        for_centred_chunks(x, mean, |c| {
+            let stacked = Tensor::f_cat(&[&acc, &c.f_mul(&inv)?], 0)?;
+            acc = Tensor::f_linalg_qr(&stacked, "reduced")?.1;
+            Ok(())
+        })?;
+        truncate(&acc, r)
+    })();
+    let (factor, discarded) = comm.agree(local)?;
+    let stacked = comm.allgatherv_tensor(&factor)?;
+    let rows = comm.allgather(&[factor.size()[0]])?;
+    let local_discarded: f64 = comm.allgather(&[discarded])?.iter().sum();
+    // The tree: blocks in rank order, merged pairwise level by level (the same on every rank).
+    let merged = comm.agree((|| {
+        let mut blocks: Vec<Tensor> = Vec::with_capacity(rows.len());
+        let mut at = 0;
+        for &m in &rows {
+            blocks.push(stacked.narrow(0, at, m));
+            at += m;
+        }
+        let mut discarded = local_discarded;
+        while blocks.len() > 1 {
+            let mut next = Vec::with_capacity(blocks.len().div_ceil(2));
+            for pair in blocks.chunks(2) {
+                if pair.len() == 1 {
+                    next.push(pair[0].shallow_clone());
+                    continue;
+                }
+                let (f, lost) = truncate(&Tensor::f_cat(&[&pair[0], &pair[1]], 0)?, r)?;
+                discarded += lost;
+                next.push(f);
+            }
+            blocks = next;
+        }
+        let (_, s, v) = blocks[0].f_svd(true, true)?;
+        Ok::<_, tch::TchError>((s, v, discarded))
+    })())?;
+    Ok(merged)
+}
+
+/// The rank-r truncation `Σ_r V_rᵀ` (≤ r × d) of `a`'s SVD and the sum of the squared singular
+/// values beyond r.
+fn truncate(a: &Tensor, r: i64) -> std::result::Result<(Tensor, f64), tch::TchError> {
+    let d = a.size()[1];
+    if a.size()[0] == 0 {
+        return Ok((Tensor::f_zeros([0, d], (Kind::Double, a.device()))?, 0.0));
+    }
+    let (_, s, v) = a.f_svd(true, true)?;
+    let keep = r.min(s.size()[0]);
+    let lost = s
+        .narrow(0, keep, s.size()[0] - keep)
+        .square()
+        .sum(Kind::Double)
+        .double_value(&[]);
+    let f = s.narrow(0, 0, keep).unsqueeze(1) * v.narrow(1, 0, keep).tr();
+    Ok((f, lost))
 }
