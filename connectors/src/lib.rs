@@ -20,7 +20,7 @@ pub mod memory;
 pub mod table;
 
 pub use error::ConnectorError;
-pub use factory::{DistributedParquetFactory, install};
+pub use factory::{DistributedParquetFactory, install, install_in_builder};
 pub use memory::RankSplitMemTable;
 pub use table::DistributedParquetTable;
 

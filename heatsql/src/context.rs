@@ -9,7 +9,7 @@ use datafusion::arrow::array::{RecordBatch, UInt64Array};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::datasource::MemTable;
 use datafusion::error::{DataFusionError, Result};
-use datafusion::execution::SessionState;
+use datafusion::execution::{SessionState, SessionStateBuilder};
 use datafusion::logical_expr::{CreateMemoryTable, DdlStatement, LogicalPlan, LogicalPlanBuilder};
 use datafusion::prelude::{DataFrame, SessionConfig, SessionContext};
 use datafusion::sql::parser::{CopyToSource, CopyToStatement, DFParser, Statement as DFStatement};
@@ -28,8 +28,8 @@ pub const REQUIRED_SETTINGS: [(&str, &str); 4] = [
     ("datafusion.execution.target_partitions", "the number of ranks"),
 ];
 
-/// A heatsql session: DataFusion with distributed Parquet tables, MPI exchanges and
-/// distributed `COPY TO`.
+/// A heatsql session: DataFusion with distributed Parquet tables, MPI exchanges, distributed
+/// `COPY TO` and heatsql's table functions (`pca`, `pca_project`).
 ///
 /// SPMD: every rank creates a `HeatContext` and runs the same statements in the same order.
 /// Tables are split row-wise over the ranks; [`HeatContext::sql`] plans a statement the same way
@@ -91,8 +91,9 @@ impl HeatContext {
             .set_bool("datafusion.optimizer.enable_join_dynamic_filter_pushdown", false)
             .set_bool("datafusion.execution.enable_file_stream_work_stealing", false)
             .with_option_extension(udfs::settings::HeatsqlOptions::default());
-        let ctx = SessionContext::new_with_config(config);
-        connectors::install(&ctx);
+        let state = SessionStateBuilder::new().with_config(config).with_default_features();
+        let state = udfs::functions::install_in_builder(connectors::install_in_builder(state)).build();
+        let ctx = SessionContext::new_with_state(state);
         HeatContext {
             ctx,
             comm,
@@ -202,7 +203,8 @@ impl HeatContext {
                 statements.len()
             )));
         }
-        let statement = statements.pop_front().expect("one statement");
+        let mut statement = statements.pop_front().expect("one statement");
+        udfs::functions::rewrite::relation_arguments_as_queries(&mut statement)?;
         match statement {
             DFStatement::CopyTo(copy) if is_parquet(&copy) => self.copy_to(copy, state).await,
             other => {

@@ -9,8 +9,10 @@
 //!
 //! * [`settings`]: the `heatsql.` session settings (`SET heatsql.progress = false`).
 //!
-//! The table functions (`pca`, `kmeans`, …) come with issue #6.
+//! * [`functions`]: the table functions (`pca`, `pca_project`): planning, arguments and their
+//!   collective physical node.
 
 pub mod convert;
 pub mod exchange;
+pub mod functions;
 pub mod settings;

@@ -11,6 +11,12 @@ extensions_options! {
         /// Report the progress of long operations (query stages, solver iterations) to the
         /// progress sink, which the shell shows on rank 0 when it writes to a terminal.
         pub progress: bool, default = true
+        /// Where table functions compute: 'auto' (CUDA when libtorch sees a GPU), 'cpu' or
+        /// 'cuda' (GPU local_rank % gpus); a function's `device =>` argument overrides it.
+        pub device: String, default = "auto".to_string()
+        /// The float type of table functions' arrays: 'float64' or 'float32'; a function's
+        /// `dtype =>` argument overrides it.
+        pub dtype: String, default = "float64".to_string()
     }
 }
 

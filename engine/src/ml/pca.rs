@@ -243,8 +243,15 @@ pub fn fit(x: &DNDarray, opts: &PcaOptions) -> Result<PcaModel> {
 /// Collective. The scores of `x`'s rows (n × k, split along rows like `x`):
 /// `((x − mean) / scale) · components`, computed by each rank for its rows.
 pub fn transform(x: &DNDarray, model: &PcaModel) -> Result<DNDarray> {
+    project(x, &model.mean, &model.scale, &model.components)
+}
+
+/// Collective. `((x − mean) / scale) · components` for `x` (n × d, split along rows) and a
+/// model given by its parts (replicated): `mean` and `scale` (d), `components` (d × k). The
+/// result (n × k) is split like `x`; each rank computes its rows, in `x`'s dtype.
+pub fn project(x: &DNDarray, mean: &Tensor, scale: &Tensor, components: &Tensor) -> Result<DNDarray> {
     let comm = x.comm();
-    let d = model.components.size()[0];
+    let d = components.size()[0];
     let check = if x.ndim() != 2 || x.split() != Some(0) || x.gshape()[1] != d {
         Err(EngineError::shape(
             OP,
@@ -254,15 +261,22 @@ pub fn transform(x: &DNDarray, model: &PcaModel) -> Result<DNDarray> {
                 x.split()
             ),
         ))
+    } else if mean.size() != [d] || scale.size() != [d] {
+        Err(EngineError::shape(
+            OP,
+            format!(
+                "mean and scale must have {d} entries, got {:?} and {:?}",
+                mean.size(),
+                scale.size()
+            ),
+        ))
     } else {
         Ok(())
     };
     comm.agree(check)?;
     let device = x.device();
-    let w = (&model.components / model.scale.unsqueeze(1))
-        .to_kind(x.kind())
-        .to_device(device);
-    let shift = model.mean.unsqueeze(0).to_kind(x.kind()).to_device(device).matmul(&w);
+    let w = (components / scale.unsqueeze(1)).to_kind(x.kind()).to_device(device);
+    let shift = mean.unsqueeze(0).to_kind(x.kind()).to_device(device).matmul(&w);
     let local = comm.agree(x.local().f_matmul(&w).and_then(|mut t| t.f_sub_(&shift).map(|_| t)))?;
     DNDarray::from_pieces(local, 0)
 }

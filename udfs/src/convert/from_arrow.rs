@@ -73,7 +73,7 @@ pub struct Loaded {
     pub keep: Option<RecordBatch>,
 }
 
-fn is_numeric(t: &DataType) -> bool {
+pub(crate) fn is_numeric(t: &DataType) -> bool {
     matches!(
         t,
         DataType::Int8

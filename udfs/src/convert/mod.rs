@@ -8,6 +8,7 @@
 mod from_arrow;
 mod to_arrow;
 
+pub(crate) use from_arrow::is_numeric;
 pub use from_arrow::{LoadSpec, Loaded, NullPolicy, load};
 pub use to_arrow::to_batch;
 

@@ -286,10 +286,15 @@ pub fn first_rows(batches: &[RecordBatch], n: usize) -> Vec<RecordBatch> {
 pub fn agreed(e: engine::CommError) -> DataFusionError {
     match e {
         // The original error text, as every rank now reports it.
-        engine::CommError::Agreed { message, .. } => match message.strip_prefix("Execution error: ") {
-            Some(inner) => DataFusionError::Execution(inner.to_string()),
-            None => DataFusionError::Execution(message),
-        },
+        engine::CommError::Agreed { message, .. } => {
+            if let Some(inner) = message.strip_prefix("Execution error: ") {
+                DataFusionError::Execution(inner.to_string())
+            } else if let Some(inner) = message.strip_prefix("Error during planning: ") {
+                DataFusionError::Plan(inner.to_string())
+            } else {
+                DataFusionError::Execution(message)
+            }
+        }
         other => external(other),
     }
 }

@@ -33,6 +33,7 @@ use datafusion_datasource::memory::MemSink;
 use super::node::{ExchangeExec, ExchangeKind};
 use super::run::{DistributedPlan, Stage};
 use super::subquery::SubqueryStage;
+use crate::functions::{FunctionExec, Layout};
 
 /// Where the rows of one output partition of a plan node live.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -266,6 +267,26 @@ impl Rewriter<'_> {
             // Every rank runs the final stage on the gathered input; rank 0's report is the one.
             let (plan, _) = self.gather_all(plan)?;
             return Ok((plan, vec![Placement::Owned(0); n]));
+        }
+        if let Some(f) = any.downcast_ref::<FunctionExec>() {
+            // A table function: its inputs as it needs them, then a collective stage of its own.
+            let layouts = f.call().input_layouts();
+            let mut inputs = Vec::with_capacity(children.len());
+            let mut placement = Vec::with_capacity(children.len());
+            for (child, layout) in children.into_iter().zip(layouts) {
+                let c = self.rewrite(child)?;
+                let c = if layout == Layout::Replicated {
+                    self.everywhere(c)
+                } else {
+                    c
+                };
+                placement.push(c.1);
+                inputs.push(c.0);
+            }
+            let node = Arc::new(f.placed(inputs, placement));
+            let output = node.output_placement();
+            self.stages.push(Stage::Function(Arc::clone(&node)));
+            return Ok((node, output));
         }
         let row_wise = any.is::<ProjectionExec>()
             || any.is::<FilterExec>()

@@ -14,6 +14,7 @@ use futures::{StreamExt, TryStreamExt};
 use super::node::{ExchangeExec, ExchangeKind};
 use super::placement::Placement;
 use super::subquery::SubqueryStage;
+use crate::functions::FunctionExec;
 
 /// One step of a distributed plan's execution, collective, in the same order on every rank.
 #[derive(Debug)]
@@ -22,6 +23,8 @@ pub enum Stage {
     Exchange(Arc<ExchangeExec>),
     /// Uncorrelated scalar subqueries are evaluated.
     Subqueries(SubqueryStage),
+    /// A table function call runs on its inputs.
+    Function(Arc<FunctionExec>),
 }
 
 /// A plan with its exchanges (from [`super::distribute`]).
@@ -113,12 +116,14 @@ impl DistributedPlan {
                     let name = match stage {
                         Stage::Exchange(x) => x.kind_name(),
                         Stage::Subqueries(_) => "scalar subqueries",
+                        Stage::Function(f) => f.call().exec_name(),
                     };
                     engine::progress::report("query", i as u64 + 1, Some(total), name);
                 }
                 match stage {
                     Stage::Exchange(x) => x.materialize(comm, Arc::clone(&ctx), cancel).await?,
                     Stage::Subqueries(s) => s.run(comm, Arc::clone(&ctx)).await?,
+                    Stage::Function(f) => f.materialize(comm, Arc::clone(&ctx), cancel).await?,
                 }
             }
             Ok(())
@@ -200,8 +205,10 @@ impl DistributedPlan {
     /// Frees the rows held by the exchanges.
     pub fn release(&self) {
         for stage in &self.stages {
-            if let Stage::Exchange(x) = stage {
-                x.release();
+            match stage {
+                Stage::Exchange(x) => x.release(),
+                Stage::Function(f) => f.release(),
+                Stage::Subqueries(_) => {}
             }
         }
     }

@@ -1,0 +1,324 @@
+//! Named arguments of heatsql's table functions: parsed from the SQL call and checked against
+//! each function's list of expected arguments (unknown, duplicated, wrongly typed, missing).
+
+use std::collections::BTreeMap;
+
+use datafusion::error::{DataFusionError, Result};
+use datafusion::logical_expr::LogicalPlan;
+use datafusion::logical_expr::planner::RelationPlannerContext;
+use datafusion::sql::sqlparser::ast::{
+    Expr as SqlExpr, FunctionArg, FunctionArgExpr, ObjectName, TableFactor, UnaryOperator, Value,
+};
+
+/// The type an argument expects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ArgKind {
+    /// An integer literal (`k => 3`).
+    Int,
+    /// A number (`variance => 0.95`; integers are accepted).
+    Float,
+    /// A string literal (`solver => 'tsqr'`).
+    Text,
+    /// `true` or `false`.
+    Bool,
+    /// A relation: a table name or a parenthesised query (`model => (SELECT * FROM m)`).
+    Relation,
+}
+
+impl ArgKind {
+    fn expected(self) -> &'static str {
+        match self {
+            ArgKind::Int => "an integer",
+            ArgKind::Float => "a number",
+            ArgKind::Text => "a string literal",
+            ArgKind::Bool => "true or false",
+            ArgKind::Relation => "a table name or a parenthesised query",
+        }
+    }
+}
+
+/// One expected named argument.
+#[derive(Debug, Clone, Copy)]
+pub struct ArgSpec {
+    /// Its name (lower case; matched case-insensitively).
+    pub name: &'static str,
+    /// What it expects.
+    pub kind: ArgKind,
+}
+
+/// Shorthand for an [`ArgSpec`].
+pub const fn arg(name: &'static str, kind: ArgKind) -> ArgSpec {
+    ArgSpec { name, kind }
+}
+
+/// A literal argument value.
+#[derive(Debug, Clone, PartialEq)]
+enum Literal {
+    Int(i64),
+    Float(f64),
+    Text(String),
+    Bool(bool),
+}
+
+/// The arguments of one call, checked against the function's [`ArgSpec`]s.
+#[derive(Debug)]
+pub struct Args {
+    function: &'static str,
+    /// The positional relations (the inputs), in order.
+    pub inputs: Vec<LogicalPlan>,
+    literals: BTreeMap<&'static str, Literal>,
+    relations: BTreeMap<&'static str, LogicalPlan>,
+}
+
+fn plan_err(function: &str, message: String) -> DataFusionError {
+    DataFusionError::Plan(format!("{function}: {message}"))
+}
+
+impl Args {
+    /// Parses `args`: the first `inputs` arguments are positional relations (`inputs` names
+    /// them for error messages, e.g. `["input"]` or `["a", "b"]`), every other argument is
+    /// `name => value` with a name from `specs`.
+    pub fn parse(
+        function: &'static str,
+        inputs: &[&str],
+        specs: &[ArgSpec],
+        args: Vec<FunctionArg>,
+        ctx: &mut dyn RelationPlannerContext,
+    ) -> Result<Args> {
+        let usage = || {
+            let names = inputs.join(", ");
+            format!(
+                "expected {} positional relation argument{} ({names}: a table name or a parenthesised query) \
+                 followed by named arguments, e.g. {function}({names}, name => value)",
+                inputs.len(),
+                if inputs.len() == 1 { "" } else { "s" },
+            )
+        };
+        let expected_names = || specs.iter().map(|s| s.name).collect::<Vec<_>>().join(", ");
+        let mut parsed = Args {
+            function,
+            inputs: Vec::new(),
+            literals: BTreeMap::new(),
+            relations: BTreeMap::new(),
+        };
+        for (position, a) in args.into_iter().enumerate() {
+            let (name, value) = match a {
+                FunctionArg::Unnamed(FunctionArgExpr::Expr(e)) => {
+                    if position >= inputs.len() || parsed.inputs.len() != position {
+                        return Err(plan_err(
+                            function,
+                            format!("unexpected positional argument {}; {}", position + 1, usage()),
+                        ));
+                    }
+                    let plan = relation(function, inputs[position], e, ctx)?;
+                    parsed.inputs.push(plan);
+                    continue;
+                }
+                FunctionArg::Named {
+                    name,
+                    arg: FunctionArgExpr::Expr(e),
+                    ..
+                } => (name.value.to_ascii_lowercase(), e),
+                FunctionArg::ExprNamed {
+                    name: SqlExpr::Identifier(name),
+                    arg: FunctionArgExpr::Expr(e),
+                    ..
+                } => (name.value.to_ascii_lowercase(), e),
+                other => return Err(plan_err(function, format!("unsupported argument {other}; {}", usage()))),
+            };
+            let Some(spec) = specs.iter().find(|s| s.name == name) else {
+                return Err(plan_err(
+                    function,
+                    format!("unknown argument '{name}'; expected one of {}", expected_names()),
+                ));
+            };
+            if parsed.literals.contains_key(spec.name) || parsed.relations.contains_key(spec.name) {
+                return Err(plan_err(function, format!("argument {} is given twice", spec.name)));
+            }
+            if spec.kind == ArgKind::Relation {
+                let plan = relation(function, spec.name, value, ctx)?;
+                parsed.relations.insert(spec.name, plan);
+            } else {
+                let literal = literal(function, spec, &value)?;
+                parsed.literals.insert(spec.name, literal);
+            }
+        }
+        if parsed.inputs.len() != inputs.len() {
+            return Err(plan_err(function, usage()));
+        }
+        Ok(parsed)
+    }
+
+    /// The function these arguments belong to.
+    pub fn function(&self) -> &'static str {
+        self.function
+    }
+
+    /// Whether `name` was given.
+    pub fn has(&self, name: &str) -> bool {
+        self.literals.contains_key(name) || self.relations.contains_key(name)
+    }
+
+    /// An integer argument.
+    pub fn int(&self, name: &str) -> Option<i64> {
+        match self.literals.get(name) {
+            Some(Literal::Int(v)) => Some(*v),
+            _ => None,
+        }
+    }
+
+    /// A number argument.
+    pub fn float(&self, name: &str) -> Option<f64> {
+        match self.literals.get(name) {
+            Some(Literal::Float(v)) => Some(*v),
+            Some(Literal::Int(v)) => Some(*v as f64),
+            _ => None,
+        }
+    }
+
+    /// A string argument.
+    pub fn text(&self, name: &str) -> Option<&str> {
+        match self.literals.get(name) {
+            Some(Literal::Text(v)) => Some(v),
+            _ => None,
+        }
+    }
+
+    /// A boolean argument.
+    pub fn bool(&self, name: &str) -> Option<bool> {
+        match self.literals.get(name) {
+            Some(Literal::Bool(v)) => Some(*v),
+            _ => None,
+        }
+    }
+
+    /// Takes a relation argument.
+    pub fn take_relation(&mut self, name: &str) -> Option<LogicalPlan> {
+        self.relations.remove(name)
+    }
+
+    /// A string argument that must be one of `choices` (case-insensitive), lower-cased;
+    /// `default` when absent.
+    pub fn choice(&self, name: &str, choices: &[&'static str], default: &'static str) -> Result<&'static str> {
+        let Some(v) = self.text(name) else {
+            return Ok(default);
+        };
+        let lower = v.trim().to_ascii_lowercase();
+        choices.iter().copied().find(|c| *c == lower).ok_or_else(|| {
+            let list = choices.iter().map(|c| format!("'{c}'")).collect::<Vec<_>>().join(", ");
+            plan_err(self.function, format!("{name} => '{v}' is not one of {list}"))
+        })
+    }
+
+    /// An error naming this function.
+    pub fn error(&self, message: impl Into<String>) -> DataFusionError {
+        plan_err(self.function, message.into())
+    }
+
+    /// Fails unless at most one of `names` was given.
+    pub fn exclusive(&self, names: &[&str]) -> Result<()> {
+        let given: Vec<&str> = names.iter().copied().filter(|n| self.has(n)).collect();
+        if given.len() > 1 {
+            return Err(self.error(format!(
+                "conflicting arguments {}; pass only one of them",
+                given.join(" and ")
+            )));
+        }
+        Ok(())
+    }
+
+    /// A comma-separated list of column names (`'a, b, c'`), or `None` when absent.
+    pub fn names(&self, name: &str) -> Result<Option<Vec<String>>> {
+        let Some(v) = self.text(name) else {
+            return Ok(None);
+        };
+        let list: Vec<String> = v.split(',').map(|s| s.trim().to_string()).collect();
+        if list.iter().any(String::is_empty) {
+            return Err(self.error(format!(
+                "{name} => '{v}' is not a list of column names; expected e.g. '{}'",
+                if name == "keep" { "id, ts" } else { "a, b, c" }
+            )));
+        }
+        Ok(Some(list))
+    }
+}
+
+/// Plans a relation argument: a (possibly qualified) table name or a parenthesised query.
+fn relation(function: &str, name: &str, e: SqlExpr, ctx: &mut dyn RelationPlannerContext) -> Result<LogicalPlan> {
+    let factor = match e {
+        SqlExpr::Subquery(query) => TableFactor::Derived {
+            lateral: false,
+            subquery: query,
+            alias: None,
+            sample: None,
+        },
+        SqlExpr::Identifier(ident) => table(ObjectName::from(vec![ident])),
+        SqlExpr::CompoundIdentifier(idents) => table(ObjectName::from(idents)),
+        other => {
+            return Err(plan_err(
+                function,
+                format!("{name} must be a table name or a parenthesised query such as (SELECT …), got {other}"),
+            ));
+        }
+    };
+    ctx.plan(factor)
+}
+
+fn table(name: ObjectName) -> TableFactor {
+    TableFactor::Table {
+        name,
+        alias: None,
+        args: None,
+        with_hints: Vec::new(),
+        version: None,
+        with_ordinality: false,
+        partitions: Vec::new(),
+        json_path: None,
+        sample: None,
+        index_hints: Vec::new(),
+    }
+}
+
+/// A literal of the kind `spec` expects.
+fn literal(function: &str, spec: &ArgSpec, e: &SqlExpr) -> Result<Literal> {
+    let wrong = || {
+        plan_err(
+            function,
+            format!("{} expects {}, got {e}", spec.name, spec.kind.expected()),
+        )
+    };
+    let number = |text: &str, negative: bool| -> Result<Literal> {
+        let text = if negative { format!("-{text}") } else { text.to_string() };
+        match spec.kind {
+            ArgKind::Int => text.parse::<i64>().map(Literal::Int).map_err(|_| wrong()),
+            ArgKind::Float => text
+                .parse::<f64>()
+                .ok()
+                .filter(|v| v.is_finite())
+                .map(Literal::Float)
+                .ok_or_else(wrong),
+            _ => Err(wrong()),
+        }
+    };
+    match e {
+        SqlExpr::Value(v) => match &v.value {
+            Value::Number(n, _) => number(n, false),
+            Value::SingleQuotedString(s) | Value::DoubleQuotedString(s) if spec.kind == ArgKind::Text => {
+                Ok(Literal::Text(s.clone()))
+            }
+            Value::Boolean(b) if spec.kind == ArgKind::Bool => Ok(Literal::Bool(*b)),
+            _ => Err(wrong()),
+        },
+        SqlExpr::UnaryOp {
+            op: UnaryOperator::Minus,
+            expr,
+        } => match expr.as_ref() {
+            SqlExpr::Value(v) => match &v.value {
+                Value::Number(n, _) => number(n, true),
+                _ => Err(wrong()),
+            },
+            _ => Err(wrong()),
+        },
+        _ => Err(wrong()),
+    }
+}
