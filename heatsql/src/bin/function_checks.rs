@@ -1,0 +1,723 @@
+//! Multi-rank checks of the table functions `pca` and `pca_project` through SQL.
+//!
+//! `heatsql-function-checks FIXTURES SCRATCH [-v]` under `mpirun -n P`: FIXTURES is
+//! `heatsql/tests/fixtures/pca` (scikit-learn results on its bundled breast cancer dataset,
+//! made by `make_fixture.py` there); rank 0 writes generated tables and COPY output to SCRATCH.
+//! References: the scikit-learn fixture, and tch on the gathered input (every rank reads the
+//! whole input with an ordinary query and factors it in one process). Rank 0 prints failures and
+//! `function checks at P=<p>: <n> passed, <m> failed`.
+
+use std::sync::Arc;
+
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, Float64Array, Int64Array, RecordBatch};
+use datafusion::arrow::compute::cast;
+use datafusion::arrow::datatypes::{DataType, Field, Float64Type, Int64Type, Schema};
+use datafusion::parquet::arrow::ArrowWriter;
+use datafusion::parquet::file::properties::WriterProperties;
+use engine::testkit::Checker;
+use heatsql::HeatContext;
+use tch::{Kind, Tensor};
+
+/// Low-rank table: rows, features, rank, rows per row group.
+const LR_ROWS: i64 = 3000;
+const LR_COLS: usize = 12;
+const LR_GROUP: usize = 250;
+
+/// Exact solvers in f64: the spectrum within 1e-10 relative, vectors and scores within 1e-8.
+const SPECTRUM_TOL: f64 = 1e-10;
+const VECTOR_TOL: f64 = 1e-8;
+/// float32: the spectrum within 1e-4 relative, scores within 1e-3 (f32 rounding of values up to
+/// about 4000, summed over 30 features).
+const F32_SPECTRUM_TOL: f64 = 1e-4;
+const F32_SCORES_TOL: f64 = 1e-3;
+/// Randomized and hierarchical on low-rank data: the largest principal angle.
+const ANGLE_TOL: f64 = 1e-6;
+
+/// The low-rank table: x_j = Σ_r u_r(id) σ_r b_rj + 1e-12 noise + 0.5 j (rank 3 of 12 once
+/// centred, singular values in the ratio 5 : 3 : 2).
+fn lowrank_batch() -> RecordBatch {
+    let sigma = [5.0, 3.0, 2.0];
+    let ids: Vec<i64> = (0..LR_ROWS).collect();
+    let mut fields = vec![Field::new("id", DataType::Int64, false)];
+    let mut cols: Vec<ArrayRef> = vec![Arc::new(Int64Array::from(ids.clone()))];
+    for j in 0..LR_COLS {
+        let v: Vec<f64> = ids
+            .iter()
+            .map(|&i| {
+                let t = i as f64;
+                let mut x = 0.0;
+                for (r, s) in sigma.iter().enumerate() {
+                    // Orthogonal columns u_r over the rows, orthogonal rows b_r over the features.
+                    let u = (std::f64::consts::TAU * (r + 1) as f64 * t / LR_ROWS as f64).sin();
+                    let b = (std::f64::consts::PI * (r + 1) as f64 * (j as f64 + 0.5) / LR_COLS as f64).cos();
+                    x += u * s * b;
+                }
+                x + 1e-12 * (t * 13.1 + j as f64).sin() + 0.5 * j as f64
+            })
+            .collect();
+        fields.push(Field::new(format!("x{j}"), DataType::Float64, false));
+        cols.push(Arc::new(Float64Array::from(v)));
+    }
+    RecordBatch::try_new(Arc::new(Schema::new(fields)), cols).expect("lowrank batch")
+}
+
+fn write_lowrank(path: &str) {
+    let b = lowrank_batch();
+    let props = WriterProperties::builder()
+        .set_max_row_group_row_count(Some(LR_GROUP))
+        .build();
+    let file = std::fs::File::create(path).expect("create lowrank.parquet");
+    let mut w = ArrowWriter::try_new(file, b.schema(), Some(props)).expect("writer");
+    w.write(&b).expect("write");
+    w.close().expect("close");
+}
+
+/// A query's complete result on every rank (errors agreed), or the error text.
+async fn rows(ctx: &HeatContext, sql: &str) -> Result<Vec<RecordBatch>, String> {
+    match ctx.sql(sql).await {
+        Ok(df) => df.collect().await.map_err(|e| e.to_string()),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// This rank's share of a query's result.
+async fn local_rows(ctx: &HeatContext, sql: &str) -> Result<Vec<RecordBatch>, String> {
+    match ctx.sql(sql).await {
+        Ok(df) => df.collect_local().await.map_err(|e| e.to_string()),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// The error of a statement on this rank, as text ("" when it succeeded).
+async fn error_of(ctx: &HeatContext, sql: &str) -> String {
+    match rows(ctx, sql).await {
+        Ok(_) => String::new(),
+        Err(e) => e,
+    }
+}
+
+/// The named columns as an (rows × columns) f64 tensor (NULL → NaN).
+fn matrix(batches: &[RecordBatch], names: &[String]) -> Result<Tensor, String> {
+    let mut cols = Vec::with_capacity(names.len());
+    for n in names {
+        let mut v = Vec::new();
+        for b in batches {
+            let a = b.column_by_name(n).ok_or_else(|| format!("no column {n}"))?;
+            let a = cast(a, &DataType::Float64).map_err(|e| e.to_string())?;
+            let a = a.as_primitive::<Float64Type>();
+            v.extend((0..a.len()).map(|i| if a.is_null(i) { f64::NAN } else { a.value(i) }));
+        }
+        cols.push(Tensor::from_slice(&v));
+    }
+    if cols.is_empty() {
+        return Err("no columns".into());
+    }
+    Ok(Tensor::stack(&cols, 1))
+}
+
+fn int_column(batches: &[RecordBatch], name: &str) -> Vec<i64> {
+    batches
+        .iter()
+        .filter_map(|b| b.column_by_name(name))
+        .filter_map(|a| cast(a, &DataType::Int64).ok())
+        .flat_map(|a| a.as_primitive::<Int64Type>().values().to_vec())
+        .collect()
+}
+
+fn pcs(k: usize) -> Vec<String> {
+    (1..=k).map(|i| format!("pc{i}")).collect()
+}
+
+fn names(list: &[&str]) -> Vec<String> {
+    list.iter().map(|s| s.to_string()).collect()
+}
+
+/// Query `sql` and compare columns `cols` with `want` (rows × cols).
+async fn close_sql(c: &mut Checker, ctx: &HeatContext, tag: &str, sql: &str, cols: &[String], want: &Tensor, tol: f64) {
+    let got = rows(ctx, sql).await.and_then(|b| matrix(&b, cols));
+    c.close(tag, got, want, tol);
+}
+
+/// The largest principal angle between the column spaces of `a` and `b` (orthonormal columns).
+fn angle(a: &Tensor, b: &Tensor) -> f64 {
+    let cosines = a.tr().matmul(b).svd(true, true).1;
+    cosines.min().double_value(&[]).clamp(-1.0, 1.0).acos()
+}
+
+/// Reference PCA of `x` (rows × d) in one process: (explained variance, components d × d with
+/// the sign convention, scores), optionally standardised (population standard deviation).
+fn reference(x: &Tensor, standardize: bool) -> (Tensor, Tensor, Tensor) {
+    let n = x.size()[0] as f64;
+    let xc = x - x.mean_dim(0, true, Kind::Double);
+    let xs = if standardize {
+        &xc / (xc.square().sum_dim_intlist(0, true, Kind::Double) / n).sqrt()
+    } else {
+        xc
+    };
+    let (_, s, v) = xs.svd(true, true);
+    let (_, v) = engine::linalg::flip_signs(&v);
+    let scores = xs.matmul(&v);
+    (s.square() / (n - 1.0), v, scores)
+}
+
+async fn check_sklearn(c: &mut Checker, ctx: &HeatContext) {
+    for mode in ["raw", "std"] {
+        let standardize = mode == "std";
+        let want_var = rows(ctx, &format!("SELECT * FROM {mode}_variance ORDER BY component"))
+            .await
+            .and_then(|b| {
+                matrix(
+                    &b,
+                    &names(&["singular_value", "explained_variance", "explained_variance_ratio"]),
+                )
+            });
+        let want_load = rows(ctx, &format!("SELECT * FROM {mode}_loadings ORDER BY feature")).await;
+        let want_scores = rows(ctx, &format!("SELECT * FROM {mode}_scores ORDER BY id"))
+            .await
+            .and_then(|b| matrix(&b, &pcs(5)));
+        let (Ok(want_var), Ok(want_load), Ok(want_scores)) = (want_var, want_load, want_scores) else {
+            c.check(&format!("sklearn/{mode}/fixture"), false, || {
+                "fixture tables unreadable".into()
+            });
+            continue;
+        };
+        let want_cols = matrix(&want_load, &[names(&["mean", "scale"]), pcs(5)].concat()).expect("loadings");
+        let want_cum = want_var.select(1, 2).cumsum(0, Kind::Double);
+        for solver in ["covariance", "tsqr", "auto"] {
+            let tag = format!("sklearn/{mode}/{solver}");
+            let call = format!("pca(cancer, k => 5, keep => 'id', solver => '{solver}', standardize => {standardize}");
+            let var = rows(
+                ctx,
+                &format!("SELECT * FROM {call}, output => 'variance') ORDER BY component"),
+            )
+            .await;
+            c.close(
+                &format!("{tag}/variance"),
+                var.as_ref().map_err(|e| e.clone()).and_then(|b| {
+                    matrix(
+                        b,
+                        &names(&["singular_value", "explained_variance", "explained_variance_ratio"]),
+                    )
+                }),
+                &want_var,
+                SPECTRUM_TOL,
+            );
+            c.close(
+                &format!("{tag}/cumulative"),
+                var.and_then(|b| matrix(&b, &names(&["cumulative_variance_ratio"])))
+                    .map(|t| t.select(1, 0)),
+                &want_cum,
+                SPECTRUM_TOL,
+            );
+            close_sql(
+                c,
+                ctx,
+                &format!("{tag}/loadings"),
+                &format!("SELECT * FROM {call}, output => 'loadings') ORDER BY feature"),
+                &[names(&["mean", "scale"]), pcs(5)].concat(),
+                &want_cols,
+                VECTOR_TOL,
+            )
+            .await;
+            close_sql(
+                c,
+                ctx,
+                &format!("{tag}/scores"),
+                &format!("SELECT * FROM {call}) ORDER BY id"),
+                &pcs(5),
+                &want_scores,
+                VECTOR_TOL,
+            )
+            .await;
+        }
+        // Each score row stays on the rank of its input row.
+        let mine = local_rows(
+            ctx,
+            &format!("SELECT id FROM pca(cancer, k => 2, keep => 'id', standardize => {standardize})"),
+        )
+        .await;
+        let input = local_rows(ctx, "SELECT id FROM cancer").await;
+        let (mine, input) = (mine.map(|b| int_column(&b, "id")), input.map(|b| int_column(&b, "id")));
+        c.check(
+            &format!("sklearn/{mode}/scores_stay_local"),
+            mine.is_ok() && mine == input,
+            || format!("scores ids {mine:?}, input ids {input:?}"),
+        );
+        // float32 (the Gram matrix is accumulated in f64 either way).
+        let call = format!("pca(cancer, k => 5, keep => 'id', dtype => 'float32', standardize => {standardize}");
+        close_sql(
+            c,
+            ctx,
+            &format!("sklearn/{mode}/f32/variance"),
+            &format!("SELECT * FROM {call}, output => 'variance') ORDER BY component"),
+            &names(&["explained_variance"]),
+            &want_var.narrow(1, 1, 1),
+            F32_SPECTRUM_TOL,
+        )
+        .await;
+        let scores = rows(ctx, &format!("SELECT * FROM {call}) ORDER BY id")).await;
+        let typed = scores
+            .as_ref()
+            .map(|b| b.first().map(|b| b.schema().field(1).data_type().clone()));
+        c.check(
+            &format!("sklearn/{mode}/f32/type"),
+            matches!(typed, Ok(Some(DataType::Float32))),
+            || format!("{typed:?}"),
+        );
+        c.close(
+            &format!("sklearn/{mode}/f32/scores"),
+            scores.and_then(|b| matrix(&b, &pcs(5))),
+            &want_scores,
+            F32_SCORES_TOL,
+        );
+        // k from a variance fraction: scikit-learn's choice, unused columns NULL.
+        let ks = rows(
+            ctx,
+            &format!("SELECT fraction, k_{mode} AS k FROM variance_k ORDER BY fraction"),
+        )
+        .await;
+        let ks: Vec<(f64, i64)> = ks
+            .map(|b| {
+                let f = matrix(&b, &names(&["fraction"]))
+                    .map(|t| Vec::<f64>::try_from(&t.select(1, 0)).unwrap_or_default());
+                f.unwrap_or_default().into_iter().zip(int_column(&b, "k")).collect()
+            })
+            .unwrap_or_default();
+        c.check(&format!("sklearn/{mode}/variance_k/fixture"), ks.len() == 3, || {
+            format!("{ks:?}")
+        });
+        for (fraction, k) in ks {
+            let call = format!("pca(cancer, variance => {fraction}, keep => 'id', standardize => {standardize})");
+            let n = rows(ctx, &format!("SELECT count(*) AS n FROM pca(cancer, variance => {fraction}, keep => 'id', standardize => {standardize}, output => 'variance')")).await;
+            let n = n.map(|b| int_column(&b, "n"));
+            c.check(
+                &format!("sklearn/{mode}/variance={fraction}/k"),
+                n == Ok(vec![k]),
+                || format!("components {n:?}, scikit-learn keeps {k}"),
+            );
+            let counts = rows(
+                ctx,
+                &format!("SELECT count(pc{k}) AS a, count(pc{}) AS b FROM {call}", k + 1),
+            )
+            .await;
+            let counts = counts.map(|b| (int_column(&b, "a"), int_column(&b, "b")));
+            c.check(
+                &format!("sklearn/{mode}/variance={fraction}/null_tail"),
+                counts == Ok((vec![569], vec![0])),
+                || format!("{counts:?}"),
+            );
+        }
+        // pca_project with scikit-learn's own loadings reproduces its scores.
+        close_sql(
+            c,
+            ctx,
+            &format!("sklearn/{mode}/pca_project"),
+            &format!("SELECT * FROM pca_project(cancer, model => {mode}_loadings, keep => 'id') ORDER BY id"),
+            &pcs(5),
+            &want_scores,
+            VECTOR_TOL,
+        )
+        .await;
+    }
+}
+
+async fn check_lowrank(c: &mut Checker, ctx: &HeatContext) {
+    let p = c.comm.size();
+    let features: Vec<String> = (0..LR_COLS).map(|j| format!("x{j}")).collect();
+    let Ok(all) = rows(ctx, "SELECT * FROM lowrank ORDER BY id").await else {
+        c.check("lowrank/read", false, || "lowrank unreadable".into());
+        return;
+    };
+    let x = matrix(&all, &features).expect("lowrank matrix");
+    let (_, v, _) = reference(&x, false);
+    let v3 = v.narrow(1, 0, 3);
+    for (solver, extra) in [
+        ("randomized", ", seed => 7, oversamples => 4, power_iter => 2"),
+        ("randomized", ""),
+        ("hierarchical", ", oversamples => 0"),
+        ("hierarchical", ""),
+    ] {
+        let tag = format!("lowrank/{solver}{}", extra.replace(" => ", "=").replace(", ", "/"));
+        let call = format!("pca(lowrank, k => 3, keep => 'id', solver => '{solver}'{extra}");
+        let got = rows(ctx, &format!("SELECT * FROM {call}, output => 'loadings')")).await;
+        match got.and_then(|b| matrix(&b, &pcs(3))) {
+            Ok(g) => {
+                let a = angle(&v3, &g);
+                c.check(&format!("{tag}/angle"), a < ANGLE_TOL, || {
+                    format!("largest principal angle {a:e}")
+                });
+                c.close(&format!("{tag}/signs"), Ok::<_, String>(g), &v3, 1e-6);
+            }
+            Err(e) => c.check(&format!("{tag}/loadings"), false, || e),
+        }
+        let est = rows(
+            ctx,
+            &format!("SELECT error_estimate FROM {call}, output => 'variance')"),
+        )
+        .await;
+        let est = est.and_then(|b| matrix(&b, &names(&["error_estimate"])));
+        let ok = match (&est, solver) {
+            (Ok(t), "hierarchical") => t.isnan().any().int64_value(&[]) == 0 && t.max().double_value(&[]) < 1e-9,
+            (Ok(t), _) => t.isnan().all().int64_value(&[]) == 1,
+            _ => false,
+        };
+        c.check(&format!("{tag}/error_estimate"), ok, || format!("{est:?}"));
+    }
+    // Only the first row group (rank 0's at P > 1): the other ranks hold no rows.
+    let first = x.narrow(0, 0, 200);
+    let (ev, _, scores) = reference(&first, true);
+    let sql = "SELECT * FROM pca((SELECT * FROM lowrank WHERE id < 200), k => 3, keep => 'id', solver => 'tsqr', \
+               standardize => true)";
+    close_sql(
+        c,
+        ctx,
+        "zero_rows/scores",
+        &format!("{sql} ORDER BY id"),
+        &pcs(3),
+        &scores.narrow(1, 0, 3),
+        VECTOR_TOL,
+    )
+    .await;
+    let sql_var = "SELECT explained_variance FROM pca((SELECT * FROM lowrank WHERE id < 200), k => 3, solver => 'covariance', \
+                   standardize => true, columns => 'x0, x1, x2, x3, x4, x5, x6, x7, x8, x9, x10, x11', output => 'variance') \
+                   ORDER BY component";
+    close_sql(
+        c,
+        ctx,
+        "zero_rows/variance",
+        sql_var,
+        &names(&["explained_variance"]),
+        &ev.narrow(0, 0, 3).unsqueeze(1),
+        SPECTRUM_TOL,
+    )
+    .await;
+    let mine = local_rows(ctx, sql)
+        .await
+        .map(|b| b.iter().map(RecordBatch::num_rows).sum::<usize>());
+    let want = if c.comm.rank() == 0 { 200 } else { 0 };
+    c.check("zero_rows/local_rows", p == 1 || mine == Ok(want), || {
+        format!("{mine:?}, expected {want}")
+    });
+    // NULL policy: 30 NULLs in x0.
+    let nulls = "(SELECT id, CASE WHEN id % 100 = 7 THEN NULL ELSE x0 END AS x0, x1, x2 FROM lowrank)";
+    let e = error_of(ctx, &format!("SELECT * FROM pca({nulls}, k => 2, keep => 'id')")).await;
+    c.check(
+        "nulls/error",
+        e.contains("pca: column 'x0' has 30 NULL/NaN values; filter them or pass nulls => 'drop'"),
+        || e.clone(),
+    );
+    let kept: Vec<i64> = (0..LR_ROWS).filter(|i| i % 100 != 7).collect();
+    let idx = Tensor::from_slice(&kept);
+    let (_, _, scores) = reference(&x.narrow(1, 0, 3).index_select(0, &idx), false);
+    close_sql(
+        c,
+        ctx,
+        "nulls/drop",
+        &format!("SELECT * FROM pca({nulls}, k => 2, keep => 'id', nulls => 'drop') ORDER BY id"),
+        &pcs(2),
+        &scores.narrow(1, 0, 2),
+        VECTOR_TOL,
+    )
+    .await;
+    let ids = rows(
+        ctx,
+        &format!("SELECT id FROM pca({nulls}, k => 2, keep => 'id', nulls => 'drop') ORDER BY id"),
+    )
+    .await;
+    c.check(
+        "nulls/drop/ids",
+        ids.as_ref().map(|b| int_column(b, "id")) == Ok(kept),
+        || "ids differ".into(),
+    );
+}
+
+async fn check_sql(c: &mut Checker, ctx: &HeatContext, scratch: &str) {
+    // Composition with ordinary SQL: filters, aggregates, joins, aliases, case-insensitive names.
+    let want = rows(ctx, "SELECT count(*) AS n FROM raw_scores WHERE pc1 > 0")
+        .await
+        .map(|b| int_column(&b, "n"));
+    let got = rows(
+        ctx,
+        "SELECT count(*) AS n FROM pca(cancer, k => 2, keep => 'id') WHERE pc1 > 0",
+    )
+    .await
+    .map(|b| int_column(&b, "n"));
+    c.check("sql/filter_count", got.is_ok() && got == want, || {
+        format!("{got:?} vs {want:?}")
+    });
+    let got = rows(
+        ctx,
+        "SELECT p.pc1 AS v FROM PCA(cancer, K => 1, Keep => 'id') AS p ORDER BY p.id LIMIT 1",
+    )
+    .await;
+    let want = rows(ctx, "SELECT pc1 AS v FROM raw_scores ORDER BY id LIMIT 1").await;
+    let (got, want) = (
+        got.and_then(|b| matrix(&b, &names(&["v"]))),
+        want.and_then(|b| matrix(&b, &names(&["v"]))),
+    );
+    match want {
+        Ok(w) => c.close("sql/alias_and_case", got, &w, VECTOR_TOL),
+        Err(e) => c.check("sql/alias_and_case", false, || e),
+    }
+    // pca → loadings table → pca_project reproduces the scores (standardised), joined on id.
+    let made = rows(ctx, "CREATE TABLE model AS SELECT * FROM pca(cancer, k => 4, keep => 'id', standardize => true, output => 'loadings')").await;
+    c.check("sql/model_table", made.is_ok(), || format!("{made:?}"));
+    let diff = rows(
+        ctx,
+        "SELECT max(abs(a.pc1 - b.pc1) + abs(a.pc4 - b.pc4)) AS d, count(*) AS n \
+         FROM pca(cancer, k => 4, keep => 'id', standardize => true) a \
+         JOIN pca_project(cancer, model => (SELECT * FROM model), keep => 'id') b ON a.id = b.id",
+    )
+    .await;
+    let ok = diff.as_ref().is_ok_and(|b| {
+        let d = matrix(b, &names(&["d"]))
+            .map(|t| t.double_value(&[0, 0]))
+            .unwrap_or(f64::NAN);
+        d < 1e-10 && int_column(b, "n") == vec![569]
+    });
+    c.check("sql/pca_project_reproduces_scores", ok, || format!("{diff:?}"));
+    // columns => maps input columns, in order, onto the model's features.
+    let renamed = rows(
+        ctx,
+        "SELECT max(abs(a.pc1 - b.pc1)) AS d FROM \
+         pca_project((SELECT id, mean_radius AS r, mean_texture AS t FROM cancer), model => (SELECT * FROM pca((SELECT mean_radius, mean_texture FROM cancer), k => 1, output => 'loadings')), keep => 'id', columns => 'r, t') a \
+         JOIN pca((SELECT id, mean_radius, mean_texture FROM cancer), k => 1, keep => 'id') b ON a.id = b.id",
+    )
+    .await
+    .and_then(|b| matrix(&b, &names(&["d"])));
+    c.check(
+        "sql/pca_project_columns",
+        renamed.as_ref().is_ok_and(|d| d.double_value(&[0, 0]) < 1e-10),
+        || format!("{renamed:?}"),
+    );
+    // The session dtype.
+    let typed = async {
+        rows(ctx, "SET heatsql.dtype = 'float32'").await?;
+        let b = rows(ctx, "SELECT * FROM pca(cancer, k => 1, keep => 'id') LIMIT 1").await;
+        rows(ctx, "SET heatsql.dtype = 'float64'").await?;
+        b.map(|b| b.first().map(|b| b.schema().field(1).data_type().clone()))
+    }
+    .await;
+    c.check("sql/set_dtype", matches!(typed, Ok(Some(DataType::Float32))), || {
+        format!("{typed:?}")
+    });
+    // EXPLAIN shows the function and the pruned, filtered scan; it runs nothing (this call
+    // fails when executed: k > rows).
+    let failing = "SELECT * FROM pca((SELECT id, mean_radius, mean_texture, mean_area FROM cancer WHERE id < 2), k => 3, keep => 'id')";
+    let plan = rows(ctx, &format!("EXPLAIN {failing}")).await.map(|b| {
+        datafusion::arrow::util::pretty::pretty_format_batches(&b)
+            .map(|t| t.to_string())
+            .unwrap_or_default()
+    });
+    let ok = plan.as_ref().is_ok_and(|t| {
+        t.contains("PcaExec: k=3, solver=covariance (auto)")
+            && t.contains("projection=[id, mean_radius, mean_texture, mean_area]")
+            && t.contains("predicate=id@0 < 2")
+    });
+    c.check("sql/explain", ok, || format!("{plan:?}"));
+    let e = error_of(ctx, failing).await;
+    c.check(
+        "sql/explain_ran_nothing",
+        e.contains("pca: k = 3 is out of range; expected 1 ≤ k ≤ min(rows, columns) = 2"),
+        || e.clone(),
+    );
+    // COPY TO of scores: one part per rank, every row.
+    let out = format!("{scratch}/scores-p{}/", c.comm.size());
+    let n = rows(
+        ctx,
+        &format!("COPY (SELECT * FROM pca(cancer, k => 3, keep => 'id')) TO '{out}' STORED AS PARQUET"),
+    )
+    .await;
+    let back = rows(
+        ctx,
+        &format!("CREATE EXTERNAL TABLE copied STORED AS PARQUET LOCATION '{out}'"),
+    )
+    .await;
+    let diff = rows(
+        ctx,
+        "SELECT count(*) AS n, max(abs(c.pc3 - s.pc3)) AS d FROM copied c JOIN raw_scores s ON c.id = s.id",
+    )
+    .await;
+    let ok = n.is_ok()
+        && back.is_ok()
+        && diff.as_ref().is_ok_and(|b| {
+            int_column(b, "n") == vec![569] && matrix(b, &names(&["d"])).is_ok_and(|t| t.double_value(&[0, 0]) < 1e-6)
+        });
+    c.check("sql/copy_scores", ok, || format!("{n:?} {back:?} {diff:?}"));
+    // Device: 'cpu' works; 'cuda' without a GPU is an error on every rank.
+    let cpu = rows(
+        ctx,
+        "SELECT count(*) AS n FROM pca(cancer, k => 1, keep => 'id', device => 'cpu')",
+    )
+    .await;
+    c.check(
+        "sql/device_cpu",
+        cpu.map(|b| int_column(&b, "n")) == Ok(vec![569]),
+        || "device cpu".into(),
+    );
+    if !tch::Cuda::is_available() {
+        let e = error_of(ctx, "SELECT * FROM pca(cancer, k => 1, device => 'cuda')").await;
+        c.check("sql/device_cuda_missing", e.to_lowercase().contains("cuda"), || {
+            e.clone()
+        });
+    }
+}
+
+async fn check_errors(c: &mut Checker, ctx: &HeatContext) {
+    let cases: [(&str, &str); 24] = [
+        (
+            "pca(cancer, kk => 2)",
+            "pca: unknown argument 'kk'; expected one of k, variance, solver",
+        ),
+        ("pca(cancer, k => 'two')", "pca: k expects an integer, got 'two'"),
+        ("pca(cancer, k => 2.5)", "pca: k expects an integer, got 2.5"),
+        (
+            "pca(cancer)",
+            "pca: missing argument k (the number of components) or variance",
+        ),
+        (
+            "pca(cancer, k => 2, variance => 0.5)",
+            "pca: conflicting arguments k and variance; pass only one of them",
+        ),
+        ("pca(cancer, k => 2, k => 3)", "pca: argument k is given twice"),
+        (
+            "pca(cancer, k => 31, keep => 'id')",
+            "pca: k = 31 is out of range; expected 1 ≤ k ≤ the number of feature columns (30)",
+        ),
+        ("pca(cancer, k => 0)", "pca: k = 0 is out of range"),
+        (
+            "pca((SELECT * FROM cancer WHERE id < 3), k => 5, keep => 'id')",
+            "pca: k = 5 is out of range; expected 1 ≤ k ≤ min(rows, columns) = 3",
+        ),
+        (
+            "pca((SELECT id, 'x' AS name, mean_radius FROM cancer), k => 1, columns => 'name, mean_radius')",
+            "pca: column 'name' is Utf8; feature columns must be numeric (choose them with columns => ...)",
+        ),
+        (
+            "pca(cancer, k => 1, columns => 'nope')",
+            "pca: feature column 'nope' not found; available columns: id, mean_radius",
+        ),
+        (
+            "pca(cancer, k => 1, keep => 'nope')",
+            "pca: keep column 'nope' not found",
+        ),
+        (
+            "pca(cancer, k => 1, solver => 'magic')",
+            "pca: solver => 'magic' is not one of 'auto', 'covariance', 'tsqr', 'randomized', 'hierarchical'",
+        ),
+        (
+            "pca(cancer, variance => 0.9, solver => 'randomized')",
+            "pca: variance => needs every component, which solver => 'randomized' does not compute",
+        ),
+        (
+            "pca(cancer, variance => 1.5)",
+            "pca: variance = 1.5 is out of range; expected a fraction of the total variance in (0, 1]",
+        ),
+        (
+            "pca(cancer, k => 1, solver => 'covariance', seed => 3)",
+            "pca: seed applies to solver => 'randomized', not 'covariance'",
+        ),
+        (
+            "pca(cancer, k => 1, solver => 'randomized', oversamples => -1)",
+            "pca: oversamples = -1 is out of range; expected a value ≥ 0",
+        ),
+        (
+            "pca(cancer, k => 1, standardize => 'yes')",
+            "pca: standardize expects true or false, got 'yes'",
+        ),
+        ("pca(cancer, 3)", "pca: unexpected positional argument 2"),
+        (
+            "pca(3, k => 1)",
+            "pca: input must be a table name or a parenthesised query",
+        ),
+        (
+            "pca(cancer, k => 1, output => 'foo')",
+            "pca: output => 'foo' is not one of 'scores', 'loadings', 'variance'",
+        ),
+        (
+            "pca(cancer, k => 1, device => 'tpu')",
+            "pca: device => 'tpu' is not a device; expected 'auto', 'cpu' or 'cuda'",
+        ),
+        (
+            "pca_project(cancer, keep => 'id')",
+            "pca_project: missing argument model",
+        ),
+        (
+            "pca_project(cancer, model => (SELECT feature, pc1 FROM raw_loadings))",
+            "pca_project: model => must be a pca loadings table (columns feature, mean, scale, pc1 … pck); it has no column 'mean'",
+        ),
+    ];
+    for (call, want) in cases {
+        let e = error_of(ctx, &format!("SELECT * FROM {call}")).await;
+        c.check(&format!("error/{call}"), e.contains(want), || format!("got: {e}"));
+    }
+    for (sql, want) in [
+        (
+            "SELECT * FROM pca_project((SELECT id, mean_radius FROM cancer), model => raw_loadings, keep => 'id')",
+            "pca_project: the model's feature 'mean_texture' is not a numeric column of the input (numeric columns: mean_radius)",
+        ),
+        (
+            "SELECT * FROM pca_project(cancer, model => (SELECT * FROM raw_loadings WHERE false))",
+            "pca_project: model => has no rows",
+        ),
+        ("SELECT * FROM pca(nope, k => 1)", "nope' not found"),
+    ] {
+        let e = error_of(ctx, sql).await;
+        c.check(&format!("error/{sql}"), e.contains(want), || format!("got: {e}"));
+    }
+    let e = async {
+        rows(ctx, "SET heatsql.device = 'tpu'").await?;
+        let e = error_of(ctx, "SELECT * FROM pca(cancer, k => 1)").await;
+        rows(ctx, "SET heatsql.device = 'auto'").await?;
+        Ok::<_, String>(e)
+    }
+    .await;
+    c.check(
+        "error/set_device",
+        e.as_ref()
+            .is_ok_and(|e| e.contains("pca: SET heatsql.device = 'tpu' is not a device")),
+        || format!("{e:?}"),
+    );
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let [fixtures, scratch, rest @ ..] = args.as_slice() else {
+        eprintln!("usage: heatsql-function-checks FIXTURES SCRATCH [-v]");
+        std::process::exit(2);
+    };
+    let ctx = HeatContext::new();
+    let lowrank = format!("{scratch}/lowrank.parquet");
+    if ctx.comm().rank() == 0 {
+        std::fs::create_dir_all(scratch).expect("scratch dir");
+        write_lowrank(&lowrank);
+    }
+    ctx.comm().barrier();
+    let mut c = Checker::new(rest.iter().any(|a| a == "-v"));
+    let mut tables = vec![
+        ("cancer".to_string(), format!("{fixtures}/cancer.parquet")),
+        ("lowrank".into(), lowrank),
+    ];
+    for m in ["raw", "std"] {
+        for t in ["variance", "loadings", "scores"] {
+            tables.push((format!("{m}_{t}"), format!("{fixtures}/{m}_{t}.parquet")));
+        }
+    }
+    tables.push(("variance_k".into(), format!("{fixtures}/variance_k.parquet")));
+    for (name, path) in &tables {
+        let r = rows(
+            &ctx,
+            &format!("CREATE EXTERNAL TABLE {name} STORED AS PARQUET LOCATION '{path}'"),
+        )
+        .await;
+        c.check(&format!("register/{name}"), r.is_ok(), || format!("{r:?}"));
+    }
+    check_sklearn(&mut c, &ctx).await;
+    check_lowrank(&mut c, &ctx).await;
+    check_sql(&mut c, &ctx, scratch).await;
+    check_errors(&mut c, &ctx).await;
+    if !c.summary("function checks") {
+        std::process::exit(1);
+    }
+}
