@@ -21,6 +21,12 @@ use crate::normalize::{SltType, column_types, convert_batches};
 /// The text `__DATA__` in SQL is replaced by the data directory.
 pub const DATA_PLACEHOLDER: &str = "__DATA__";
 
+/// The text `__FIXTURES__` in SQL is replaced by `heatsql/tests/fixtures` (committed fixtures,
+/// such as scikit-learn's PCA results, with the scripts that made them).
+pub const FIXTURES_PLACEHOLDER: &str = "__FIXTURES__";
+
+const FIXTURES_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../heatsql/tests/fixtures");
+
 /// An error of one statement, as text (what `statement error <regex>` matches).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SltError(pub String);
@@ -218,7 +224,9 @@ impl SltDb {
     }
 
     async fn run_local(&self, sql: &str) -> Result<DBOutput<SltType>, SltError> {
-        let sql = sql.replace(DATA_PLACEHOLDER, &self.data_dir);
+        let sql = sql
+            .replace(DATA_PLACEHOLDER, &self.data_dir)
+            .replace(FIXTURES_PLACEHOLDER, FIXTURES_DIR);
         let (schema, batches) = self.backend.execute(&sql).await.map_err(|e| SltError(e.to_string()))?;
         let types = column_types(&schema);
         let rows = convert_batches(&batches).map_err(|e| SltError(e.to_string()))?;

@@ -20,7 +20,12 @@
 //! * Before the files run, rank 0 writes the deterministic Parquet tables of [`data`] to the data
 //!   directory (default `<workspace>/target/slt-data`, `--data DIR` to change it); files already
 //!   holding the right bytes are left alone. `__DATA__` in SQL text is replaced by that directory
-//!   (`CREATE EXTERNAL TABLE orders STORED AS PARQUET LOCATION '__DATA__/orders/'`).
+//!   (`CREATE EXTERNAL TABLE orders STORED AS PARQUET LOCATION '__DATA__/orders/'`), and
+//!   `__FIXTURES__` by `heatsql/tests/fixtures` (committed fixtures with the scripts that made
+//!   them).
+//! * Records marked `onlyif heatsql` run on heatsql only: the table functions (`pca`, …), which
+//!   plain DataFusion does not have. They compare heatsql's results with committed fixtures
+//!   inside the query (a count of rows beyond a tolerance must be 0).
 //! * `--reference` runs the files in one process on a plain DataFusion `SessionContext` with
 //!   default settings (DataFusion's own listing tables): what single-node DataFusion returns on
 //!   the whole data. No `mpirun` needed.

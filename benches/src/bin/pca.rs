@@ -9,12 +9,15 @@
 //! `scripts/bench-pca.sh` runs it at P = 1 and 2 and, in the same run, pyarrow + scikit-learn
 //! `PCA(svd_solver='full')` on the same file (`benches/python/pca_baseline.py`).
 //!
-//! The SQL function `pca(...)` (issue #6) will replace the API calls; the numerics are these.
+//! Each round also runs the SQL call users write, `SELECT * FROM pca(t, k => K, solver =>
+//! 'covariance')`, end to end: its scores stay on their ranks (`execute_local`, each rank
+//! draining its own stream of Arrow batches), as a `COPY … TO` would consume them.
 
 use std::path::PathBuf;
 use std::time::Instant;
 
 use engine::ml::pca::{Components, PcaOptions, Solver, fit, transform};
+use futures::StreamExt;
 use heatsql::HeatContext;
 use heatsql::convert::LoadSpec;
 
@@ -95,7 +98,9 @@ async fn main() {
         solver: Solver::Covariance,
         standardize: false,
     };
-    let (mut load_t, mut fit_t, mut score_t) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut load_t, mut fit_t, mut score_t, mut sql_t) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let sql = format!("SELECT * FROM pca(t, k => {k}, solver => 'covariance')");
+    let mut sql_rows = 0;
     let mut ratio = 0.0;
     let mut local_rows = 0;
     for _ in 0..rounds {
@@ -117,12 +122,29 @@ async fn main() {
         score_t.push(t.elapsed().as_secs_f64());
         local_rows = scores.lshape()[0];
         ratio = model.explained_variance_ratio.sum(tch::Kind::Double).double_value(&[]);
+        drop((loaded, scores));
+        comm.barrier();
+        let t = Instant::now();
+        let mut stream = ctx
+            .sql(&sql)
+            .await
+            .expect("pca query")
+            .execute_local()
+            .await
+            .expect("pca");
+        sql_rows = 0;
+        while let Some(batch) = stream.next().await {
+            sql_rows += batch.expect("pca batch").num_rows();
+        }
+        sql_t.push(t.elapsed().as_secs_f64());
     }
+    assert_eq!(sql_rows as i64, local_rows, "SQL pca returned another row count");
+    let sql_s = median(sql_t);
     let (load, fit_s, score) = (median(load_t), median(fit_t), median(score_t));
     let share = local_rows as f64 * cols as f64 * 8.0;
     let line = format!(
         "heatsql P={p} rank {me}: {local_rows} rows; load {load:.3} s, fit {fit_s:.3} s, scores {score:.3} s, \
-         end to end {:.3} s; peak RSS {:.2} GB for a {:.2} GB share (limit 2 × share + 0.4 GB = {:.2} GB)\n",
+         end to end {:.3} s; SQL pca(...) end to end {sql_s:.3} s; peak RSS {:.2} GB for a {:.2} GB share (limit 2 × share + 0.4 GB = {:.2} GB)\n",
         load + fit_s + score,
         peak_rss() as f64 / 1e9,
         share / 1e9,

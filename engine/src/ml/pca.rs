@@ -276,8 +276,9 @@ pub fn project(x: &DNDarray, mean: &Tensor, scale: &Tensor, components: &Tensor)
     comm.agree(check)?;
     let device = x.device();
     let w = (components / scale.unsqueeze(1)).to_kind(x.kind()).to_device(device);
-    let shift = mean.unsqueeze(0).to_kind(x.kind()).to_device(device).matmul(&w);
-    let local = comm.agree(x.local().f_matmul(&w).and_then(|mut t| t.f_sub_(&shift).map(|_| t)))?;
+    // One fused GEMM: −(mean · w) + x · w (the shift broadcast over the rows).
+    let shift = -mean.unsqueeze(0).to_kind(x.kind()).to_device(device).matmul(&w);
+    let local = comm.agree(shift.f_addmm(x.local(), &w))?;
     DNDarray::from_pieces(local, 0)
 }
 
