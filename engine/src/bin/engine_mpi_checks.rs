@@ -674,7 +674,7 @@ fn pca_reference(x: &Tensor, standardize: bool) -> (Tensor, Tensor, Tensor, Tens
 }
 
 fn check_pca(c: &mut Checker) {
-    use engine::ml::pca::{Components, PcaOptions, Solver, fit, transform};
+    use engine::ml::pca::{Components, PcaOptions, Solver, fit, project, project_into, transform};
     let comm = c.comm;
     let p = comm.size();
     // A planted, well-separated spectrum (f64): 61 rows × 6 columns, full rank.
@@ -729,6 +729,21 @@ fn check_pca(c: &mut Checker) {
                 );
                 let t = transform(&a, &model).and_then(|t| t.allgather());
                 c.close(&format!("{tag}/scores"), t, &scores.narrow(1, 0, 3), 1e-8);
+                // In place over a copy of the rows (d = 6 ≥ 2k), and into new memory (k = 4).
+                for k in [3, 4] {
+                    let comps = if k == 3 {
+                        model.components.shallow_clone()
+                    } else {
+                        Tensor::cat(&[&model.components, &model.components.narrow(1, 0, 1)], 1)
+                    };
+                    let mine = project(&a, &model.mean, &model.scale, &comps).map(|t| t.local().tr().contiguous());
+                    let copy = DNDarray::from_pieces(a.local().copy(), 0);
+                    let got = copy.and_then(|x| project_into(x, &model.mean, &model.scale, &comps));
+                    match mine {
+                        Ok(want) => c.close(&format!("{tag}/project_into/k={k}"), got, &want, 0.0),
+                        Err(e) => c.check(&format!("{tag}/project_into/k={k}"), false, || e.to_string()),
+                    }
+                }
             }
         }
         // k from a variance fraction: the fewest components reaching it.

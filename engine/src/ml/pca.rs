@@ -282,6 +282,64 @@ pub fn project(x: &DNDarray, mean: &Tensor, scale: &Tensor, components: &Tensor)
     DNDarray::from_pieces(local, 0)
 }
 
+/// Collective. The scores of [`project`], written over `x`'s own memory instead of new memory
+/// (which on many systems costs more than the product: every fresh page faults), returned
+/// transposed: k × n_local, row j holding component j's scores of this rank's rows, each row
+/// contiguous (ready to become a column). `x` is consumed; the result is a view into its
+/// storage. Rows are processed in chunks: chunk [a, b)'s scores (a small temporary) overwrite
+/// elements [a·k, b·k) of x, which hold only rows already read, and the transposed copy then
+/// goes to elements [n·k, 2·n·k). Needs d ≥ 2k and a contiguous CPU tensor; otherwise the
+/// scores are computed into new memory.
+pub fn project_into(x: DNDarray, mean: &Tensor, scale: &Tensor, components: &Tensor) -> Result<Tensor> {
+    let comm = x.comm();
+    let (d, k) = (components.size()[0], components.size()[1]);
+    let fits = x.ndim() == 2
+        && x.split() == Some(0)
+        && x.gshape()[1] == d
+        && d >= 2 * k
+        && x.device() == tch::Device::Cpu
+        && x.local().is_contiguous();
+    let fits = comm.allreduce(&[u64::from(fits)], ReduceOp::Min)?[0] == 1;
+    if !fits {
+        let scores = project(&x, mean, scale, components)?;
+        drop(x);
+        let t = comm.agree(scores.local().to_device(tch::Device::Cpu).tr().f_contiguous())?;
+        return Ok(t);
+    }
+    comm.agree(if mean.size() != [d] || scale.size() != [d] {
+        Err(EngineError::shape(
+            OP,
+            format!(
+                "mean and scale must have {d} entries, got {:?} and {:?}",
+                mean.size(),
+                scale.size()
+            ),
+        ))
+    } else {
+        Ok(())
+    })?;
+    let local = x.into_local();
+    let w = (components / scale.unsqueeze(1)).to_kind(local.kind());
+    let shift = -mean.unsqueeze(0).to_kind(local.kind()).matmul(&w);
+    let n = local.size()[0];
+    let written = (|| {
+        let flat = local.f_view([-1])?;
+        let mut at = 0;
+        while at < n {
+            let len = CHUNK_ROWS.min(n - at);
+            let s = shift.f_addmm(&local.narrow(0, at, len), &w)?;
+            let mut dst = flat.narrow(0, at * k, len * k);
+            dst.f_copy_(&s.f_reshape([-1])?)?;
+            at += len;
+        }
+        let rows = flat.narrow(0, 0, n * k).f_view([n, k])?;
+        let mut cols = flat.narrow(0, n * k, n * k).f_view([k, n])?;
+        cols.f_copy_(&rows.tr())?;
+        Ok::<_, tch::TchError>(cols)
+    })();
+    Ok(comm.agree(written)?)
+}
+
 fn validate(x: &DNDarray, opts: &PcaOptions) -> Result<()> {
     crate::linalg::check_row_split_float(OP, x)?;
     let (n, d) = (x.gshape()[0], x.gshape()[1]);

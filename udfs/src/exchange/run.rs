@@ -89,6 +89,10 @@ impl DistributedPlan {
                 x.set_root_only();
                 return;
             }
+            if node.is::<FunctionExec>() {
+                // A table function's inputs are laid out as the function needs them.
+                return;
+            }
             let children = node.children();
             if children.len() != 1 {
                 return;

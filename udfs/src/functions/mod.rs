@@ -17,6 +17,7 @@
 //! [`TableFunction::run`] is collective.
 
 pub mod args;
+mod columns;
 pub mod exec;
 pub mod pca;
 pub mod plan;

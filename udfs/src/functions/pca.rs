@@ -15,8 +15,7 @@ use datafusion::execution::SendableRecordBatchStream;
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::logical_expr::planner::RelationPlannerContext;
 use datafusion::sql::sqlparser::ast::FunctionArg;
-use engine::DNDarray;
-use engine::ml::pca::{Components, PcaModel, PcaOptions, Solver, auto_solver, fit, project};
+use engine::ml::pca::{Components, PcaModel, PcaOptions, Solver, auto_solver, fit, project_into};
 use futures::TryStreamExt;
 use futures::future::BoxFuture;
 use tch::{Device, Kind, Tensor};
@@ -24,7 +23,7 @@ use tch::{Device, Kind, Tensor};
 use super::args::{ArgKind, ArgSpec, Args, arg};
 use super::plan::{FeatureArgs, feature_args, output_schema};
 use super::{Layout, RunContext, TableFunction, exec_error};
-use crate::convert::{LoadSpec, load, to_batch};
+use crate::convert::{LoadSpec, load};
 use crate::settings::HeatsqlOptions;
 
 /// Arguments every feature function takes.
@@ -301,17 +300,10 @@ impl TableFunction for Pca {
             let batch_size = ctx.task.session_config().batch_size();
             match self.output {
                 PcaOutput::Scores => {
+                    // Written over X's memory: no fresh pages for the scores.
                     let scores =
-                        project(&loaded.array, &model.mean, &model.scale, &model.components).map_err(exec_error)?;
-                    drop(loaded.array);
-                    scores_batches(
-                        self.name(),
-                        &scores,
-                        self.width,
-                        &self.schema,
-                        loaded.keep.as_ref(),
-                        batch_size,
-                    )
+                        project_into(loaded.array, &model.mean, &model.scale, &model.components).map_err(exec_error)?;
+                    scores_batches(scores, self.width, &self.schema, loaded.keep.as_ref(), batch_size)
                 }
                 PcaOutput::Loadings => Ok(vec![loadings_batch(
                     &self.f.features,
@@ -361,20 +353,23 @@ fn float_array(v: Vec<f64>, data_type: &DataType) -> Result<ArrayRef> {
 }
 
 /// This rank's score rows (keep columns, pc1 … pck, NULL columns up to `width`), cut into
-/// batches of at most `batch_size` rows.
+/// batches of at most `batch_size` rows. `scores_t` is k × n_local (row j: component j), each
+/// row becoming a column without a copy.
 fn scores_batches(
-    function: &str,
-    scores: &DNDarray,
+    scores_t: Tensor,
     width: usize,
     schema: &SchemaRef,
     keep: Option<&RecordBatch>,
     batch_size: usize,
 ) -> Result<Vec<RecordBatch>> {
-    let k = scores.gshape()[1] as usize;
-    let batch = to_batch(function, scores, &pc_names(k), keep).map_err(DataFusionError::from)?;
-    let rows = batch.num_rows();
-    let mut columns = batch.columns().to_vec();
-    for field in schema.fields().iter().skip(columns.len()).take(width - k) {
+    let rows = scores_t.size()[1] as usize;
+    if keep.is_some_and(|k| k.num_rows() != rows) {
+        return Err(DataFusionError::Internal("pca: keep rows and score rows differ".into()));
+    }
+    let mut columns: Vec<ArrayRef> = keep.map(|k| k.columns().to_vec()).unwrap_or_default();
+    columns.extend(super::columns::float_columns(scores_t)?);
+    let have = columns.len();
+    for field in schema.fields().iter().skip(have).take(width) {
         columns.push(new_null_array(field.data_type(), rows));
     }
     let batch = RecordBatch::try_new(Arc::clone(schema), columns)?;
@@ -691,23 +686,18 @@ impl TableFunction for PcaProject {
             };
             let spec = load_spec("pca_project", &self.f, Some(columns), device);
             let loaded = load(input, &spec).await.map_err(DataFusionError::from)?;
-            let scores =
-                project(&loaded.array, &loadings.mean, &loadings.scale, &loadings.components).map_err(exec_error)?;
-            drop(loaded.array);
-            let k = scores.gshape()[1] as usize;
-            let batch =
-                to_batch("pca_project", &scores, &pc_names(k), loaded.keep.as_ref()).map_err(DataFusionError::from)?;
-            let rows = batch.num_rows();
+            let scores = project_into(loaded.array, &loadings.mean, &loadings.scale, &loadings.components)
+                .map_err(exec_error)?;
+            let rows = scores.size()[1] as usize;
             let keep = self.f.keep.len();
-            let mut columns: Vec<ArrayRef> = batch.columns()[..keep].to_vec();
-            let mut next = keep;
+            let mut columns: Vec<ArrayRef> = loaded.keep.map(|k| k.columns().to_vec()).unwrap_or_default();
+            let mut computed = super::columns::float_columns(scores)?.into_iter();
             for (j, empty) in loadings.empty.iter().enumerate() {
                 let field = self.schema.field(keep + j);
                 if *empty {
                     columns.push(new_null_array(field.data_type(), rows));
-                } else {
-                    columns.push(Arc::clone(batch.column(next)));
-                    next += 1;
+                } else if let Some(c) = computed.next() {
+                    columns.push(c);
                 }
             }
             let batch = RecordBatch::try_new(Arc::clone(&self.schema), columns)?;
