@@ -96,3 +96,22 @@ CREATE EXTERNAL TABLE features STORED AS PARQUET LOCATION 'target/demo/features/
 SELECT station_id, day, round(mean_c, 2) AS mean_c, round(range_c, 2) AS range_c,
        round(gust_ms, 2) AS gust_ms
 FROM features ORDER BY station_id, day LIMIT 5;
+
+-- 9. PCA of the daily features, standardized (they come in different units): how much
+--    of the variation each component explains. Each rank works on its own rows; one
+--    allreduce of a 5 × 5 matrix combines them. The feature columns are every numeric
+--    column not kept.
+SELECT component, round(explained_variance_ratio, 4) AS ratio,
+       round(cumulative_variance_ratio, 4) AS cumulative
+FROM pca(features, k => 3, standardize => true, keep => 'station_id, day', output => 'variance');
+
+-- 10. The model (loadings) as a table, and scores that compose with SQL: each region's
+--     mean position on the first two components. pca_project applies the saved model;
+--     the scores stay on the rank that read their rows until the GROUP BY.
+CREATE TABLE model AS
+SELECT * FROM pca(features, k => 2, standardize => true, keep => 'station_id, day', output => 'loadings');
+SELECT feature, round(pc1, 3) AS pc1, round(pc2, 3) AS pc2 FROM model ORDER BY feature;
+SELECT s.region, round(avg(p.pc1), 3) AS pc1, round(avg(p.pc2), 3) AS pc2
+FROM pca_project(features, model => model, keep => 'station_id') p
+JOIN stations s ON p.station_id = s.station_id
+GROUP BY s.region ORDER BY s.region;

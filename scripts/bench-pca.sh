@@ -16,8 +16,11 @@ bin=target/release/heatsql-bench-pca
 rows="${1:-2000000}" cols="${2:-32}" k="${3:-8}" rounds="${4:-4}"
 file=""
 for p in 1 2; do
-  out="$(mpirun --oversubscribe -n "$p" "$bin" "$rows" "$cols" "$k" "$rounds")"
-  echo "$out" | grep -v '^file '
-  file="$(echo "$out" | sed -n 's/^file //p')"
+  # The API calls (load, fit, scores timed apart), then the SQL call, each in fresh processes.
+  for mode in api sql; do
+    out="$(mpirun --oversubscribe -n "$p" "$bin" "$rows" "$cols" "$k" "$rounds" "$mode")"
+    echo "$out" | grep -v '^file '
+    file="$(echo "$out" | sed -n 's/^file //p')"
+  done
 done
 .venv/bin/python benches/python/pca_baseline.py "$file" "$k" "$rounds"

@@ -320,6 +320,10 @@ fn the_demo_job_runs_and_explains_itself_at_p_1_to_4() {
         assert!(out.contains(&exchange), "P={p}: {out}");
         assert!(out.contains("rows per rank: "), "P={p}: {out}");
         assert!(out.contains("| 2880  |"), "P={p}: {out}");
+        // PCA of the features: three components' variance ratios, the model, region means.
+        assert!(out.contains("| component | ratio "), "P={p}: {out}");
+        assert!(out.contains("| feature      | pc1 "), "P={p}: {out}");
+        assert!(out.contains("| region | pc1 "), "P={p}: {out}");
         assert_eq!(
             parts(&cwd.join("target/demo/features/").display().to_string()),
             p,

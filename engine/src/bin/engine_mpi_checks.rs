@@ -737,11 +737,19 @@ fn check_pca(c: &mut Checker) {
                         Tensor::cat(&[&model.components, &model.components.narrow(1, 0, 1)], 1)
                     };
                     let mine = project(&a, &model.mean, &model.scale, &comps).map(|t| t.local().tr().contiguous());
-                    let copy = DNDarray::from_pieces(a.local().copy(), 0);
-                    let got = copy.and_then(|x| project_into(x, &model.mean, &model.scale, &comps));
-                    match mine {
-                        Ok(want) => c.close(&format!("{tag}/project_into/k={k}"), got, &want, 0.0),
-                        Err(e) => c.check(&format!("{tag}/project_into/k={k}"), false, || e.to_string()),
+                    // Row-major rows, and column-major (as convert::load lays out tables).
+                    for (order, local) in [
+                        ("rows", a.local().copy()),
+                        ("columns", a.local().tr().contiguous().tr()),
+                    ] {
+                        let copy = DNDarray::from_pieces(local, 0);
+                        let got = copy.and_then(|x| project_into(x, &model.mean, &model.scale, &comps));
+                        let name = format!("{tag}/project_into/{order}/k={k}");
+                        match &mine {
+                            // The same product, summed in another order for column-major input.
+                            Ok(want) => c.close(&name, got.map(|t| t.contiguous()), want, 1e-12),
+                            Err(e) => c.check(&name, false, || e.to_string()),
+                        }
                     }
                 }
             }

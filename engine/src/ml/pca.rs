@@ -285,59 +285,73 @@ pub fn project(x: &DNDarray, mean: &Tensor, scale: &Tensor, components: &Tensor)
 /// Collective. The scores of [`project`], written over `x`'s own memory instead of new memory
 /// (which on many systems costs more than the product: every fresh page faults), returned
 /// transposed: k × n_local, row j holding component j's scores of this rank's rows, each row
-/// contiguous (ready to become a column). `x` is consumed; the result is a view into its
-/// storage. Rows are processed in chunks: chunk [a, b)'s scores (a small temporary) overwrite
-/// elements [a·k, b·k) of x, which hold only rows already read, and the transposed copy then
-/// goes to elements [n·k, 2·n·k). Needs d ≥ 2k and a contiguous CPU tensor; otherwise the
-/// scores are computed into new memory.
+/// contiguous (ready to become a column; rows may be further apart than n_local). `x` is
+/// consumed; the result is a view into its storage. Rows are processed in chunks, each
+/// chunk's scores (a small temporary) written over input already read:
+///
+/// * column-major x (how `convert::load` lays out a table's columns: d rows of n): chunk
+///   [a, b)'s scores overwrite features 0..k of rows [a, b);
+/// * row-major x with d ≥ 2k: chunk [a, b)'s scores overwrite elements [a·k, b·k), and the
+///   transposed copy then goes to elements [n·k, 2·n·k);
+/// * otherwise (or on a GPU) the scores go to new memory.
 pub fn project_into(x: DNDarray, mean: &Tensor, scale: &Tensor, components: &Tensor) -> Result<Tensor> {
     let comm = x.comm();
     let (d, k) = (components.size()[0], components.size()[1]);
-    let fits = x.ndim() == 2
-        && x.split() == Some(0)
-        && x.gshape()[1] == d
-        && d >= 2 * k
-        && x.device() == tch::Device::Cpu
-        && x.local().is_contiguous();
-    let fits = comm.allreduce(&[u64::from(fits)], ReduceOp::Min)?[0] == 1;
-    if !fits {
-        let scores = project(&x, mean, scale, components)?;
-        drop(x);
-        let t = comm.agree(scores.local().to_device(tch::Device::Cpu).tr().f_contiguous())?;
-        return Ok(t);
-    }
-    comm.agree(if mean.size() != [d] || scale.size() != [d] {
-        Err(EngineError::shape(
-            OP,
-            format!(
-                "mean and scale must have {d} entries, got {:?} and {:?}",
-                mean.size(),
-                scale.size()
-            ),
-        ))
-    } else {
-        Ok(())
-    })?;
+    let shape_ok = x.ndim() == 2 && x.split() == Some(0) && x.gshape()[1] == d;
     let local = x.into_local();
-    let w = (components / scale.unsqueeze(1)).to_kind(local.kind());
-    let shift = -mean.unsqueeze(0).to_kind(local.kind()).matmul(&w);
-    let n = local.size()[0];
-    let written = (|| {
-        let flat = local.f_view([-1])?;
-        let mut at = 0;
-        while at < n {
-            let len = CHUNK_ROWS.min(n - at);
-            let s = shift.f_addmm(&local.narrow(0, at, len), &w)?;
-            let mut dst = flat.narrow(0, at * k, len * k);
-            dst.f_copy_(&s.f_reshape([-1])?)?;
-            at += len;
+    // Local work only (each rank may take another path), then one agreement.
+    let scores = (|| {
+        if !shape_ok || mean.size() != [d] || scale.size() != [d] {
+            return Err(EngineError::shape(
+                OP,
+                format!(
+                    "expected rows × {d} columns split along rows and {d} means and scales, got {:?}, {:?} and {:?}",
+                    local.size(),
+                    mean.size(),
+                    scale.size()
+                ),
+            ));
         }
-        let rows = flat.narrow(0, 0, n * k).f_view([n, k])?;
-        let mut cols = flat.narrow(0, n * k, n * k).f_view([k, n])?;
-        cols.f_copy_(&rows.tr())?;
-        Ok::<_, tch::TchError>(cols)
+        let device = local.device();
+        let w = (components / scale.unsqueeze(1))
+            .to_kind(local.kind())
+            .to_device(device);
+        let shift = -mean.unsqueeze(0).to_kind(local.kind()).to_device(device).matmul(&w); // 1 × k
+        let n = local.size()[0];
+        let cpu = device == tch::Device::Cpu;
+        let xt = local.tr(); // d × n
+        if cpu && (xt.stride()[1] == 1 || n <= 1) {
+            let (wt, shift_t) = (w.tr(), shift.tr()); // k × d, k × 1
+            let mut at = 0;
+            while at < n {
+                let len = CHUNK_ROWS.min(n - at);
+                let s = shift_t.f_addmm(&wt, &xt.narrow(1, at, len))?;
+                xt.narrow(0, 0, k).narrow(1, at, len).f_copy_(&s)?;
+                at += len;
+            }
+            return Ok(xt.narrow(0, 0, k));
+        }
+        if cpu && local.is_contiguous() && d >= 2 * k {
+            let flat = local.f_view([-1])?;
+            let mut at = 0;
+            while at < n {
+                let len = CHUNK_ROWS.min(n - at);
+                let s = shift.f_addmm(&local.narrow(0, at, len), &w)?;
+                flat.narrow(0, at * k, len * k).f_copy_(&s.f_reshape([-1])?)?;
+                at += len;
+            }
+            let rows = flat.narrow(0, 0, n * k).f_view([n, k])?;
+            let mut cols = flat.narrow(0, n * k, n * k).f_view([k, n])?;
+            cols.f_copy_(&rows.tr())?;
+            return Ok(cols);
+        }
+        Ok(shift
+            .f_addmm(&local, &w)?
+            .to_device(tch::Device::Cpu)
+            .tr()
+            .f_contiguous()?)
     })();
-    Ok(comm.agree(written)?)
+    comm.agree_nested(scores)
 }
 
 fn validate(x: &DNDarray, opts: &PcaOptions) -> Result<()> {

@@ -12,14 +12,20 @@ use tch::{Device, Kind, Tensor};
 struct TensorOwner(#[allow(dead_code)] Mutex<Tensor>);
 
 /// The rows of `t` (c × n, f64 or f32) as c Arrow columns of n values that share `t`'s memory
-/// (moved to the CPU and made contiguous first if needed, which copies).
+/// when each row is contiguous (rows may lie further apart); otherwise `t` is moved to the CPU
+/// and made contiguous first, which copies.
 pub fn float_columns(t: Tensor) -> Result<Vec<ArrayRef>> {
     let bad = |m: String| DataFusionError::Internal(format!("float_columns: {m}"));
     if t.dim() != 2 {
         return Err(bad(format!("expected a 2-d tensor, got {:?}", t.size())));
     }
-    let t = t.to_device(Device::Cpu).contiguous();
+    let t = if t.device() == Device::Cpu && (t.stride()[1] == 1 || t.size()[1] <= 1) {
+        t
+    } else {
+        t.to_device(Device::Cpu).contiguous()
+    };
     let (c, n) = (t.size()[0] as usize, t.size()[1] as usize);
+    let row_stride = t.stride()[0] as usize;
     let kind = t.kind();
     let elt = match kind {
         Kind::Double => 8,
@@ -40,10 +46,11 @@ pub fn float_columns(t: Tensor) -> Result<Vec<ArrayRef>> {
     let owner = Arc::new(TensorOwner(Mutex::new(t)));
     let mut out: Vec<ArrayRef> = Vec::with_capacity(c);
     for j in 0..c {
-        // SAFETY: row j of a contiguous c × n tensor is n elements at base + j·n·elt, inside
-        // the storage `owner` keeps alive (and nothing writes to it any more).
+        // SAFETY: row j of a c × n tensor whose rows are contiguous is n elements at
+        // base + j·row_stride·elt, inside the storage `owner` keeps alive (and nothing writes
+        // to it any more).
         let buffer = unsafe {
-            let ptr = NonNull::new(base.add(j * n * elt)).ok_or_else(|| bad("null data pointer".into()))?;
+            let ptr = NonNull::new(base.add(j * row_stride * elt)).ok_or_else(|| bad("null data pointer".into()))?;
             Buffer::from_custom_allocation(ptr, n * elt, owner.clone())
         };
         if kind == Kind::Float {
