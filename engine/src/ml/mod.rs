@@ -1,5 +1,9 @@
 //! Distributed machine learning on row-split DNDarrays.
 //!
-//! * [`pca`]: principal component analysis (covariance, TSQR and randomized solvers).
+//! * [`pca`]: principal component analysis (covariance, TSQR, randomized and hierarchical
+//!   solvers).
+//! * [`kmeans`]: k-means (Lloyd with one allreduce per iteration; k-means‖, k-means++ and
+//!   random initialisation).
 
+pub mod kmeans;
 pub mod pca;

@@ -1,4 +1,5 @@
-//! Multi-rank checks of the table functions `pca` and `pca_project` through SQL.
+//! Multi-rank checks of the table functions `pca`, `pca_project`, `kmeans` and
+//! `kmeans_predict` through SQL.
 //!
 //! `heatsql-function-checks FIXTURES SCRATCH [-v]` under `mpirun -n P`: FIXTURES is
 //! `heatsql/tests/fixtures/pca` (scikit-learn results on its bundled breast cancer dataset,
@@ -59,6 +60,173 @@ fn lowrank_batch() -> RecordBatch {
         cols.push(Arc::new(Float64Array::from(v)));
     }
     RecordBatch::try_new(Arc::new(Schema::new(fields)), cols).expect("lowrank batch")
+}
+
+/// Four planted blobs in 3-d (2,000 rows; row i in blob i % 4, centres ±6 on two axes,
+/// spread 1): columns id, label, x, y, z.
+fn blobs_batch() -> RecordBatch {
+    let n = 2000i64;
+    let centres = [[6.0, 0.0, 0.0], [-6.0, 0.0, 0.0], [0.0, 6.0, 0.0], [0.0, -6.0, 0.0]];
+    let noise = |i: i64, j: i64| {
+        // Box–Muller on a hash of (i, j): deterministic, independent of the rank count.
+        let h = |s: u64| {
+            let mut z = s.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+            ((z ^ (z >> 31)) >> 11) as f64 / (1u64 << 53) as f64
+        };
+        let (u1, u2) = (1.0 - h((i * 8 + j) as u64 * 2), h((i * 8 + j) as u64 * 2 + 1));
+        (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
+    };
+    let ids: Vec<i64> = (0..n).collect();
+    let label: Vec<i64> = ids.iter().map(|i| i % 4).collect();
+    let mut cols: Vec<ArrayRef> = vec![
+        Arc::new(Int64Array::from(ids.clone())),
+        Arc::new(Int64Array::from(label.clone())),
+    ];
+    let mut fields = vec![
+        Field::new("id", DataType::Int64, false),
+        Field::new("label", DataType::Int64, false),
+    ];
+    for (j, name) in ["x", "y", "z"].iter().enumerate() {
+        let v: Vec<f64> = ids
+            .iter()
+            .map(|&i| centres[(i % 4) as usize][j] + noise(i, j as i64))
+            .collect();
+        cols.push(Arc::new(Float64Array::from(v)));
+        fields.push(Field::new(*name, DataType::Float64, false));
+    }
+    RecordBatch::try_new(Arc::new(Schema::new(fields)), cols).expect("blobs batch")
+}
+
+fn write_parquet(path: &str, b: &RecordBatch, group: usize) {
+    let props = WriterProperties::builder()
+        .set_max_row_group_row_count(Some(group))
+        .build();
+    let file = std::fs::File::create(path).expect("create parquet");
+    let mut w = ArrowWriter::try_new(file, b.schema(), Some(props)).expect("writer");
+    w.write(b).expect("write");
+    w.close().expect("close");
+}
+
+/// The adjusted Rand index of two labelings.
+fn adjusted_rand(a: &[i64], b: &[i64]) -> f64 {
+    use std::collections::HashMap;
+    let comb = |x: f64| x * (x - 1.0) / 2.0;
+    let mut table: HashMap<(i64, i64), f64> = HashMap::new();
+    let (mut ra, mut rb): (HashMap<i64, f64>, HashMap<i64, f64>) = (HashMap::new(), HashMap::new());
+    for (&x, &y) in a.iter().zip(b) {
+        *table.entry((x, y)).or_default() += 1.0;
+        *ra.entry(x).or_default() += 1.0;
+        *rb.entry(y).or_default() += 1.0;
+    }
+    let index: f64 = table.values().map(|&v| comb(v)).sum();
+    let sa: f64 = ra.values().map(|&v| comb(v)).sum();
+    let sb: f64 = rb.values().map(|&v| comb(v)).sum();
+    let expected = sa * sb / comb(a.len() as f64);
+    let max = (sa + sb) / 2.0;
+    if max == expected {
+        1.0
+    } else {
+        (index - expected) / (max - expected)
+    }
+}
+
+async fn check_kmeans(c: &mut Checker, ctx: &HeatContext) {
+    for init in ["k-means||", "k-means++", "random"] {
+        let tag = format!("kmeans/{init}");
+        let call = format!("kmeans(blobs, k => 4, keep => 'id, label', init => '{init}', seed => 3, n_init => 2");
+        // `cluster` is a keyword of the SQL parser: select it qualified (or quoted).
+        let got = rows(
+            ctx,
+            &format!("SELECT a.id, a.label, a.cluster, a.distance FROM {call}) a ORDER BY a.id"),
+        )
+        .await;
+        let Ok(got) = got else {
+            c.check(&format!("{tag}/run"), false, || format!("{got:?}"));
+            continue;
+        };
+        let (labels, clusters) = (int_column(&got, "label"), int_column(&got, "cluster"));
+        let ari = adjusted_rand(&labels, &clusters);
+        c.check(&format!("{tag}/ari"), ari >= 0.99 && labels.len() == 2000, || {
+            format!("ARI {ari}, {} rows", labels.len())
+        });
+        // Reported inertia = Σ distance² of the assignments = Σ of the centroids' inertia.
+        let direct = matrix(&got, &names(&["distance"])).map(|t| t.square().sum(Kind::Double).double_value(&[]));
+        let summary = rows(ctx, &format!("SELECT inertia FROM {call}, output => 'summary')")).await;
+        let summary = summary
+            .and_then(|b| matrix(&b, &names(&["inertia"])))
+            .map(|t| t.double_value(&[0, 0]));
+        let per_cluster = rows(
+            ctx,
+            &format!("SELECT sum(inertia) AS s, sum(size) AS n FROM {call}, output => 'centroids')"),
+        )
+        .await;
+        let per = per_cluster
+            .as_ref()
+            .map_err(|e| e.clone())
+            .and_then(|b| matrix(b, &names(&["s"])))
+            .map(|t| t.double_value(&[0, 0]));
+        let sizes = per_cluster.map(|b| int_column(&b, "n"));
+        let ok = match (&direct, &summary, &per) {
+            (Ok(d), Ok(s), Ok(p)) => (d - s).abs() <= 1e-10 * d && (p - s).abs() <= 1e-10 * s,
+            _ => false,
+        };
+        c.check(&format!("{tag}/inertia"), ok && sizes == Ok(vec![2000]), || {
+            format!("{direct:?} {summary:?} {per:?} {sizes:?}")
+        });
+    }
+    // kmeans_predict with the centroids table gives the same assignments.
+    let made = rows(ctx, "CREATE TABLE cents AS SELECT * FROM kmeans(blobs, k => 4, keep => 'id, label', seed => 5, output => 'centroids')").await;
+    let same = rows(
+        ctx,
+        "SELECT count(*) AS n, sum(CASE WHEN a.cluster = b.cluster AND abs(a.distance - b.distance) <= 1e-12 THEN 1 ELSE 0 END) AS same \
+         FROM kmeans(blobs, k => 4, keep => 'id, label', seed => 5) a JOIN kmeans_predict(blobs, centroids => cents, keep => 'id') b ON a.id = b.id",
+    )
+    .await
+    .map(|b| (int_column(&b, "n"), int_column(&b, "same")));
+    c.check(
+        "kmeans/predict_reproduces",
+        made.is_ok() && same == Ok((vec![2000], vec![2000])),
+        || format!("{made:?} {same:?}"),
+    );
+    for (sql, want) in [
+        (
+            "SELECT * FROM kmeans(blobs)",
+            "kmeans: missing argument k (the number of clusters)",
+        ),
+        (
+            "SELECT * FROM kmeans(blobs, k => 0)",
+            "kmeans: k = 0 is out of range; expected k ≥ 1",
+        ),
+        (
+            "SELECT * FROM kmeans((SELECT * FROM blobs WHERE id < 3), k => 5, keep => 'id')",
+            "kmeans: k = 5 is out of range; expected 1 ≤ k ≤ the number of rows (3)",
+        ),
+        (
+            "SELECT * FROM kmeans(blobs, k => 2, init => 'best')",
+            "kmeans: init => 'best' is not one of 'k-means||', 'k-means++', 'random'",
+        ),
+        (
+            "SELECT * FROM kmeans(blobs, k => 2, kk => 3)",
+            "kmeans: unknown argument 'kk'; expected one of k, init, max_iter, tol, seed",
+        ),
+        (
+            "SELECT * FROM kmeans((SELECT 'a' AS s, x FROM blobs), k => 2, columns => 's, x')",
+            "kmeans: column 's' is Utf8; feature columns must be numeric",
+        ),
+        (
+            "SELECT * FROM kmeans((SELECT id, CASE WHEN id = 7 THEN NULL ELSE x END AS x FROM blobs), k => 2, keep => 'id')",
+            "kmeans: column 'x' has 1 NULL/NaN values; filter them or pass nulls => 'drop'",
+        ),
+        (
+            "SELECT * FROM kmeans_predict(blobs, centroids => (SELECT x, y FROM blobs))",
+            "kmeans_predict: centroids => must be a kmeans centroids table (columns cluster and one per feature); it has no column 'cluster'",
+        ),
+    ] {
+        let e = error_of(ctx, sql).await;
+        c.check(&format!("kmeans/error/{sql}"), e.contains(want), || format!("got: {e}"));
+    }
 }
 
 fn write_lowrank(path: &str) {
@@ -692,12 +860,14 @@ async fn main() {
     if ctx.comm().rank() == 0 {
         std::fs::create_dir_all(scratch).expect("scratch dir");
         write_lowrank(&lowrank);
+        write_parquet(&format!("{scratch}/blobs.parquet"), &blobs_batch(), 250);
     }
     ctx.comm().barrier();
     let mut c = Checker::new(rest.iter().any(|a| a == "-v"));
     let mut tables = vec![
         ("cancer".to_string(), format!("{fixtures}/cancer.parquet")),
         ("lowrank".into(), lowrank),
+        ("blobs".into(), format!("{scratch}/blobs.parquet")),
     ];
     for m in ["raw", "std"] {
         for t in ["variance", "loadings", "scores"] {
@@ -717,6 +887,7 @@ async fn main() {
     check_lowrank(&mut c, &ctx).await;
     check_sql(&mut c, &ctx, scratch).await;
     check_errors(&mut c, &ctx).await;
+    check_kmeans(&mut c, &ctx).await;
     if !c.summary("function checks") {
         std::process::exit(1);
     }

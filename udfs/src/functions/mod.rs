@@ -10,6 +10,7 @@
 //!   plan: when the stage runs (never while planning or under EXPLAIN), it drains this rank's
 //!   share of each input, calls the function, and serves the output batches from memory.
 //! * [`pca`]: `pca(...)` and `pca_project(...)`.
+//! * [`kmeans`]: `kmeans(...)` and `kmeans_predict(...)`.
 //! * [`rewrite`]: table names given as relation arguments become subqueries before planning
 //!   (DataFusion resolves a statement's tables first, and only sees those in relations).
 //!
@@ -19,6 +20,7 @@
 pub mod args;
 mod columns;
 pub mod exec;
+pub mod kmeans;
 pub mod pca;
 pub mod plan;
 pub mod rewrite;
@@ -86,7 +88,7 @@ pub trait TableFunction: fmt::Debug + Send + Sync {
 }
 
 /// The functions [`FunctionRelationPlanner`] knows, by SQL name.
-pub const FUNCTIONS: [&str; 2] = ["pca", "pca_project"];
+pub const FUNCTIONS: [&str; 4] = ["pca", "pca_project", "kmeans", "kmeans_predict"];
 
 /// An error of a function at execution time, as a DataFusion error.
 pub(crate) fn exec_error(e: impl fmt::Display) -> DataFusionError {

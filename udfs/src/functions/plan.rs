@@ -21,7 +21,7 @@ use super::args::Args;
 use crate::convert::NullPolicy;
 use crate::settings::HeatsqlOptions;
 
-/// Plans `pca(...)`, `pca_project(...)` (names case-insensitive) in a `FROM` clause into a
+/// Plans `pca(...)`, `pca_project(...)`, `kmeans(...)`, `kmeans_predict(...)` (names case-insensitive) in a `FROM` clause into a
 /// [`FunctionNode`]; leaves every other relation to DataFusion.
 #[derive(Debug, Default)]
 pub struct FunctionRelationPlanner;
@@ -55,6 +55,8 @@ impl RelationPlanner for FunctionRelationPlanner {
         let (call, inputs) = match name.as_str() {
             "pca" => super::pca::plan_pca(args.args, ctx, &settings)?,
             "pca_project" => super::pca::plan_pca_project(args.args, ctx, &settings)?,
+            "kmeans" => super::kmeans::plan_kmeans(args.args, ctx, &settings)?,
+            "kmeans_predict" => super::kmeans::plan_kmeans_predict(args.args, ctx, &settings)?,
             other => {
                 return Err(DataFusionError::Internal(format!(
                     "table function {other} has no planner"
