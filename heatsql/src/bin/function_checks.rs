@@ -176,6 +176,73 @@ async fn check_kmeans(c: &mut Checker, ctx: &HeatContext) {
             format!("{direct:?} {summary:?} {per:?} {sizes:?}")
         });
     }
+    // scikit-learn's KMeans on its wine dataset from the same initial centroids: inertia and
+    // centroids within 1e-6 relative, the same labels.
+    let call = "kmeans(wine, k => 3, keep => 'id', init => km_init";
+    let features = names(&[
+        "alcohol",
+        "malic_acid",
+        "ash",
+        "alcalinity_of_ash",
+        "magnesium",
+        "total_phenols",
+        "flavanoids",
+        "nonflavanoid_phenols",
+        "proanthocyanins",
+        "color_intensity",
+        "hue",
+        "od280_od315_of_diluted_wines",
+        "proline",
+    ]);
+    let want = rows(ctx, "SELECT inertia FROM km_summary")
+        .await
+        .and_then(|b| matrix(&b, &names(&["inertia"])));
+    let got = rows(ctx, &format!("SELECT inertia FROM {call}, output => 'summary')"))
+        .await
+        .and_then(|b| matrix(&b, &names(&["inertia"])));
+    match want {
+        Ok(w) => c.close("kmeans/sklearn/inertia", got, &w, 1e-6),
+        Err(e) => c.check("kmeans/sklearn/inertia", false, || e),
+    }
+    let want = rows(ctx, "SELECT * FROM km_centroids ORDER BY \"cluster\"")
+        .await
+        .and_then(|b| matrix(&b, &features));
+    let got = rows(
+        ctx,
+        &format!("SELECT * FROM {call}, output => 'centroids') c ORDER BY c.cluster"),
+    )
+    .await
+    .and_then(|b| matrix(&b, &features));
+    match want {
+        Ok(w) => c.close("kmeans/sklearn/centroids", got, &w, 1e-6),
+        Err(e) => c.check("kmeans/sklearn/centroids", false, || e),
+    }
+    let same = rows(
+        ctx,
+        &format!("SELECT count(*) AS n, sum(CASE WHEN a.cluster = l.cluster THEN 1 ELSE 0 END) AS same FROM {call}) a JOIN km_labels l ON a.id = l.id"),
+    )
+    .await
+    .map(|b| (int_column(&b, "n"), int_column(&b, "same")));
+    c.check("kmeans/sklearn/labels", same == Ok((vec![178], vec![178])), || {
+        format!("{same:?}")
+    });
+    for (sql, want) in [
+        (
+            "SELECT * FROM kmeans(wine, k => 2, keep => 'id', init => km_init)",
+            "kmeans: init => has 3 rows; expected k = 2 initial centroids",
+        ),
+        (
+            "SELECT * FROM kmeans(wine, k => 3, keep => 'id', init => km_init, n_init => 2)",
+            "kmeans: n_init applies to drawn initial centroids",
+        ),
+        (
+            "SELECT * FROM kmeans(wine, k => 3, keep => 'id', init => (SELECT alcohol FROM km_init))",
+            "kmeans: init => must have one numeric column per feature",
+        ),
+    ] {
+        let e = error_of(ctx, sql).await;
+        c.check(&format!("kmeans/error/{sql}"), e.contains(want), || format!("got: {e}"));
+    }
     // kmeans_predict with the centroids table gives the same assignments.
     let made = rows(ctx, "CREATE TABLE cents AS SELECT * FROM kmeans(blobs, k => 4, keep => 'id, label', seed => 5, output => 'centroids')").await;
     let same = rows(
@@ -875,6 +942,16 @@ async fn main() {
         }
     }
     tables.push(("variance_k".into(), format!("{fixtures}/variance_k.parquet")));
+    // The k-means fixture sits beside the PCA one.
+    for (name, file) in [
+        ("wine", "wine"),
+        ("km_init", "init"),
+        ("km_centroids", "centroids"),
+        ("km_labels", "labels"),
+        ("km_summary", "summary"),
+    ] {
+        tables.push((name.into(), format!("{fixtures}/../kmeans/{file}.parquet")));
+    }
     for (name, path) in &tables {
         let r = rows(
             &ctx,

@@ -23,6 +23,9 @@ pub enum ArgKind {
     Bool,
     /// A relation: a table name or a parenthesised query (`model => (SELECT * FROM m)`).
     Relation,
+    /// A string literal, or a relation given as a parenthesised query or a table name
+    /// (`init => 'random'` or `init => (SELECT …)`).
+    TextOrRelation,
 }
 
 impl ArgKind {
@@ -33,6 +36,7 @@ impl ArgKind {
             ArgKind::Text => "a string literal",
             ArgKind::Bool => "true or false",
             ArgKind::Relation => "a table name or a parenthesised query",
+            ArgKind::TextOrRelation => "a string literal, a table name or a parenthesised query",
         }
     }
 }
@@ -135,7 +139,11 @@ impl Args {
             if parsed.literals.contains_key(spec.name) || parsed.relations.contains_key(spec.name) {
                 return Err(plan_err(function, format!("argument {} is given twice", spec.name)));
             }
-            if spec.kind == ArgKind::Relation {
+            let relation_value = matches!(
+                value,
+                SqlExpr::Subquery(_) | SqlExpr::Identifier(_) | SqlExpr::CompoundIdentifier(_)
+            );
+            if spec.kind == ArgKind::Relation || (spec.kind == ArgKind::TextOrRelation && relation_value) {
                 let plan = relation(function, spec.name, value, ctx)?;
                 parsed.relations.insert(spec.name, plan);
             } else {
@@ -303,7 +311,9 @@ fn literal(function: &str, spec: &ArgSpec, e: &SqlExpr) -> Result<Literal> {
     match e {
         SqlExpr::Value(v) => match &v.value {
             Value::Number(n, _) => number(n, false),
-            Value::SingleQuotedString(s) | Value::DoubleQuotedString(s) if spec.kind == ArgKind::Text => {
+            Value::SingleQuotedString(s) | Value::DoubleQuotedString(s)
+                if matches!(spec.kind, ArgKind::Text | ArgKind::TextOrRelation) =>
+            {
                 Ok(Literal::Text(s.clone()))
             }
             Value::Boolean(b) if spec.kind == ArgKind::Bool => Ok(Literal::Bool(*b)),

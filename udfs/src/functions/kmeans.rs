@@ -37,7 +37,7 @@ const COMMON: [ArgSpec; 5] = [
 
 const KMEANS_ARGS: [ArgSpec; 7] = [
     arg("k", ArgKind::Int),
-    arg("init", ArgKind::Text),
+    arg("init", ArgKind::TextOrRelation),
     arg("max_iter", ArgKind::Int),
     arg("tol", ArgKind::Float),
     arg("seed", ArgKind::Int),
@@ -63,6 +63,7 @@ enum KMeansOutput {
 struct KMeans {
     f: FeatureArgs,
     k: i64,
+    /// `k-means||`, `k-means++`, `random`, or `given` (initial centroids as a second input).
     init: &'static str,
     max_iter: usize,
     tol: f64,
@@ -94,7 +95,15 @@ pub fn plan_kmeans(
         Some(k) if k < 1 => return Err(args.error(format!("k = {k} is out of range; expected k ≥ 1"))),
         Some(k) => k,
     };
-    let init = args.choice("init", &["k-means||", "k-means++", "random"], "k-means||")?;
+    let given = args.take_relation("init");
+    let init = if given.is_some() {
+        "given"
+    } else {
+        args.choice("init", &["k-means||", "k-means++", "random"], "k-means||")?
+    };
+    if given.is_some() && args.has("n_init") {
+        return Err(args.error("n_init applies to drawn initial centroids, not to init => (SELECT …)"));
+    }
     let max_iter = match args.int("max_iter").unwrap_or(MAX_ITER) {
         m if m < 1 => return Err(args.error(format!("max_iter = {m} is out of range; expected ≥ 1"))),
         m => m as usize,
@@ -141,6 +150,26 @@ pub fn plan_kmeans(
         f.keep.clear();
     }
     let input = super::plan::project(input, &f.keep, &f.features)?;
+    let mut inputs = vec![input];
+    if let Some(given) = given {
+        let gs = given.schema();
+        if let Some(missing) = f.features.iter().find(|x| {
+            !gs.fields()
+                .iter()
+                .any(|g| g.name() == *x && crate::convert::is_numeric(g.data_type()))
+        }) {
+            return Err(args.error(format!(
+                "init => must have one numeric column per feature ({}); it has no numeric column '{missing}'",
+                f.features.join(", ")
+            )));
+        }
+        let mut cols: Vec<String> = Vec::new();
+        if gs.fields().iter().any(|g| g.name() == "cluster") {
+            cols.push("cluster".into());
+        }
+        cols.extend(f.features.iter().cloned());
+        inputs.push(super::plan::project(given, &[], &cols)?);
+    }
     let call = KMeans {
         f,
         k,
@@ -152,7 +181,7 @@ pub fn plan_kmeans(
         output,
         schema,
     };
-    Ok((Arc::new(call), vec![input]))
+    Ok((Arc::new(call), inputs))
 }
 
 fn load_spec(function: &str, f: &FeatureArgs, columns: Vec<String>, device: Device) -> LoadSpec {
@@ -257,7 +286,11 @@ impl TableFunction for KMeans {
     }
 
     fn input_layouts(&self) -> Vec<Layout> {
-        vec![Layout::RowSplit]
+        if self.init == "given" {
+            vec![Layout::RowSplit, Layout::Replicated]
+        } else {
+            vec![Layout::RowSplit]
+        }
     }
 
     fn run<'a>(
@@ -267,8 +300,29 @@ impl TableFunction for KMeans {
     ) -> BoxFuture<'a, Result<Vec<RecordBatch>>> {
         Box::pin(async move {
             let comm = ctx.comm;
-            let Some(input) = inputs.into_iter().next() else {
-                return Err(DataFusionError::Internal("kmeans: expected 1 input".into()));
+            let mut inputs = inputs.into_iter();
+            let Some(input) = inputs.next() else {
+                return Err(DataFusionError::Internal("kmeans: expected an input".into()));
+            };
+            // Initial centroids (the same on every rank), read before the data.
+            let given = match inputs.next() {
+                Some(stream) => {
+                    let read = async {
+                        let batches: Vec<RecordBatch> = stream.try_collect().await?;
+                        let c = read_initial(&batches, &self.f.features)?;
+                        if c.size()[0] != self.k {
+                            return Err(DataFusionError::Execution(format!(
+                                "kmeans: init => has {} rows; expected k = {} initial centroids",
+                                c.size()[0],
+                                self.k
+                            )));
+                        }
+                        Ok::<_, DataFusionError>(c)
+                    }
+                    .await;
+                    Some(comm.agree(read).map_err(crate::exchange::agreed)?)
+                }
+                None => None,
             };
             let device = comm
                 .agree(self.f.device.resolve(comm.local_rank()))
@@ -276,9 +330,10 @@ impl TableFunction for KMeans {
             let loaded = load(input, &load_spec("kmeans", &self.f, self.f.features.clone(), device))
                 .await
                 .map_err(DataFusionError::from)?;
-            let init = match self.init {
-                "k-means++" => Init::PlusPlus,
-                "random" => Init::Random,
+            let init = match (self.init, given) {
+                (_, Some(c)) => Init::Centroids(c),
+                ("k-means++", _) => Init::PlusPlus,
+                ("random", _) => Init::Random,
                 _ => Init::Parallel {
                     rounds: ROUNDS,
                     oversampling: OVERSAMPLING,
@@ -389,6 +444,41 @@ pub fn plan_kmeans_predict(
         }),
         vec![input, model],
     ))
+}
+
+/// Initial centroids: a centroids table (ordered by `cluster`) or any relation with the
+/// feature columns (rows in order), k × d (f64).
+fn read_initial(batches: &[RecordBatch], features: &[String]) -> Result<Tensor> {
+    let has_cluster = batches.first().is_some_and(|b| b.schema().index_of("cluster").is_ok());
+    if has_cluster {
+        return read_centroids(batches, features).map_err(|e| {
+            DataFusionError::Execution(e.to_string().replace("kmeans_predict: centroids =>", "kmeans: init =>"))
+        });
+    }
+    let Some(first) = batches.first() else {
+        return Err(DataFusionError::Execution("kmeans: init => has no rows".into()));
+    };
+    let batch = concat_batches(&first.schema(), batches)?;
+    let mut cols = Vec::with_capacity(features.len());
+    for name in features {
+        let a = cast(
+            batch
+                .column_by_name(name)
+                .ok_or_else(|| DataFusionError::Internal(format!("init column {name}")))?,
+            &DataType::Float64,
+        )?;
+        let a = a
+            .as_any()
+            .downcast_ref::<Float64Array>()
+            .ok_or_else(|| DataFusionError::Internal("float column".into()))?;
+        if a.null_count() > 0 || a.values().iter().any(|v| !v.is_finite()) {
+            return Err(DataFusionError::Execution(format!(
+                "kmeans: init => column '{name}' has NULL or non-finite values"
+            )));
+        }
+        cols.push(Tensor::from_slice(a.values()));
+    }
+    Ok(Tensor::stack(&cols, 1))
 }
 
 /// The centroids table read back: k × d (f64), rows in cluster order 0 … k − 1.

@@ -15,7 +15,7 @@ use datafusion::sql::sqlparser::dialect::GenericDialect;
 use datafusion::sql::sqlparser::parser::Parser;
 
 /// Named arguments that take a relation.
-const RELATION_ARGS: [&str; 2] = ["model", "centroids"];
+const RELATION_ARGS: [&str; 3] = ["model", "centroids", "init"];
 
 /// Rewrites every table-name relation argument of a heatsql function call in `statement`.
 pub fn relation_arguments_as_queries(statement: &mut DFStatement) -> Result<()> {
