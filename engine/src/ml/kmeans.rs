@@ -3,7 +3,7 @@
 //! Lloyd iterations: each rank computes, chunk by chunk, the squared distances of its rows to
 //! the k centroids from one GEMM (‖x‖² − 2·x·cᵀ + ‖c‖², clamped at 0), assigns each row to its
 //! nearest centroid (the first on ties), and accumulates the per-cluster sums, counts and
-//! squared distances in one pass (`index_add`); ONE allreduce of k × (d + 2) values then gives
+//! squared distances in one pass (products with the one-hot assignment); ONE allreduce of k × (d + 2) values then gives
 //! the new centroids and the inertia. Centroids are replicated and kept in f64.
 //!
 //! Initialisation, identical on every rank:
@@ -146,17 +146,25 @@ fn assign(x: &DNDarray, c: &Tensor) -> Result<Pass> {
     let local = (|| {
         let c = c.to_device(dev);
         let c2 = c.f_square()?.f_sum_dim_intlist(1, false, Kind::Double)?;
-        let mut acc = Tensor::f_zeros([k, d + 2], (Kind::Double, dev))?;
-        let ones = Tensor::f_ones([CHUNK_ROWS, 1], (Kind::Double, dev))?;
+        let mut sums = Tensor::f_zeros([k, d], (Kind::Double, dev))?;
+        let mut counts = Tensor::f_zeros([k], (Kind::Double, dev))?;
+        let mut inertia = Tensor::f_zeros([k], (Kind::Double, dev))?;
         for_chunks(x, |_, xc| {
             let dist = sq_distances(xc, &c, &c2)?;
             let (min, label) = dist.f_min_dim(1, false)?;
-            let len = xc.size()[0];
-            let row = Tensor::f_cat(&[xc, &ones.narrow(0, 0, len), &min.unsqueeze(1)], 1)?;
-            acc = acc.f_index_add(0, &label, &row)?;
+            // One-hot (rows × k) assignment: the sums are one GEMM, counts and inertia two GEMVs.
+            let onehot = Tensor::f_zeros([xc.size()[0], k], (Kind::Double, dev))?.f_scatter_value(
+                1,
+                &label.unsqueeze(1),
+                1.0,
+            )?;
+            let oh_t = onehot.f_tr()?;
+            sums = sums.f_addmm(&oh_t, xc)?;
+            counts = counts.f_add(&onehot.f_sum_dim_intlist(0, false, Kind::Double)?)?;
+            inertia = inertia.f_addmv(&oh_t, &min)?;
             Ok(())
         })?;
-        Ok::<_, tch::TchError>(acc)
+        Tensor::f_cat(&[sums, counts.unsqueeze(1), inertia.unsqueeze(1)], 1)
     })();
     let local = comm.agree(local)?;
     let all = comm
