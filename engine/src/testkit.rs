@@ -108,3 +108,40 @@ pub fn compare(g: &Tensor, want: &Tensor, tol: f64) -> Result<(), String> {
         ))
     }
 }
+
+/// The adjusted Rand index of two labelings of the same rows (1 for identical partitions,
+/// about 0 for independent ones).
+pub fn adjusted_rand(a: &[i64], b: &[i64]) -> f64 {
+    use std::collections::HashMap;
+    let comb = |x: f64| x * (x - 1.0) / 2.0;
+    let mut table: HashMap<(i64, i64), f64> = HashMap::new();
+    let (mut ra, mut rb): (HashMap<i64, f64>, HashMap<i64, f64>) = (HashMap::new(), HashMap::new());
+    for (&x, &y) in a.iter().zip(b) {
+        *table.entry((x, y)).or_default() += 1.0;
+        *ra.entry(x).or_default() += 1.0;
+        *rb.entry(y).or_default() += 1.0;
+    }
+    let index: f64 = table.values().map(|&v| comb(v)).sum();
+    let sa: f64 = ra.values().map(|&v| comb(v)).sum();
+    let sb: f64 = rb.values().map(|&v| comb(v)).sum();
+    let expected = sa * sb / comb(a.len() as f64);
+    let max = (sa + sb) / 2.0;
+    if max == expected {
+        1.0
+    } else {
+        (index - expected) / (max - expected)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::adjusted_rand;
+
+    #[test]
+    fn adjusted_rand_is_one_for_relabelled_partitions_and_low_for_unrelated_ones() {
+        assert_eq!(adjusted_rand(&[0, 0, 1, 1, 2, 2], &[5, 5, 3, 3, 9, 9]), 1.0);
+        let a: Vec<i64> = (0..400).map(|i| i % 4).collect();
+        let b: Vec<i64> = (0..400).map(|i| (i / 100) % 4).collect();
+        assert!(adjusted_rand(&a, &b).abs() < 0.05);
+    }
+}

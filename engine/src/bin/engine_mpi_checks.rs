@@ -16,7 +16,7 @@ use tch::{Device, Kind, Tensor};
 const F64: (Kind, Device) = (Kind::Double, Device::Cpu);
 const F32: (Kind, Device) = (Kind::Float, Device::Cpu);
 
-use engine::testkit::{Checker, compare};
+use engine::testkit::{Checker, adjusted_rand, compare};
 
 /// Per-rank counts of `n` entries for a named layout at P ranks (rank-independent).
 fn layout(name: &str, n: i64, p: usize) -> Vec<i64> {
@@ -881,28 +881,6 @@ fn check_pca(c: &mut Checker) {
         msg.contains("variance => needs every component"),
         || msg.clone(),
     );
-}
-
-/// The adjusted Rand index of two labelings.
-fn adjusted_rand(a: &[i64], b: &[i64]) -> f64 {
-    use std::collections::HashMap;
-    let comb = |x: f64| x * (x - 1.0) / 2.0;
-    let mut table: HashMap<(i64, i64), f64> = HashMap::new();
-    let (mut ra, mut rb): (HashMap<i64, f64>, HashMap<i64, f64>) = (HashMap::new(), HashMap::new());
-    for (&x, &y) in a.iter().zip(b) {
-        *table.entry((x, y)).or_default() += 1.0;
-        *ra.entry(x).or_default() += 1.0;
-        *rb.entry(y).or_default() += 1.0;
-    }
-    let index: f64 = table.values().map(|&v| comb(v)).sum();
-    let (sa, sb): (f64, f64) = (ra.values().map(|&v| comb(v)).sum(), rb.values().map(|&v| comb(v)).sum());
-    let expected = sa * sb / comb(a.len() as f64);
-    let max = (sa + sb) / 2.0;
-    if max == expected {
-        1.0
-    } else {
-        (index - expected) / (max - expected)
-    }
 }
 
 /// Single-process Lloyd from `init` with scikit-learn's tolerance: (centroids, iterations,

@@ -15,7 +15,7 @@ use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Field, Float64Type, Int64Type, Schema};
 use datafusion::parquet::arrow::ArrowWriter;
 use datafusion::parquet::file::properties::WriterProperties;
-use engine::testkit::Checker;
+use engine::testkit::{Checker, adjusted_rand};
 use heatsql::HeatContext;
 use tch::{Kind, Tensor};
 
@@ -107,29 +107,6 @@ fn write_parquet(path: &str, b: &RecordBatch, group: usize) {
     let mut w = ArrowWriter::try_new(file, b.schema(), Some(props)).expect("writer");
     w.write(b).expect("write");
     w.close().expect("close");
-}
-
-/// The adjusted Rand index of two labelings.
-fn adjusted_rand(a: &[i64], b: &[i64]) -> f64 {
-    use std::collections::HashMap;
-    let comb = |x: f64| x * (x - 1.0) / 2.0;
-    let mut table: HashMap<(i64, i64), f64> = HashMap::new();
-    let (mut ra, mut rb): (HashMap<i64, f64>, HashMap<i64, f64>) = (HashMap::new(), HashMap::new());
-    for (&x, &y) in a.iter().zip(b) {
-        *table.entry((x, y)).or_default() += 1.0;
-        *ra.entry(x).or_default() += 1.0;
-        *rb.entry(y).or_default() += 1.0;
-    }
-    let index: f64 = table.values().map(|&v| comb(v)).sum();
-    let sa: f64 = ra.values().map(|&v| comb(v)).sum();
-    let sb: f64 = rb.values().map(|&v| comb(v)).sum();
-    let expected = sa * sb / comb(a.len() as f64);
-    let max = (sa + sb) / 2.0;
-    if max == expected {
-        1.0
-    } else {
-        (index - expected) / (max - expected)
-    }
 }
 
 async fn check_kmeans(c: &mut Checker, ctx: &HeatContext) {

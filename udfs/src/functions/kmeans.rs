@@ -22,18 +22,11 @@ use futures::future::BoxFuture;
 use tch::{Device, Kind, Tensor};
 
 use super::args::{ArgKind, ArgSpec, Args, arg};
+use super::io::{finite_matrix, names, slices, specs};
 use super::plan::{FeatureArgs, feature_args, output_schema};
 use super::{Layout, RunContext, TableFunction, exec_error};
 use crate::convert::{LoadSpec, load};
 use crate::settings::HeatsqlOptions;
-
-const COMMON: [ArgSpec; 5] = [
-    arg("columns", ArgKind::Text),
-    arg("keep", ArgKind::Text),
-    arg("dtype", ArgKind::Text),
-    arg("nulls", ArgKind::Text),
-    arg("device", ArgKind::Text),
-];
 
 const KMEANS_ARGS: [ArgSpec; 7] = [
     arg("k", ArgKind::Int),
@@ -71,14 +64,6 @@ struct KMeans {
     n_init: usize,
     output: KMeansOutput,
     schema: SchemaRef,
-}
-
-fn specs(own: &[ArgSpec]) -> Vec<ArgSpec> {
-    own.iter().chain(COMMON.iter()).copied().collect()
-}
-
-fn names(list: &[String]) -> String {
-    format!("[{}]", list.join(", "))
 }
 
 /// Plans `kmeans(input, k => …)`.
@@ -207,16 +192,10 @@ fn assignment_batches(
     let labels: Vec<i64> = Vec::try_from(&labels.to_device(Device::Cpu)).map_err(exec_error)?;
     let distances: Vec<f64> =
         Vec::try_from(&distances.to_device(Device::Cpu).to_kind(Kind::Double)).map_err(exec_error)?;
-    let rows = labels.len();
     let mut columns: Vec<ArrayRef> = keep.map(|k| k.columns().to_vec()).unwrap_or_default();
     columns.push(Arc::new(Int64Array::from(labels)));
     columns.push(Arc::new(Float64Array::from(distances)));
-    let batch = RecordBatch::try_new(Arc::clone(schema), columns)?;
-    let step = batch_size.max(1);
-    Ok((0..rows)
-        .step_by(step)
-        .map(|at| batch.slice(at, step.min(rows - at)))
-        .collect())
+    Ok(slices(&RecordBatch::try_new(Arc::clone(schema), columns)?, batch_size))
 }
 
 fn centroids_batch(schema: &SchemaRef, model: &KMeansModel) -> Result<RecordBatch> {
@@ -459,26 +438,9 @@ fn read_initial(batches: &[RecordBatch], features: &[String]) -> Result<Tensor> 
         return Err(DataFusionError::Execution("kmeans: init => has no rows".into()));
     };
     let batch = concat_batches(&first.schema(), batches)?;
-    let mut cols = Vec::with_capacity(features.len());
-    for name in features {
-        let a = cast(
-            batch
-                .column_by_name(name)
-                .ok_or_else(|| DataFusionError::Internal(format!("init column {name}")))?,
-            &DataType::Float64,
-        )?;
-        let a = a
-            .as_any()
-            .downcast_ref::<Float64Array>()
-            .ok_or_else(|| DataFusionError::Internal("float column".into()))?;
-        if a.null_count() > 0 || a.values().iter().any(|v| !v.is_finite()) {
-            return Err(DataFusionError::Execution(format!(
-                "kmeans: init => column '{name}' has NULL or non-finite values"
-            )));
-        }
-        cols.push(Tensor::from_slice(a.values()));
-    }
-    Ok(Tensor::stack(&cols, 1))
+    finite_matrix(&batch, features, |m| {
+        DataFusionError::Execution(format!("kmeans: init => {m}"))
+    })
 }
 
 /// The centroids table read back: k × d (f64), rows in cluster order 0 … k − 1.
@@ -512,24 +474,7 @@ fn read_centroids(batches: &[RecordBatch], features: &[String]) -> Result<Tensor
         order[c as usize] = Some(i);
     }
     let order: Vec<i64> = order.into_iter().map(|o| o.unwrap_or(0) as i64).collect();
-    let mut cols = Vec::with_capacity(features.len());
-    for name in features {
-        let a = cast(
-            batch
-                .column_by_name(name)
-                .ok_or_else(|| DataFusionError::Internal(format!("centroid column {name}")))?,
-            &DataType::Float64,
-        )?;
-        let a = a
-            .as_any()
-            .downcast_ref::<Float64Array>()
-            .ok_or_else(|| DataFusionError::Internal("float column".into()))?;
-        if a.null_count() > 0 || a.values().iter().any(|v| !v.is_finite()) {
-            return Err(bad(format!("column '{name}' has NULL or non-finite values")));
-        }
-        cols.push(Tensor::from_slice(a.values()));
-    }
-    Ok(Tensor::stack(&cols, 1).index_select(0, &Tensor::from_slice(&order)))
+    Ok(finite_matrix(&batch, features, bad)?.index_select(0, &Tensor::from_slice(&order)))
 }
 
 impl TableFunction for KMeansPredict {

@@ -20,6 +20,7 @@
 pub mod args;
 mod columns;
 pub mod exec;
+mod io;
 pub mod kmeans;
 pub mod pca;
 pub mod plan;

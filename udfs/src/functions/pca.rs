@@ -21,19 +21,11 @@ use futures::future::BoxFuture;
 use tch::{Device, Kind, Tensor};
 
 use super::args::{ArgKind, ArgSpec, Args, arg};
+use super::io::{f64_column, names, slices, specs};
 use super::plan::{FeatureArgs, feature_args, output_schema};
 use super::{Layout, RunContext, TableFunction, exec_error};
 use crate::convert::{LoadSpec, load};
 use crate::settings::HeatsqlOptions;
-
-/// Arguments every feature function takes.
-const COMMON: [ArgSpec; 5] = [
-    arg("columns", ArgKind::Text),
-    arg("keep", ArgKind::Text),
-    arg("dtype", ArgKind::Text),
-    arg("nulls", ArgKind::Text),
-    arg("device", ArgKind::Text),
-];
 
 const PCA_ARGS: [ArgSpec; 8] = [
     arg("k", ArgKind::Int),
@@ -72,10 +64,6 @@ struct Pca {
     /// Component columns in the output: k, or d with `variance =>` (the unused ones NULL).
     width: usize,
     schema: SchemaRef,
-}
-
-fn specs(own: &[ArgSpec]) -> Vec<ArgSpec> {
-    own.iter().chain(COMMON.iter()).copied().collect()
 }
 
 /// `pc1` … `pcN`.
@@ -215,10 +203,6 @@ fn variance_schema() -> Schema {
         Field::new("cumulative_variance_ratio", DataType::Float64, false),
         Field::new("error_estimate", DataType::Float64, true),
     ])
-}
-
-fn names(list: &[String]) -> String {
-    format!("[{}]", list.join(", "))
 }
 
 fn keep_names(keep: &[Field]) -> Vec<String> {
@@ -372,12 +356,7 @@ fn scores_batches(
     for field in schema.fields().iter().skip(have).take(width) {
         columns.push(new_null_array(field.data_type(), rows));
     }
-    let batch = RecordBatch::try_new(Arc::clone(schema), columns)?;
-    let step = batch_size.max(1);
-    Ok((0..rows)
-        .step_by(step)
-        .map(|at| batch.slice(at, step.min(rows - at)))
-        .collect())
+    Ok(slices(&RecordBatch::try_new(Arc::clone(schema), columns)?, batch_size))
 }
 
 /// One row per feature: its name, mean, scale and loadings on each component.
@@ -557,11 +536,7 @@ fn read_loadings(batches: &[RecordBatch], pcs: &[String]) -> Result<Loadings> {
         features.push(name);
     }
     let floats = |name: &str, allow_all_null: bool| -> Result<Option<Vec<f64>>> {
-        let a = cast(&col(name)?, &DataType::Float64)?;
-        let a = a
-            .as_any()
-            .downcast_ref::<Float64Array>()
-            .ok_or_else(|| DataFusionError::Internal("pca_project: float column".into()))?;
+        let a = f64_column(&batch, name)?;
         if allow_all_null && a.null_count() == d {
             return Ok(None);
         }
@@ -701,11 +676,7 @@ impl TableFunction for PcaProject {
                 }
             }
             let batch = RecordBatch::try_new(Arc::clone(&self.schema), columns)?;
-            let step = ctx.task.session_config().batch_size().max(1);
-            Ok((0..rows)
-                .step_by(step)
-                .map(|at| batch.slice(at, step.min(rows - at)))
-                .collect())
+            Ok(slices(&batch, ctx.task.session_config().batch_size()))
         })
     }
 }

@@ -1,0 +1,68 @@
+//! What the functions share around their numerics: the common argument list, saved models
+//! read back from Arrow, and output rows cut into batches.
+
+use datafusion::arrow::array::{Array, Float64Array, RecordBatch};
+use datafusion::arrow::compute::cast;
+use datafusion::arrow::datatypes::DataType;
+use datafusion::error::{DataFusionError, Result};
+use tch::Tensor;
+
+use super::args::{ArgKind, ArgSpec, arg};
+
+/// Arguments every function over feature columns takes.
+pub(super) const COMMON: [ArgSpec; 5] = [
+    arg("columns", ArgKind::Text),
+    arg("keep", ArgKind::Text),
+    arg("dtype", ArgKind::Text),
+    arg("nulls", ArgKind::Text),
+    arg("device", ArgKind::Text),
+];
+
+/// A function's own arguments followed by [`COMMON`].
+pub(super) fn specs(own: &[ArgSpec]) -> Vec<ArgSpec> {
+    own.iter().chain(COMMON.iter()).copied().collect()
+}
+
+/// `[a, b, c]` for EXPLAIN.
+pub(super) fn names(list: &[String]) -> String {
+    format!("[{}]", list.join(", "))
+}
+
+/// `batch` cut into zero-copy slices of at most `batch_size` rows.
+pub(super) fn slices(batch: &RecordBatch, batch_size: usize) -> Vec<RecordBatch> {
+    let (rows, step) = (batch.num_rows(), batch_size.max(1));
+    (0..rows)
+        .step_by(step)
+        .map(|at| batch.slice(at, step.min(rows - at)))
+        .collect()
+}
+
+/// Column `name` of a model table as Float64 (cast from any numeric type).
+pub(super) fn f64_column(batch: &RecordBatch, name: &str) -> Result<Float64Array> {
+    let a = batch
+        .column_by_name(name)
+        .ok_or_else(|| DataFusionError::Internal(format!("model column {name} missing")))?;
+    let a = cast(a, &DataType::Float64)?;
+    a.as_any()
+        .downcast_ref::<Float64Array>()
+        .cloned()
+        .ok_or_else(|| DataFusionError::Internal(format!("model column {name} is not Float64")))
+}
+
+/// The named columns of a model table as a rows × columns f64 tensor; a NULL or non-finite
+/// value is an error `bad("column '…' has NULL or non-finite values")`.
+pub(super) fn finite_matrix(
+    batch: &RecordBatch,
+    columns: &[String],
+    bad: impl Fn(String) -> DataFusionError,
+) -> Result<Tensor> {
+    let mut cols = Vec::with_capacity(columns.len());
+    for name in columns {
+        let a = f64_column(batch, name)?;
+        if a.null_count() > 0 || a.values().iter().any(|v| !v.is_finite()) {
+            return Err(bad(format!("column '{name}' has NULL or non-finite values")));
+        }
+        cols.push(Tensor::from_slice(a.values()));
+    }
+    Ok(Tensor::stack(&cols, 1))
+}
