@@ -77,3 +77,23 @@ pub async fn open_table(ctx: &heatsql::HeatContext, name: &str, path: &Path) -> 
     let table = (provider.as_ref() as &dyn std::any::Any).downcast_ref::<connectors::DistributedParquetTable>()?;
     Some(table.rows_per_rank()[ctx.comm().rank()] as usize)
 }
+
+/// A deterministic random stream for generated benchmark data (xorshift64; Box–Muller
+/// normals), the same on every run.
+pub struct Xorshift(pub u64);
+
+impl Xorshift {
+    /// Uniform in (0, 1).
+    pub fn uniform(&mut self) -> f64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        ((self.0 >> 11) as f64 + 0.5) / (1u64 << 53) as f64
+    }
+
+    /// Standard normal.
+    pub fn normal(&mut self) -> f64 {
+        let (u, v) = (self.uniform(), self.uniform());
+        (-2.0 * u.ln()).sqrt() * (std::f64::consts::TAU * v).cos()
+    }
+}

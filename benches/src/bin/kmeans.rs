@@ -16,30 +16,14 @@ use std::time::Instant;
 
 use heatsql::HeatContext;
 
-/// A deterministic uniform stream (xorshift).
-struct Uniform(u64);
-
-impl Uniform {
-    fn next(&mut self) -> f64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        ((self.0 >> 11) as f64 + 0.5) / (1u64 << 53) as f64
-    }
-    fn normal(&mut self) -> f64 {
-        let (u, v) = (self.next(), self.next());
-        (-2.0 * u.ln()).sqrt() * (std::f64::consts::TAU * v).cos()
-    }
-}
-
 fn generate(path: &Path, init: &Path, rows: usize, cols: usize, k: usize) {
-    let mut g = Uniform(0x2545_f491_4f6c_dd1d);
-    let centres: Vec<f64> = (0..8 * cols).map(|_| 2.0 * g.next() - 1.0).collect();
+    let mut g = benches::Xorshift(0x2545_f491_4f6c_dd1d);
+    let centres: Vec<f64> = (0..8 * cols).map(|_| 2.0 * g.uniform() - 1.0).collect();
     let mut first: Vec<Vec<f64>> = vec![Vec::new(); cols];
     benches::write_f64_parquet(path, cols, "x", rows, |n| {
         let mut data = vec![vec![0.0f64; n]; cols];
         for i in 0..n {
-            let c = (g.next() * 8.0) as usize % 8;
+            let c = (g.uniform() * 8.0) as usize % 8;
             for (j, col) in data.iter_mut().enumerate() {
                 col[i] = centres[c * cols + j] + g.normal();
             }

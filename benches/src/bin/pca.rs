@@ -22,34 +22,18 @@ use futures::StreamExt;
 use heatsql::HeatContext;
 use heatsql::convert::LoadSpec;
 
-/// A deterministic standard normal stream (xorshift + Box–Muller).
-struct Normal(u64);
-
-impl Normal {
-    fn uniform(&mut self) -> f64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        ((self.0 >> 11) as f64 + 0.5) / (1u64 << 53) as f64
-    }
-    fn next(&mut self) -> f64 {
-        let (u, v) = (self.uniform(), self.uniform());
-        (-2.0 * u.ln()).sqrt() * (std::f64::consts::TAU * v).cos()
-    }
-}
-
 /// rows × cols = Z (rows × 8) · M (8 × cols) + offsets + 0.01 noise, written in chunks.
 fn generate(path: &std::path::Path, rows: usize, cols: usize) {
     let rank = 8.min(cols);
-    let mut g = Normal(0x9e37_79b9_7f4a_7c15);
-    let m: Vec<f64> = (0..rank * cols).map(|_| g.next()).collect();
+    let mut g = benches::Xorshift(0x9e37_79b9_7f4a_7c15);
+    let m: Vec<f64> = (0..rank * cols).map(|_| g.normal()).collect();
     benches::write_f64_parquet(path, cols, "x", rows, |n| {
         let mut data = vec![vec![0.0f64; n]; cols];
         for i in 0..n {
-            let z: Vec<f64> = (0..rank).map(|r| g.next() * (rank - r) as f64).collect();
+            let z: Vec<f64> = (0..rank).map(|r| g.normal() * (rank - r) as f64).collect();
             for (j, col) in data.iter_mut().enumerate() {
                 let signal: f64 = (0..rank).map(|r| z[r] * m[r * cols + j]).sum();
-                col[i] = signal + j as f64 + 0.01 * g.next();
+                col[i] = signal + j as f64 + 0.01 * g.normal();
             }
         }
         data
