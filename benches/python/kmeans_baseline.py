@@ -12,6 +12,7 @@ import time
 import numpy as np
 import pyarrow.parquet as pq
 from sklearn.cluster import KMeans
+from threadpoolctl import threadpool_info
 
 path, init_path, rounds = sys.argv[1], sys.argv[2], int(sys.argv[3])
 init = np.column_stack([c.to_numpy() for c in pq.read_table(init_path).columns])
@@ -26,7 +27,8 @@ for _ in range(rounds):
     km = KMeans(n_clusters=len(init), init=init, n_init=1, max_iter=20, tol=0.0, algorithm="lloyd").fit(x)
     fit_t.append(time.perf_counter() - t)
 load, fit = statistics.median(load_t[1:]), statistics.median(fit_t[1:])
+threads = max((p.get("num_threads", 1) for p in threadpool_info() if p.get("user_api") == "openmp"), default=1)
 print(
-    f"baseline pyarrow + scikit-learn KMeans (same init, {km.n_iter_} iterations): load {load:.3f} s, "
+    f"baseline pyarrow + scikit-learn KMeans (same init, {km.n_iter_} iterations, {threads} OpenMP threads): load {load:.3f} s, "
     f"fit {fit:.3f} s, end to end {load + fit:.3f} s; inertia {km.inertia_:.6e}"
 )

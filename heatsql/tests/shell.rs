@@ -323,7 +323,8 @@ os.write(fd, b"\\q\r")
     eprintln!("[shell] prompt under mpirun through a pty: prompts, history, errors, progress; none when piped");
 }
 
-/// A `-c` job on a terminal shows the progress line; with `-q` it shows none.
+/// A `-c` job on a terminal shows the progress line — the stages of a query and each Lloyd
+/// iteration of k-means with its inertia —; with `-q` it shows none.
 #[test]
 fn progress_on_a_terminal_and_none_with_quiet() {
     let dir = scratch("shell-progress");
@@ -347,12 +348,13 @@ sys.stdout.write(out.decode(errors="replace"))
 sys.exit(os.waitstatus_to_exitcode(status))
 "#;
     let query = "SELECT k, count(*) AS n FROM t GROUP BY k ORDER BY k";
+    let kmeans = "SELECT iterations FROM kmeans(t, k => 2, columns => 'id', output => 'summary')";
     for quiet in [false, true] {
         let mut args = vec!["-c", driver, BIN];
         if quiet {
             args.push("-q");
         }
-        args.extend(["-c", &create, "-c", query]);
+        args.extend(["-c", &create, "-c", query, "-c", kmeans]);
         let out = Command::new("python3")
             .args(&args)
             .env("HEATSQL_THREADS", "1")
@@ -363,6 +365,13 @@ sys.exit(os.waitstatus_to_exitcode(status))
         assert_eq!(out.status.code(), Some(0), "quiet={quiet}: {text}");
         assert!(text.contains("| 3 | 10 |"), "quiet={quiet}: {text}");
         assert_eq!(text.contains("[heatsql] query: 1/"), !quiet, "quiet={quiet}: {text}");
+        // k = 2 on 0 … 39 converges in a few iterations of at most 300.
+        assert_eq!(
+            text.contains("[heatsql] kmeans: 1/300 inertia "),
+            !quiet,
+            "quiet={quiet}: {text}"
+        );
+        assert!(text.contains("| iterations |"), "quiet={quiet}: {text}");
     }
-    eprintln!("[shell] progress on a terminal, none with -q");
+    eprintln!("[shell] progress (query stages, k-means iterations) on a terminal, none with -q");
 }

@@ -992,7 +992,7 @@ fn check_kmeans(c: &mut Checker) {
     let (want_c, want_it, want_inertia) = lloyd_reference(&overlapping, &init, 300, 1e-6);
     for name in LAYOUTS {
         let a = pieces(comm, &overlapping, 0, &layout(name, 257, p)).expect("pieces");
-        let o = KMeansOptions {
+        let given = || KMeansOptions {
             k: 6,
             init: Init::Centroids(init.shallow_clone()),
             max_iter: 300,
@@ -1001,25 +1001,34 @@ fn check_kmeans(c: &mut Checker) {
             n_init: 1,
             progress: false,
         };
-        let tag = format!("kmeans/given/{name}");
-        match fit(&a, &o) {
-            Ok(m) => {
-                c.close(
-                    &format!("{tag}/centroids"),
-                    Ok::<_, String>(m.centroids.shallow_clone()),
-                    &want_c,
-                    1e-10,
-                );
-                c.check(&format!("{tag}/iterations"), m.iterations == want_it, || {
-                    format!("{} iterations, reference {want_it}", m.iterations)
-                });
-                c.check(
-                    &format!("{tag}/inertia"),
-                    (m.inertia - want_inertia).abs() <= 1e-10 * want_inertia,
-                    || format!("{} vs {want_inertia}", m.inertia),
-                );
+        // Also by tensor operations (the path of non-CPU devices) for the first layout.
+        for tensor_path in [false, true] {
+            if tensor_path && name != LAYOUTS[0] {
+                continue;
             }
-            Err(e) => c.check(&format!("{tag}/fit"), false, || e.to_string()),
+            engine::ml::kmeans::force_tensor_path(tensor_path);
+            let tag = format!("kmeans/given/{name}{}", if tensor_path { "/tensor_path" } else { "" });
+            let result = fit(&a, &given());
+            engine::ml::kmeans::force_tensor_path(false);
+            match result {
+                Ok(m) => {
+                    c.close(
+                        &format!("{tag}/centroids"),
+                        Ok::<_, String>(m.centroids.shallow_clone()),
+                        &want_c,
+                        1e-10,
+                    );
+                    c.check(&format!("{tag}/iterations"), m.iterations == want_it, || {
+                        format!("{} iterations, reference {want_it}", m.iterations)
+                    });
+                    c.check(
+                        &format!("{tag}/inertia"),
+                        (m.inertia - want_inertia).abs() <= 1e-10 * want_inertia,
+                        || format!("{} vs {want_inertia}", m.inertia),
+                    );
+                }
+                Err(e) => c.check(&format!("{tag}/fit"), false, || e.to_string()),
+            }
         }
     }
     // Errors, the same on every rank.

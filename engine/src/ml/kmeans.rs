@@ -1,10 +1,12 @@
 //! k-means clustering of a row-split (n × d) array.
 //!
-//! Lloyd iterations: each rank computes, chunk by chunk, the squared distances of its rows to
-//! the k centroids from one GEMM (‖x‖² − 2·x·cᵀ + ‖c‖², clamped at 0), assigns each row to its
-//! nearest centroid (the first on ties), and accumulates the per-cluster sums, counts and
-//! squared distances in one pass (products with the one-hot assignment); ONE allreduce of k × (d + 2) values then gives
-//! the new centroids and the inertia. Centroids are replicated and kept in f64.
+//! Lloyd iterations: each rank computes the squared distances of its rows to the k centroids
+//! in the GEMM form ‖x‖² − 2·x·cᵀ + ‖c‖² (clamped at 0), assigns each row to its nearest
+//! centroid (the first on ties), and accumulates the per-cluster sums, counts and squared
+//! distances in the same pass; ONE allreduce of k × (d + 2) values then gives the new
+//! centroids and the inertia. On the CPU the pass is the fused kernel of `ml/nearest.rs`
+//! (blocks of rows in cache, nothing of size n × k stored); on other devices the same formula
+//! runs as tensor operations on chunks of rows. Centroids are replicated and kept in f64.
 //!
 //! Initialisation, identical on every rank:
 //!
@@ -33,6 +35,8 @@ use crate::comm::ReduceOp;
 use crate::dndarray::DNDarray;
 use crate::error::{EngineError, Result};
 use crate::rng::uniform;
+
+use super::nearest::{Need, nearest};
 
 const OP: &str = "kmeans";
 
@@ -139,21 +143,60 @@ fn for_chunks(
     Ok(())
 }
 
-/// Collective. One assignment pass against `c` (k × d, f64): local sums, counts and squared
-/// distances, then one allreduce of k × (d + 2).
-fn assign(x: &DNDarray, c: &Tensor) -> Result<Pass> {
-    let comm = x.comm();
+/// Set by [`force_tensor_path`].
+static TENSOR_PATH: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Runs the assignment passes by tensor operations — the path of non-CPU devices — on the CPU
+/// too (instead of the fused kernel), so that path is tested on machines without a GPU. For
+/// tests; affects every later fit and predict in this process.
+#[doc(hidden)]
+pub fn force_tensor_path(on: bool) {
+    TENSOR_PATH.store(on, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// This rank's part of a nearest-centroid pass: what `need` asked for, as tensors on the
+/// rows' device (labels int64 and squared distances f64, n_local; totals k × (d + 2): sums,
+/// counts, squared distances).
+struct LocalPass {
+    labels: Option<Tensor>,
+    sq: Option<Tensor>,
+    totals: Option<Tensor>,
+}
+
+/// This rank's nearest-centroid pass against `c` (k × d, f64): the fused kernel
+/// (`ml/nearest.rs`) for host rows, the same formula by tensor operations per chunk on
+/// other devices.
+fn local_pass(x: &DNDarray, c: &Tensor, need: Need) -> std::result::Result<LocalPass, tch::TchError> {
     let (k, d) = (c.size()[0], c.size()[1]);
     let dev = x.local().device();
-    let local = (|| {
-        let c = c.to_device(dev);
-        let c2 = c.f_square()?.f_sum_dim_intlist(1, false, Kind::Double)?;
-        let mut sums = Tensor::f_zeros([k, d], (Kind::Double, dev))?;
-        let mut counts = Tensor::f_zeros([k], (Kind::Double, dev))?;
-        let mut inertia = Tensor::f_zeros([k], (Kind::Double, dev))?;
-        for_chunks(x, |_, xc| {
-            let dist = sq_distances(xc, &c, &c2)?;
-            let (min, label) = dist.f_min_dim(1, false)?;
+    let cv: Vec<f64> = Vec::<f64>::try_from(&c.to_device(tch::Device::Cpu).to_kind(Kind::Double).reshape([-1]))?;
+    let kernel = !TENSOR_PATH.load(std::sync::atomic::Ordering::Relaxed);
+    if let Some(r) = kernel.then(|| nearest(x.local(), &cv, k as usize, need)).flatten() {
+        let totals = r.totals.map(|t| {
+            Tensor::cat(
+                &[
+                    Tensor::from_slice(&t.sums).reshape([k, d]),
+                    Tensor::from_slice(&t.counts).unsqueeze(1),
+                    Tensor::from_slice(&t.inertia).unsqueeze(1),
+                ],
+                1,
+            )
+        });
+        return Ok(LocalPass {
+            labels: need.labels.then(|| Tensor::from_slice(&r.labels)),
+            sq: need.sq.then(|| Tensor::from_slice(&r.sq)),
+            totals,
+        });
+    }
+    let c = c.to_device(dev).to_kind(Kind::Double);
+    let c2 = c.f_square()?.f_sum_dim_intlist(1, false, Kind::Double)?;
+    let mut sums = Tensor::f_zeros([k, d], (Kind::Double, dev))?;
+    let mut counts = Tensor::f_zeros([k], (Kind::Double, dev))?;
+    let mut inertia = Tensor::f_zeros([k], (Kind::Double, dev))?;
+    let (mut labels, mut sqs) = (Vec::new(), Vec::new());
+    for_chunks(x, |_, xc| {
+        let (min, label) = sq_distances(xc, &c, &c2)?.f_min_dim(1, false)?;
+        if need.totals {
             // One-hot (rows × k) assignment: the sums are one GEMM, counts and inertia two GEMVs.
             let onehot = Tensor::f_zeros([xc.size()[0], k], (Kind::Double, dev))?.f_scatter_value(
                 1,
@@ -164,11 +207,47 @@ fn assign(x: &DNDarray, c: &Tensor) -> Result<Pass> {
             sums = sums.f_addmm(&oh_t, xc)?;
             counts = counts.f_add(&onehot.f_sum_dim_intlist(0, false, Kind::Double)?)?;
             inertia = inertia.f_addmv(&oh_t, &min)?;
-            Ok(())
-        })?;
-        Tensor::f_cat(&[sums, counts.unsqueeze(1), inertia.unsqueeze(1)], 1)
-    })();
-    let local = comm.agree(local)?;
+        }
+        if need.labels {
+            labels.push(label);
+        }
+        if need.sq {
+            sqs.push(min);
+        }
+        Ok(())
+    })?;
+    let cat = |parts: Vec<Tensor>, kind: Kind| -> std::result::Result<Tensor, tch::TchError> {
+        if parts.is_empty() {
+            Tensor::f_zeros([0], (kind, dev))
+        } else {
+            Tensor::f_cat(&parts, 0)
+        }
+    };
+    Ok(LocalPass {
+        labels: if need.labels {
+            Some(cat(labels, Kind::Int64)?)
+        } else {
+            None
+        },
+        sq: if need.sq { Some(cat(sqs, Kind::Double)?) } else { None },
+        totals: if need.totals {
+            Some(Tensor::f_cat(&[sums, counts.unsqueeze(1), inertia.unsqueeze(1)], 1)?)
+        } else {
+            None
+        },
+    })
+}
+
+/// Collective. One assignment pass against `c` (k × d, f64): local sums, counts and squared
+/// distances, then one allreduce of k × (d + 2).
+fn assign(x: &DNDarray, c: &Tensor) -> Result<Pass> {
+    let comm = x.comm();
+    let d = c.size()[1];
+    let need = Need {
+        totals: true,
+        ..Need::default()
+    };
+    let local = comm.agree(local_pass(x, c, need).map(|p| p.totals.unwrap_or_default()))?;
     let all = comm
         .allreduce_tensor(&local, ReduceOp::Sum)?
         .to_device(tch::Device::Cpu);
@@ -226,21 +305,12 @@ fn distinct_rows(n: i64, k: i64, seed: u64) -> Vec<i64> {
 
 /// Collective. This rank's squared distance of each row to the nearest of `c` (n_local, f64).
 fn nearest_sq(x: &DNDarray, c: &Tensor) -> Result<Tensor> {
-    let dev = x.local().device();
-    let local = (|| {
-        let c = c.to_device(dev);
-        let c2 = c.f_square()?.f_sum_dim_intlist(1, false, Kind::Double)?;
-        let mut parts = Vec::new();
-        for_chunks(x, |_, xc| {
-            parts.push(sq_distances(xc, &c, &c2)?.f_amin([1i64].as_slice(), false)?);
-            Ok(())
-        })?;
-        if parts.is_empty() {
-            return Tensor::f_zeros([0], (Kind::Double, dev));
-        }
-        Tensor::f_cat(&parts, 0)
-    })();
-    Ok(x.comm().agree(local)?)
+    let need = Need {
+        sq: true,
+        ..Need::default()
+    };
+    Ok(x.comm()
+        .agree(local_pass(x, c, need).map(|p| p.sq.unwrap_or_default()))?)
 }
 
 /// Collective. The global index of the row drawn with probability ∝ `w` (this rank's weights,
@@ -463,36 +533,40 @@ fn validate(x: &DNDarray, opts: &KMeansOptions) -> Result<()> {
     Ok(())
 }
 
+/// Collective. The mean over the columns of their (population) variances: one pass over this
+/// rank's rows for the local means and variances, combined across ranks by Chan's formula
+/// (M2 = Σ_r [M2_r + n_r (μ_r − μ)²]) with two allreduces of d values.
+fn mean_column_variance(x: &DNDarray) -> Result<f64> {
+    let comm = x.comm();
+    let (n, d) = (x.gshape()[0] as f64, x.gshape()[1]);
+    let n_local = x.lshape()[0];
+    let local = comm.agree((|| {
+        if n_local == 0 {
+            let z = Tensor::f_zeros([d], (Kind::Double, tch::Device::Cpu))?;
+            return Ok::<_, tch::TchError>((z.shallow_clone(), z));
+        }
+        let (var, mean) = x.local().to_kind(Kind::Double).f_var_mean_dim(0, false, false)?;
+        Ok((var.to_device(tch::Device::Cpu), mean.to_device(tch::Device::Cpu)))
+    })())?;
+    let (var, mean) = local;
+    let mu = comm.allreduce_tensor(&(&mean * n_local as f64), ReduceOp::Sum)? / n;
+    let m2 = (var + (&mean - &mu).square()) * n_local as f64;
+    let m2 = comm.allreduce_tensor(&m2, ReduceOp::Sum)?;
+    Ok((m2 / n).mean(Kind::Double).double_value(&[]))
+}
+
 /// Collective. Fits k-means to `x` (n × d, split along rows, float32 or float64). Errors (the
 /// same on every rank): layout or dtype, k outside 1..=n, max_iter/n_init < 1, tol < 0, initial
 /// centroids of the wrong shape.
 pub fn fit(x: &DNDarray, opts: &KMeansOptions) -> Result<KMeansModel> {
     let comm = x.comm();
     comm.agree(validate(x, opts))?;
-    let n = x.gshape()[0] as f64;
-    // scikit-learn's tolerance: tol × the mean column variance.
-    let sums = comm.allreduce_tensor(
-        &comm
-            .agree(x.local().f_sum_dim_intlist(0, false, Kind::Double))?
-            .to_device(tch::Device::Cpu),
-        ReduceOp::Sum,
-    )?;
-    let mean = &sums / n;
-    let sq = comm.allreduce_tensor(
-        &comm
-            .agree((|| {
-                let mut m2 = Tensor::f_zeros([x.gshape()[1]], (Kind::Double, x.local().device()))?;
-                let mu = mean.to_device(x.local().device());
-                for_chunks(x, |_, c| {
-                    m2 = m2.f_add(&c.f_sub(&mu)?.square().sum_dim_intlist(0, false, Kind::Double))?;
-                    Ok(())
-                })?;
-                Ok::<_, tch::TchError>(m2)
-            })())?
-            .to_device(tch::Device::Cpu),
-        ReduceOp::Sum,
-    )?;
-    let tol = opts.tol * (sq / n).mean(Kind::Double).double_value(&[]);
+    // scikit-learn's tolerance: tol × the mean column variance (no pass over the rows for 0).
+    let tol = if opts.tol > 0.0 {
+        opts.tol * mean_column_variance(x)?
+    } else {
+        0.0
+    };
     let runs = if matches!(opts.init, Init::Centroids(_)) {
         1
     } else {
@@ -584,25 +658,13 @@ pub fn predict(x: &DNDarray, centroids: &Tensor) -> Result<(DNDarray, DNDarray)>
             Ok(())
         },
     )?;
-    let dev = x.local().device();
-    let local = (|| {
-        let c = centroids.to_kind(Kind::Double).to_device(dev);
-        let c2 = c.f_square()?.f_sum_dim_intlist(1, false, Kind::Double)?;
-        let (mut labels, mut dists) = (Vec::new(), Vec::new());
-        for_chunks(x, |_, xc| {
-            let (min, label) = sq_distances(xc, &c, &c2)?.f_min_dim(1, false)?;
-            labels.push(label);
-            dists.push(min.f_sqrt()?);
-            Ok(())
-        })?;
-        if labels.is_empty() {
-            return Ok((
-                Tensor::f_zeros([0], (Kind::Int64, dev))?,
-                Tensor::f_zeros([0], (Kind::Double, dev))?,
-            ));
-        }
-        Ok::<_, tch::TchError>((Tensor::f_cat(&labels, 0)?, Tensor::f_cat(&dists, 0)?))
-    })();
+    let need = Need {
+        labels: true,
+        sq: true,
+        ..Need::default()
+    };
+    let local = local_pass(x, centroids, need)
+        .and_then(|p| Ok((p.labels.unwrap_or_default(), p.sq.unwrap_or_default().f_sqrt()?)));
     let (labels, dists) = comm.agree(local)?;
     Ok((DNDarray::from_pieces(labels, 0)?, DNDarray::from_pieces(dists, 0)?))
 }

@@ -6,4 +6,5 @@
 //!   random initialisation).
 
 pub mod kmeans;
+mod nearest;
 pub mod pca;

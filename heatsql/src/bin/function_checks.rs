@@ -34,6 +34,60 @@ const F32_SCORES_TOL: f64 = 1e-3;
 /// Randomized and hierarchical on low-rank data: the largest principal angle.
 const ANGLE_TOL: f64 = 1e-6;
 
+/// Seeded k-means on data where the initialisation matters (7 clusters on 4 blobs, so
+/// different initial centroids end in different local optima): rank 0 writes every init's
+/// assignments and centroids to `SCRATCH/kmeans_seeded.csv` (`init,kind,index,values…`, f64 in
+/// full precision). heatsql/tests/functions.rs compares the files of P = 1 … 4: the same seed
+/// must give the same clusters (numbering included) and centroids at every rank count.
+async fn check_kmeans_seeded(c: &mut Checker, ctx: &HeatContext, scratch: &str) {
+    let mut out = String::new();
+    for init in ["k-means||", "k-means++", "random"] {
+        let call = format!("kmeans(blobs, k => 7, keep => 'id', init => '{init}', seed => 11, n_init => 3");
+        let a = rows(
+            ctx,
+            &format!("SELECT a.id, a.cluster, a.distance FROM {call}) a ORDER BY a.id"),
+        )
+        .await;
+        let cents = rows(
+            ctx,
+            &format!(
+                "SELECT c.cluster, c.size, c.x, c.y, c.z FROM {call}, output => 'centroids') c ORDER BY c.cluster"
+            ),
+        )
+        .await;
+        let (Ok(a), Ok(cents)) = (a, cents) else {
+            c.check(&format!("kmeans/seeded/{init}/run"), false, || "query failed".into());
+            continue;
+        };
+        let (ids, clusters) = (int_column(&a, "id"), int_column(&a, "cluster"));
+        let dist =
+            matrix(&a, &names(&["distance"])).map(|t| Vec::<f64>::try_from(&t.reshape([-1])).unwrap_or_default());
+        let cm = matrix(&cents, &names(&["x", "y", "z"]));
+        let sizes = int_column(&cents, "size");
+        let (Ok(dist), Ok(cm)) = (dist, cm) else {
+            c.check(&format!("kmeans/seeded/{init}/columns"), false, || "columns".into());
+            continue;
+        };
+        c.check(
+            &format!("kmeans/seeded/{init}/shape"),
+            ids.len() == 2000 && sizes.len() == 7,
+            || format!("{} rows, {} centroids", ids.len(), sizes.len()),
+        );
+        for ((id, cl), d) in ids.iter().zip(&clusters).zip(&dist) {
+            out.push_str(&format!("{init},row,{id},{cl},{d:e}\n"));
+        }
+        for (j, size) in sizes.iter().enumerate() {
+            let v: Vec<f64> = Vec::try_from(&cm.get(j as i64)).unwrap_or_default();
+            let v: Vec<String> = v.iter().map(|x| format!("{x:e}")).collect();
+            out.push_str(&format!("{init},centroid,{j},{size},{}\n", v.join(",")));
+        }
+    }
+    // Collective check (every rank takes part); rank 0 writes.
+    let path = format!("{scratch}/kmeans_seeded.csv");
+    let written = ctx.comm().rank() != 0 || std::fs::write(&path, out).is_ok();
+    c.check("kmeans/seeded/written", written, || path.clone());
+}
+
 /// The low-rank table: x_j = Σ_r u_r(id) σ_r b_rj + 1e-12 noise + 0.5 j (rank 3 of 12 once
 /// centred, singular values in the ratio 5 : 3 : 2).
 fn lowrank_batch() -> RecordBatch {
@@ -942,6 +996,7 @@ async fn main() {
     check_sql(&mut c, &ctx, scratch).await;
     check_errors(&mut c, &ctx).await;
     check_kmeans(&mut c, &ctx).await;
+    check_kmeans_seeded(&mut c, &ctx, scratch).await;
     if !c.summary("function checks") {
         std::process::exit(1);
     }
