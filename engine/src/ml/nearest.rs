@@ -11,8 +11,9 @@
 //! elementwise passes over chunk-sized temporaries) took about 0.27 s per pass over
 //! 2,000,000 × 16 rows against k = 8 on one core; this kernel about 0.04 s.
 //!
-//! Rows are copied [`PACK`] at a time, column by column, into an f64 buffer (any layout, f64 or
-//! f32; see [`Matrix::pack`] for why even column-major f64 is copied). Rows are shared among
+//! Column-major f64 rows (how tables load) are read in place unless their columns alias in
+//! the cache; other rows are copied [`PACK`] at a time, column by column, into an f64 buffer
+//! (any layout, f64 or f32; see [`Matrix::pack`]). Rows are shared among
 //! libtorch's intra-op threads in contiguous ranges; per-thread totals are added in thread
 //! order.
 
@@ -130,15 +131,44 @@ impl<'a> Matrix<'a> {
         Some(Matrix { el, n, d, s0, s1 })
     }
 
+    /// Rows `r0 .. r0 + len` read where they are, as `(data, ld)` with column j of the rows at
+    /// `data[j·ld ..]`, when that is safe and fast: f64, column-major, `len` a multiple of
+    /// LANES, and columns whose blocks spread over the L1 cache sets (at most 8 of a block's
+    /// columns on any 4 KiB-periodic set; see [`Matrix::pack`] for the case where all share).
+    fn in_place(&self, r0: usize, len: usize) -> Option<(&'a [f64], usize)> {
+        let Elements::F64(v) = self.el else {
+            return None;
+        };
+        if self.s0 != 1 || len % LANES != 0 || !self.sets_spread() {
+            return None;
+        }
+        // Column j of the rows ends at r0 + len − 1 + j·s1 ≤ the extent.
+        Some((&v[r0..], self.s1))
+    }
+
+    /// Whether the d columns' blocks ([`BLOCK`] rows, 64-byte lines) put at most 8 lines on
+    /// any of the 64 line slots of a 4 KiB page (L1 sets repeat every 4 KiB).
+    fn sets_spread(&self) -> bool {
+        let lines = BLOCK * 8 / 64;
+        let mut slots = [0usize; 64];
+        for j in 0..self.d {
+            let first = (j * self.s1 * 8 / 64) % 64;
+            for l in 0..lines {
+                slots[(first + l) % 64] += 1;
+            }
+        }
+        slots.iter().all(|&n| n <= 8 * lines.div_ceil(64))
+    }
+
     /// Rows `r0 .. r0 + len` (len ≤ PACK) copied into `buf` as d columns of a column-major
     /// block (column j at `buf[j·PACK_LD ..]`, zero-padded to a multiple of LANES rows).
     ///
-    /// Always a copy, even of column-major f64: the columns of a loaded table are n elements
-    /// apart, and when n·8 bytes is a multiple of 4 KiB (n = 2^20 rows, say) the same rows of
-    /// every column fall into the same cache sets, so reading a block of rows across the
-    /// columns in place (or in short runs) thrashes the caches: measured 1.5× slower on 2^20
-    /// rows than on 951,424. Long runs per column into a buffer whose leading dimension is
-    /// not a multiple of 4 KiB avoid both.
+    /// Used for every layout [`Matrix::in_place`] refuses. Column-major f64 too, when its
+    /// columns alias: the columns of a loaded table are n elements apart, and when n·8 bytes
+    /// is a multiple of 4 KiB (n = 2^20 rows, say) the same rows of every column fall into the
+    /// same cache sets, so reading a block of rows across the columns in place thrashes the
+    /// caches (measured 1.5× slower per row on 2^20 rows than on 951,424). Long runs per column
+    /// into a buffer whose leading dimension is not a multiple of 4 KiB avoid it.
     fn pack(&self, r0: usize, len: usize, buf: &mut [f64]) {
         let padded = len.div_ceil(LANES) * LANES;
         for j in 0..self.d {
@@ -265,6 +295,9 @@ unsafe fn block_avx2(
             let (mut q0, mut q1) = (zero, zero);
             for j in 0..d {
                 let p = xp.add(j * ld + i0);
+                // The same rows two blocks on: memory streams in while this block computes
+                // (a prefetch never faults; the address is only formed, not dereferenced).
+                _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(2 * BLOCK) as *const i8);
                 let (a, b) = (_mm256_loadu_pd(p), _mm256_loadu_pd(p.add(4)));
                 q0 = _mm256_fmadd_pd(a, a, q0);
                 q1 = _mm256_fmadd_pd(b, b, q1);
@@ -335,10 +368,16 @@ fn range<const SIMD: bool>(
     let mut p0 = rows.start;
     while p0 < rows.end {
         let packed = PACK.min(rows.end - p0);
-        m.pack(p0, packed, &mut buf);
+        let direct = m.in_place(p0, packed);
+        if direct.is_none() {
+            m.pack(p0, packed, &mut buf);
+        }
         for b0 in (0..packed).step_by(BLOCK) {
             let len = BLOCK.min(packed - b0);
-            let (x, ld) = (&buf[b0..], PACK_LD);
+            let (x, ld) = match direct {
+                Some((v, ld)) => (&v[b0..], ld),
+                None => (&buf[b0..], PACK_LD),
+            };
             #[cfg(target_arch = "x86_64")]
             if SIMD {
                 // SAFETY: `range::<true>` is only instantiated inside `range_fma`, which the
@@ -567,7 +606,16 @@ mod tests {
     #[test]
     fn agrees_with_the_tensor_formula_on_every_layout() {
         tch::manual_seed(3);
-        for &(n, d, k) in &[(1000, 16, 8), (257, 5, 6), (7, 3, 1), (0, 4, 2), (70_001, 9, 13)] {
+        // (4096, 16): columns 32 KiB apart alias, so column-major f64 is packed; (1000, 16) is
+        // read in place.
+        for &(n, d, k) in &[
+            (1000, 16, 8),
+            (4096, 16, 8),
+            (257, 5, 6),
+            (7, 3, 1),
+            (0, 4, 2),
+            (70_001, 9, 13),
+        ] {
             let rm = Tensor::randn([n, d], (Kind::Double, Device::Cpu));
             check(&rm, k); // row-major
             let cm = rm.tr().contiguous().tr(); // column-major, as tables load
@@ -577,6 +625,26 @@ mod tests {
             }
             check(&rm.to_kind(Kind::Float), k); // f32
         }
+    }
+
+    #[test]
+    fn aliasing_columns_are_packed() {
+        let spread = |n: usize, d: usize| {
+            Matrix {
+                el: Elements::F64(&[]),
+                n,
+                d,
+                s0: 1,
+                s1: n,
+            }
+            .sets_spread()
+        };
+        // The two shards of 2,000,000 rows at P = 2: 2^20 rows alias, 951,424 do not.
+        assert!(!spread(1 << 20, 16));
+        assert!(spread(951_424, 16));
+        assert!(spread(2_000_000, 16));
+        assert!(!spread(4096, 16));
+        assert!(spread(4096, 2));
     }
 
     #[test]
