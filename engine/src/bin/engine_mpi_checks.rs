@@ -1068,10 +1068,84 @@ fn check_kmeans(c: &mut Checker) {
     }
 }
 
+/// `linalg::matmul` (A·B, both row-split: the ring) and `linalg::matmul_tn` (Aᵀ·B) on every
+/// pair of row layouts (zero-row ranks included), wide and tall shapes, f64 and f32, against
+/// tch on the gathered operands; and their errors.
+fn check_split_matmul(c: &mut Checker) {
+    use engine::linalg::{matmul, matmul_tn};
+    let comm = c.comm;
+    let p = comm.size();
+    // (n, k, m): tall, wide (k > n), fewer rows of B than ranks, a single column.
+    for (n, k, m) in [(37i64, 6i64, 5i64), (5, 23, 4), (29, 3, 7), (11, 9, 1)] {
+        for kind in [Kind::Double, Kind::Float] {
+            let tol = if kind == Kind::Double { 1e-12 } else { 1e-5 };
+            let a = reference(&[n, k], 300 + n, kind);
+            let b = reference(&[k, m], 400 + k, kind);
+            let bt = reference(&[n, m], 500 + m, kind);
+            let want = a.to_kind(Kind::Double).matmul(&b.to_kind(Kind::Double));
+            let want_tn = a.to_kind(Kind::Double).tr().matmul(&bt.to_kind(Kind::Double));
+            for la in LAYOUTS {
+                for lb in LAYOUTS {
+                    let tag = format!("linalg/matmul/{n}x{k}x{m}/{kind:?}/{la}-{lb}");
+                    let da = pieces(comm, &a, 0, &layout(la, n, p)).expect("pieces");
+                    let db = pieces(comm, &b, 0, &layout(lb, k, p)).expect("pieces");
+                    let got = matmul(&da, &db);
+                    let counts_kept = got.as_ref().map(|g| g.counts() == da.counts()).unwrap_or(false);
+                    c.check(&format!("{tag}/counts"), counts_kept, || {
+                        "result not split like A".into()
+                    });
+                    c.close(
+                        &tag,
+                        got.and_then(|g| g.allgather()).map(|t| t.to_kind(Kind::Double)),
+                        &want,
+                        tol,
+                    );
+                    let dbt = pieces(comm, &bt, 0, &layout(lb, n, p)).expect("pieces");
+                    c.close(
+                        &format!("linalg/matmul_tn/{n}x{k}x{m}/{kind:?}/{la}-{lb}"),
+                        matmul_tn(&da, &dbt).map(|t| t.to_kind(Kind::Double)),
+                        &want_tn,
+                        tol,
+                    );
+                }
+            }
+        }
+    }
+    // Errors, the same on every rank.
+    let a = pieces(comm, &reference(&[8, 3], 1, Kind::Double), 0, &layout("ramp", 8, p)).expect("pieces");
+    let b = pieces(comm, &reference(&[4, 2], 2, Kind::Double), 0, &layout("balanced", 4, p)).expect("pieces");
+    let b32 = pieces(comm, &reference(&[3, 2], 3, Kind::Float), 0, &layout("first", 3, p)).expect("pieces");
+    let rep = DNDarray::from_replicated(&reference(&[3, 2], 4, Kind::Double), None).expect("replicated");
+    for (tag, got, want) in [
+        (
+            "inner",
+            matmul(&a, &b).err(),
+            "matmul: cannot multiply 8 × 3 by 4 × 2: inner dimensions must agree (3 ≠ 4)",
+        ),
+        ("dtype", matmul(&a, &b32).err(), "operands have dtypes Double and Float"),
+        (
+            "layout",
+            matmul(&a, &rep).err(),
+            "expected rows × columns split along rows",
+        ),
+        (
+            "tn_rows",
+            matmul_tn(&a, &b).err(),
+            "Aᵀ·B needs operands with the same rows; they have 8 and 4",
+        ),
+    ] {
+        let msg = got.map(|e: engine::EngineError| e.to_string()).unwrap_or_default();
+        c.check(&format!("linalg/matmul/error/{tag}"), msg.contains(want), || {
+            msg.clone()
+        });
+    }
+}
+
 fn run_all(c: &mut Checker) {
     check_comm(c);
     check_pca(c);
     check_kmeans(c);
+    check_split_matmul(c);
     let p = c.comm.size() as i64;
     // Shapes include fewer rows than ranks (3 rows on 4 ranks) and an empty array.
     for (i, shape) in [

@@ -236,6 +236,44 @@ impl Comm {
         Ok(())
     }
 
+    /// Point-to-point (not collective): sends `send` to `dest` and receives exactly
+    /// `recv.len()` elements from `src` into `recv`, both nonblocking with `tag`, and runs
+    /// `work` while the two messages are in flight; returns `work`'s result once both have
+    /// completed. A ring (every rank sends to one neighbour and receives from the other) cannot
+    /// deadlock, whatever the message sizes.
+    pub fn exchange_while<T: CommElement, R>(
+        &self,
+        send: &[T],
+        dest: usize,
+        recv: &mut [T],
+        src: usize,
+        tag: i32,
+        work: impl FnOnce() -> R,
+    ) -> CommResult<R> {
+        self.check_rank("exchange_while", "destination", dest)?;
+        self.check_rank("exchange_while", "source", src)?;
+        to_count("exchange_while", || "the sent message".into(), send.len())?;
+        to_count("exchange_while", || "the received message".into(), recv.len())?;
+        let dummy = [T::default()];
+        let mut recv_dummy = [T::default()];
+        let send = real(send, &dummy);
+        let recv: &mut [T] = if recv.is_empty() { &mut recv_dummy[..0] } else { recv };
+        Ok(mpi::request::scope(|scope| {
+            let r = self
+                .world
+                .process_at_rank(src as i32)
+                .immediate_receive_into_with_tag(scope, recv, tag);
+            let s = self
+                .world
+                .process_at_rank(dest as i32)
+                .immediate_send_with_tag(scope, send, tag);
+            let out = work();
+            r.wait();
+            s.wait();
+            out
+        }))
+    }
+
     /// Point-to-point (not collective): receives a message of any length from rank `src` with `tag`.
     pub fn recv<T: CommElement>(&self, src: usize, tag: i32) -> CommResult<Vec<T>> {
         self.check_rank("recv", "source", src)?;

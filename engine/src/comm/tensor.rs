@@ -358,6 +358,29 @@ impl Comm {
         })
     }
 
+    /// Point-to-point (not collective): [`Comm::exchange_while`] for tensors. Sends `t` to
+    /// `dest` and receives from `src` a tensor of `shape` and `t`'s dtype (the caller knows
+    /// it), on the CPU, running `work` meanwhile.
+    pub fn exchange_tensor_while<R>(
+        &self,
+        t: &Tensor,
+        dest: usize,
+        shape: &[i64],
+        src: usize,
+        tag: i32,
+        work: impl FnOnce() -> R,
+    ) -> CommResult<(Tensor, R)> {
+        let h = host_contiguous(t);
+        let kind = t.kind();
+        let out = Tensor::empty(shape, (kind, Device::Cpu));
+        with_elem!(kind, T => {
+            // SAFETY: `h` is host contiguous of `kind`; `out` is a fresh contiguous CPU tensor
+            // of `kind` that nothing else views.
+            let r = self.exchange_while(unsafe { view::<T>(&h) }, dest, unsafe { view_mut::<T>(&out) }, src, tag, work)?;
+            Ok((out, r))
+        })
+    }
+
     /// Point-to-point (not collective): receives a tensor sent by [`Comm::send_tensor`] from
     /// `src` with `tag`, on the CPU.
     pub fn recv_tensor(&self, src: usize, tag: i32) -> CommResult<Tensor> {

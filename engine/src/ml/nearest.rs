@@ -139,7 +139,7 @@ impl<'a> Matrix<'a> {
         let Elements::F64(v) = self.el else {
             return None;
         };
-        if self.s0 != 1 || len % LANES != 0 || !self.sets_spread() {
+        if self.s0 != 1 || !len.is_multiple_of(LANES) || !self.sets_spread() {
             return None;
         }
         // Column j of the rows ends at r0 + len − 1 + j·s1 ≤ the extent.
