@@ -1068,6 +1068,127 @@ fn check_kmeans(c: &mut Checker) {
     }
 }
 
+/// A known-spectrum matrix: Q₁ diag(σ) Q₂ᵀ (n × d) with orthonormal Q₁ (n × r), Q₂ (d × r).
+fn with_spectrum(n: i64, d: i64, sigma: &[f64], seed: i64) -> Tensor {
+    let r = sigma.len() as i64;
+    let (q1, _) = Tensor::linalg_qr(&reference(&[n, r], seed, Kind::Double), "reduced");
+    let (q2, _) = Tensor::linalg_qr(&reference(&[d, r], seed + 1, Kind::Double), "reduced");
+    q1.matmul(&Tensor::from_slice(sigma).diag(0)).matmul(&q2.tr())
+}
+
+/// `linalg::svd` at every row layout (zero-row ranks included): known spectra (tall and wide,
+/// d > n), exact methods against tch on the gathered matrix (σ within 1e-10 relative,
+/// reconstruction and orthogonality of U and V within 1e-10), randomized and hierarchical on
+/// a rank-3 matrix, f32, and the errors.
+fn check_svd(c: &mut Checker) {
+    use engine::linalg::{Method, svd};
+    let comm = c.comm;
+    let p = comm.size();
+    let sigma = [9.0, 4.0, 2.5, 1.0, 0.5, 0.25, 0.125, 0.0625];
+    let eye = |k: i64| Tensor::eye(k, (Kind::Double, Device::Cpu));
+    // Full rank tall, full rank wide (d > n), and rank 3 of 30 (where every method is exact).
+    for (n, d, rank) in [(61i64, 8i64, 8usize), (6, 15, 6), (40, 30, 3)] {
+        let x = with_spectrum(n, d, &sigma[..rank], 700 + n);
+        let k = rank as i64;
+        // torch.svd (reduced) of the gathered matrix: (U, S, V).
+        let (bu, want_s, bv) = x.svd(true, true);
+        let methods = [
+            ("tsqr", Method::Tsqr, k, 1e-10),
+            ("auto", Method::Auto, k, 1e-10),
+            (
+                "randomized",
+                Method::Randomized {
+                    oversamples: 5,
+                    power_iter: 2,
+                    seed: 3,
+                },
+                k,
+                1e-8,
+            ),
+            ("hierarchical", Method::Hierarchical { oversamples: 2 }, k, 1e-8),
+        ];
+        for name in LAYOUTS {
+            let a = pieces(comm, &x, 0, &layout(name, n, p)).expect("pieces");
+            for (mname, method, k, tol) in &methods {
+                let tag = format!("linalg/svd/{n}x{d}/{mname}/{name}");
+                let r = match svd(&a, *k, *method) {
+                    Ok(r) => r,
+                    Err(e) => {
+                        c.check(&format!("{tag}/run"), false, || e.to_string());
+                        continue;
+                    }
+                };
+                c.close(
+                    &format!("{tag}/s"),
+                    Ok::<_, String>(r.s.shallow_clone()),
+                    &want_s.narrow(0, 0, *k),
+                    *tol,
+                );
+                let u = r.u.allgather().expect("allgather U");
+                let approx = u.matmul(&r.s.diag(0)).matmul(&r.v.tr());
+                let kk = *k;
+                let want_x = bu
+                    .narrow(1, 0, kk)
+                    .matmul(&want_s.narrow(0, 0, kk).diag(0))
+                    .matmul(&bv.narrow(1, 0, kk).tr());
+                c.close(&format!("{tag}/reconstruction"), Ok::<_, String>(approx), &want_x, *tol);
+                c.close(
+                    &format!("{tag}/u_orthonormal"),
+                    Ok::<_, String>(u.tr().matmul(&u)),
+                    &eye(kk),
+                    *tol,
+                );
+                c.close(
+                    &format!("{tag}/v_orthonormal"),
+                    Ok::<_, String>(r.v.tr().matmul(&r.v)),
+                    &eye(kk),
+                    *tol,
+                );
+                c.check(&format!("{tag}/u_split"), r.u.counts() == a.counts(), || {
+                    "U not split like X".into()
+                });
+            }
+        }
+    }
+    // f32: U in float32, σ close to the f64 values.
+    let x = with_spectrum(50, 7, &sigma[..6], 900);
+    let a = pieces(comm, &x.to_kind(Kind::Float), 0, &layout("ramp", 50, p)).expect("pieces");
+    let r = svd(&a, 4, Method::Tsqr);
+    c.check(
+        "linalg/svd/f32/kind",
+        r.as_ref().map(|r| r.u.kind() == Kind::Float).unwrap_or(false),
+        || "U dtype".into(),
+    );
+    c.close(
+        "linalg/svd/f32/s",
+        r.map(|r| r.s),
+        &Tensor::from_slice(&sigma[..4]),
+        1e-5,
+    );
+    // Errors, the same on every rank.
+    let a = pieces(comm, &x, 0, &layout("balanced", 50, p)).expect("pieces");
+    for (k, method, want) in [
+        (
+            0,
+            Method::Tsqr,
+            "svd: k = 0 is out of range; expected 1 ≤ k ≤ min(rows, columns) = 7",
+        ),
+        (
+            8,
+            Method::Auto,
+            "svd: k = 8 is out of range; expected 1 ≤ k ≤ min(rows, columns) = 7",
+        ),
+        (
+            2,
+            Method::Hierarchical { oversamples: -1 },
+            "svd: oversamples and power_iter must be ≥ 0",
+        ),
+    ] {
+        let msg = svd(&a, k, method).err().map(|e| e.to_string()).unwrap_or_default();
+        c.check(&format!("linalg/svd/error/{want}"), msg.contains(want), || msg.clone());
+    }
+}
+
 /// `linalg::matmul` (A·B, both row-split: the ring) and `linalg::matmul_tn` (Aᵀ·B) on every
 /// pair of row layouts (zero-row ranks included), wide and tall shapes, f64 and f32, against
 /// tch on the gathered operands; and their errors.
@@ -1146,6 +1267,7 @@ fn run_all(c: &mut Checker) {
     check_pca(c);
     check_kmeans(c);
     check_split_matmul(c);
+    check_svd(c);
     let p = c.comm.size() as i64;
     // Shapes include fewer rows than ranks (3 rows on 4 ranks) and an empty array.
     for (i, shape) in [

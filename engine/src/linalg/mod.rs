@@ -2,14 +2,17 @@
 //!
 //! * [`tsqr`]: QR of a tall-skinny (n × d, rows split) array: R replicated, Q row-split.
 //! * [`sign`]: the project's sign convention for singular and principal vectors.
+//! * [`svd`]: truncated SVD (TSQR, randomized, hierarchical).
 //! * [`matmul`]: products of two row-split arrays (a ring for A·B; Aᵀ·B by one allreduce).
 
 pub mod matmul;
 pub mod sign;
+pub mod svd;
 pub mod tsqr;
 
 pub use matmul::{matmul, matmul_tn};
 pub use sign::flip_signs;
+pub use svd::{Method, Svd, svd};
 pub use tsqr::{tsqr, tsqr_r};
 
 use tch::Kind;

@@ -1,0 +1,297 @@
+//! Truncated SVD of a row-split (n × d) array: X ≈ U Σ Vᵀ with U (n × k) split along rows like
+//! X, Σ (k) and V (d × k) replicated.
+//!
+//! Methods (the solvers PCA uses, here on the data as it is; PCA passes its centring and
+//! scaling):
+//!
+//! * [`Method::Tsqr`]: the R factor by TSQR ([`crate::linalg::tsqr`]), then the SVD of R
+//!   (min(n, d) × d) on every rank. Exact.
+//! * [`Method::Randomized`]: Halko–Martinsson–Tropp range finder with oversamples and power
+//!   iterations (TSQR for the tall factor), seeded: the same numbers at every P.
+//! * [`Method::Hierarchical`]: local truncated SVDs of rank k + oversamples merged pairwise up a
+//!   binary tree, identically on every rank (Heat's `hsvd`); exact when rank(X) ≤ k + oversamples.
+//! * [`Method::Auto`]: TSQR when d ≤ 1024 or k > d / 10; randomized otherwise.
+//!
+//! V follows [`crate::linalg::flip_signs`] and U the same signs, so results agree at every P.
+//! U = X V Σ⁻¹ is computed on each rank for its rows (columns of U for zero singular values are
+//! zero).
+
+use tch::{Kind, Tensor};
+
+use crate::comm::ReduceOp;
+use crate::dndarray::DNDarray;
+use crate::error::{EngineError, Result};
+use crate::linalg::{flip_signs, tsqr, tsqr_r};
+
+const OP: &str = "svd";
+
+/// Rows per chunk when a pass copies the rank's rows (bounds the temporary).
+pub(crate) const CHUNK_ROWS: i64 = 65_536;
+
+/// How the singular triplets are computed.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Method {
+    /// TSQR for small d or large k, randomized otherwise.
+    Auto,
+    /// SVD of the TSQR R factor (exact).
+    Tsqr,
+    /// Randomized SVD.
+    Randomized {
+        /// Extra random directions beyond k.
+        oversamples: i64,
+        /// Power iterations (each re-orthonormalised).
+        power_iter: i64,
+        /// Seed of the random test matrix.
+        seed: u64,
+    },
+    /// Merged local truncated SVDs.
+    Hierarchical {
+        /// Extra singular triplets kept by each local truncation beyond k.
+        oversamples: i64,
+    },
+}
+
+/// A truncated SVD.
+#[derive(Debug)]
+pub struct Svd {
+    /// Left singular vectors (n × k), split along rows like the input.
+    pub u: DNDarray,
+    /// Singular values (k, descending, f64).
+    pub s: Tensor,
+    /// Right singular vectors (d × k, f64), replicated.
+    pub v: Tensor,
+    /// The method that ran (`Auto` resolved).
+    pub method: Method,
+}
+
+/// The method [`Method::Auto`] picks for d columns and k triplets.
+pub fn auto_method(d: i64, k: i64) -> Method {
+    if d <= 1024 || k > d / 10 {
+        Method::Tsqr
+    } else {
+        Method::Randomized {
+            oversamples: 10,
+            power_iter: 2,
+            seed: 0,
+        }
+    }
+}
+
+/// Collective. The leading k singular triplets of `x` (n × d, split along rows, float32 or
+/// float64; zero-row ranks allowed). U has `x`'s dtype; Σ and V are f64. Errors (the same on
+/// every rank): layout or dtype, k outside 1 ..= min(n, d), negative oversamples/power_iter.
+pub fn svd(x: &DNDarray, k: i64, method: Method) -> Result<Svd> {
+    let comm = x.comm();
+    comm.agree(super::check_row_split_float(OP, x))?;
+    let (n, d) = (x.gshape()[0], x.gshape()[1]);
+    let bad = match method {
+        Method::Randomized {
+            oversamples,
+            power_iter,
+            ..
+        } => oversamples < 0 || power_iter < 0,
+        Method::Hierarchical { oversamples } => oversamples < 0,
+        _ => false,
+    };
+    if k < 1 || k > n.min(d) {
+        return Err(EngineError::arg(
+            OP,
+            format!(
+                "k = {k} is out of range; expected 1 ≤ k ≤ min(rows, columns) = {}",
+                n.min(d)
+            ),
+        ));
+    }
+    if bad {
+        return Err(EngineError::arg(OP, "oversamples and power_iter must be ≥ 0"));
+    }
+    let method = match method {
+        Method::Auto => auto_method(d, k),
+        m => m,
+    };
+    let zeros = Tensor::zeros([d], (Kind::Double, tch::Device::Cpu));
+    let ones = Tensor::ones([d], (Kind::Double, tch::Device::Cpu));
+    let (s, v) = match method {
+        Method::Tsqr => by_tsqr(x, &zeros, &ones)?,
+        Method::Randomized {
+            oversamples,
+            power_iter,
+            seed,
+        } => by_randomized(x, &zeros, &ones, k, oversamples, power_iter, seed)?,
+        Method::Hierarchical { oversamples } => {
+            let (s, v, _) = by_hierarchical(x, &zeros, &ones, k, oversamples)?;
+            (s, v)
+        }
+        Method::Auto => unreachable!("resolved above"),
+    };
+    let s = s.narrow(0, 0, k).to_device(tch::Device::Cpu);
+    let (_, v) = flip_signs(&v.narrow(1, 0, k).to_device(tch::Device::Cpu));
+    // U = X V Σ⁻¹ on each rank's rows; a zero singular value gives a zero column.
+    let inv = s.where_self(&s.gt(0.0), &s.ones_like()).reciprocal() * s.gt(0.0).to_kind(Kind::Double);
+    let dev = x.device();
+    let u = comm.agree(
+        x.local()
+            .to_kind(Kind::Double)
+            .f_matmul(&(&v * inv.unsqueeze(0)).to_device(dev))
+            .map(|u| u.to_kind(x.kind())),
+    )?;
+    Ok(Svd {
+        u: DNDarray::from_pieces(u, 0)?,
+        s,
+        v,
+        method,
+    })
+}
+
+/// Calls `f` on the rank's rows in chunks of [`CHUNK_ROWS`], centred (f64): no temporary
+/// larger than a chunk.
+pub(crate) fn for_centred_chunks(
+    x: &DNDarray,
+    mean: &Tensor,
+    mut f: impl FnMut(&Tensor) -> std::result::Result<(), tch::TchError>,
+) -> std::result::Result<(), tch::TchError> {
+    let local = x.local();
+    let mu = mean.to_device(local.device());
+    let rows = local.size()[0];
+    let mut at = 0;
+    while at < rows {
+        let len = CHUNK_ROWS.min(rows - at);
+        let c = local.narrow(0, at, len).to_kind(Kind::Double).f_sub(&mu)?;
+        f(&c)?;
+        at += len;
+    }
+    Ok(())
+}
+
+/// SVD of the TSQR R factor of the centred (and scaled) data.
+pub(crate) fn by_tsqr(x: &DNDarray, mean: &Tensor, scale: &Tensor) -> Result<(Tensor, Tensor)> {
+    let comm = x.comm();
+    let local = x.local();
+    let centred = comm.agree(
+        (local.to_kind(Kind::Double) - mean.to_device(local.device())).f_div(&scale.to_device(local.device())),
+    )?;
+    let r = tsqr_r(&DNDarray::from_pieces(centred, 0)?)?;
+    // torch.svd (reduced): (U, S, V) with V, not Vᵀ.
+    let (_, s, v) = comm.agree(r.f_svd(true, true))?;
+    Ok((s, v))
+}
+
+/// Randomized SVD of the centred (and scaled) data: (s, v) for the leading k + oversamples.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn by_randomized(
+    x: &DNDarray,
+    mean: &Tensor,
+    scale: &Tensor,
+    k: i64,
+    oversamples: i64,
+    power_iter: i64,
+    seed: u64,
+) -> Result<(Tensor, Tensor)> {
+    let comm = x.comm();
+    let (n, d) = (x.gshape()[0], x.gshape()[1]);
+    let l = (k + oversamples).min(n.min(d));
+    let dev = x.local().device();
+    // Work in f64 on the scaled data: Xs = X / scale, centred products subtract the mean.
+    let xs = comm.agree(x.local().to_kind(Kind::Double).f_div(&scale.to_device(dev)))?;
+    let mu = (mean / scale).to_device(dev).unsqueeze(0); // 1 × d
+    let omega = DNDarray::randn(&[d, l], None, seed, (Kind::Double, dev))?.into_local();
+    // Y = Xc · Ω, orthonormalised (Q row-split).
+    let times = |w: &Tensor| -> Result<DNDarray> {
+        let y = comm.agree(xs.f_matmul(w).and_then(|t| t.f_sub(&mu.matmul(w))))?;
+        DNDarray::from_pieces(y, 0)
+    };
+    // Xcᵀ · Q: local products and one allreduce (d × l).
+    let t_times = |q: &DNDarray| -> Result<Tensor> {
+        let ql = q.local();
+        let part = comm.agree(xs.tr().f_matmul(ql).and_then(|t| {
+            let colsum = ql.sum_dim_intlist(0, true, Kind::Double); // 1 × l
+            t.f_sub(&mu.tr().matmul(&colsum))
+        }))?;
+        Ok(comm.allreduce_tensor(&part, ReduceOp::Sum)?)
+    };
+    let (mut q, _) = tsqr(&times(&omega)?)?;
+    for _ in 0..power_iter {
+        let z = t_times(&q)?;
+        let (z, _) = comm.agree(Tensor::f_linalg_qr(&z, "reduced"))?;
+        q = tsqr(&times(&z)?)?.0;
+    }
+    // B = Qᵀ Xc (l × d) = (Xcᵀ Q)ᵀ; its SVD gives the singular values and right vectors.
+    let b = t_times(&q)?.tr();
+    let (_, s, v) = comm.agree(b.f_svd(true, true))?;
+    Ok((s, v))
+}
+
+/// Collective. Hierarchical SVD of the centred (and scaled) data: (s, v) of the merged rank-r
+/// factor (r = k + oversamples, at most d) and the sum of the squared singular values the
+/// truncations discarded.
+pub(crate) fn by_hierarchical(
+    x: &DNDarray,
+    mean: &Tensor,
+    scale: &Tensor,
+    k: i64,
+    oversamples: i64,
+) -> Result<(Tensor, Tensor, f64)> {
+    let comm = x.comm();
+    let d = x.gshape()[1];
+    let r = (k + oversamples).min(d);
+    let dev = x.local().device();
+    let inv = scale.to_device(dev).reciprocal();
+    // This rank's rows → R (≤ d × d) by QR of [R; next chunk], then its truncated SVD Σ Vᵀ.
+    let local = (|| {
+        let mut acc = Tensor::f_zeros([0, d], (Kind::Double, dev))?;
+        for_centred_chunks(x, mean, |c| {
+            let stacked = Tensor::f_cat(&[&acc, &c.f_mul(&inv)?], 0)?;
+            acc = Tensor::f_linalg_qr(&stacked, "reduced")?.1;
+            Ok(())
+        })?;
+        truncate(&acc, r)
+    })();
+    let (factor, discarded) = comm.agree(local)?;
+    let stacked = comm.allgatherv_tensor(&factor)?;
+    let rows = comm.allgather(&[factor.size()[0]])?;
+    let local_discarded: f64 = comm.allgather(&[discarded])?.iter().sum();
+    // The tree: blocks in rank order, merged pairwise level by level (the same on every rank).
+    let merged = comm.agree((|| {
+        let mut blocks: Vec<Tensor> = Vec::with_capacity(rows.len());
+        let mut at = 0;
+        for &m in &rows {
+            blocks.push(stacked.narrow(0, at, m));
+            at += m;
+        }
+        let mut discarded = local_discarded;
+        while blocks.len() > 1 {
+            let mut next = Vec::with_capacity(blocks.len().div_ceil(2));
+            for pair in blocks.chunks(2) {
+                if pair.len() == 1 {
+                    next.push(pair[0].shallow_clone());
+                    continue;
+                }
+                let (f, lost) = truncate(&Tensor::f_cat(&[&pair[0], &pair[1]], 0)?, r)?;
+                discarded += lost;
+                next.push(f);
+            }
+            blocks = next;
+        }
+        let (_, s, v) = blocks[0].f_svd(true, true)?;
+        Ok::<_, tch::TchError>((s, v, discarded))
+    })())?;
+    Ok(merged)
+}
+
+/// The rank-r truncation `Σ_r V_rᵀ` (≤ r × d) of `a`'s SVD and the sum of the squared singular
+/// values beyond r.
+fn truncate(a: &Tensor, r: i64) -> std::result::Result<(Tensor, f64), tch::TchError> {
+    let d = a.size()[1];
+    if a.size()[0] == 0 {
+        return Ok((Tensor::f_zeros([0, d], (Kind::Double, a.device()))?, 0.0));
+    }
+    let (_, s, v) = a.f_svd(true, true)?;
+    let keep = r.min(s.size()[0]);
+    let lost = s
+        .narrow(0, keep, s.size()[0] - keep)
+        .square()
+        .sum(Kind::Double)
+        .double_value(&[]);
+    let f = s.narrow(0, 0, keep).unsqueeze(1) * v.narrow(1, 0, keep).tr();
+    Ok((f, lost))
+}
