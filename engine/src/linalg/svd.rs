@@ -79,7 +79,7 @@ pub fn auto_method(d: i64, k: i64) -> Method {
 
 /// Collective. The leading k singular triplets of `x` (n × d, split along rows, float32 or
 /// float64; zero-row ranks allowed). U has `x`'s dtype; Σ and V are f64. Errors (the same on
-/// every rank): layout or dtype, k outside 1 ..= min(n, d), negative oversamples/power_iter.
+/// every rank): layout or dtype, k < 1 or k > min(n, d), negative oversamples/power_iter.
 pub fn svd(x: &DNDarray, k: i64, method: Method) -> Result<Svd> {
     let comm = x.comm();
     comm.agree(super::check_row_split_float(OP, x))?;
@@ -93,13 +93,13 @@ pub fn svd(x: &DNDarray, k: i64, method: Method) -> Result<Svd> {
         Method::Hierarchical { oversamples } => oversamples < 0,
         _ => false,
     };
-    if k < 1 || k > n.min(d) {
+    if k < 1 {
+        return Err(EngineError::arg(OP, format!("k = {k} is out of range; expected k ≥ 1")));
+    }
+    if k > n.min(d) {
         return Err(EngineError::arg(
             OP,
-            format!(
-                "k = {k} is out of range; expected 1 ≤ k ≤ min(rows, columns) = {}",
-                n.min(d)
-            ),
+            format!("k = {k} exceeds min(rows, columns) = {}", n.min(d)),
         ));
     }
     if bad {

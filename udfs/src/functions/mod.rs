@@ -25,6 +25,7 @@ pub mod kmeans;
 pub mod pca;
 pub mod plan;
 pub mod rewrite;
+pub mod svd;
 
 use std::fmt;
 use std::sync::Arc;
@@ -89,7 +90,7 @@ pub trait TableFunction: fmt::Debug + Send + Sync {
 }
 
 /// The functions [`FunctionRelationPlanner`] knows, by SQL name.
-pub const FUNCTIONS: [&str; 4] = ["pca", "pca_project", "kmeans", "kmeans_predict"];
+pub const FUNCTIONS: [&str; 5] = ["pca", "pca_project", "kmeans", "kmeans_predict", "svd"];
 
 /// An error of a function at execution time, as a DataFusion error.
 pub(crate) fn exec_error(e: impl fmt::Display) -> DataFusionError {

@@ -301,7 +301,7 @@ impl TableFunction for Pca {
     }
 }
 
-fn one_input(function: &str, inputs: Vec<SendableRecordBatchStream>) -> Result<SendableRecordBatchStream> {
+pub(super) fn one_input(function: &str, inputs: Vec<SendableRecordBatchStream>) -> Result<SendableRecordBatchStream> {
     let n = inputs.len();
     inputs
         .into_iter()
@@ -310,7 +310,7 @@ fn one_input(function: &str, inputs: Vec<SendableRecordBatchStream>) -> Result<S
         .ok_or_else(|| DataFusionError::Internal(format!("{function}: expected 1 input, got {n}")))
 }
 
-fn load_spec(function: &str, f: &FeatureArgs, columns: Option<Vec<String>>, device: Device) -> LoadSpec {
+pub(super) fn load_spec(function: &str, f: &FeatureArgs, columns: Option<Vec<String>>, device: Device) -> LoadSpec {
     LoadSpec {
         function: function.to_string(),
         columns,
@@ -323,11 +323,11 @@ fn load_spec(function: &str, f: &FeatureArgs, columns: Option<Vec<String>>, devi
 }
 
 /// A replicated 1-d tensor as f64 values.
-fn values(t: &Tensor) -> Result<Vec<f64>> {
+pub(super) fn values(t: &Tensor) -> Result<Vec<f64>> {
     Vec::<f64>::try_from(&t.to_device(Device::Cpu).to_kind(Kind::Double).contiguous()).map_err(exec_error)
 }
 
-fn float_array(v: Vec<f64>, data_type: &DataType) -> Result<ArrayRef> {
+pub(super) fn float_array(v: Vec<f64>, data_type: &DataType) -> Result<ArrayRef> {
     let a: ArrayRef = Arc::new(Float64Array::from(v));
     if data_type == &DataType::Float64 {
         Ok(a)
@@ -339,7 +339,7 @@ fn float_array(v: Vec<f64>, data_type: &DataType) -> Result<ArrayRef> {
 /// This rank's score rows (keep columns, pc1 … pck, NULL columns up to `width`), cut into
 /// batches of at most `batch_size` rows. `scores_t` is k × n_local (row j: component j), each
 /// row becoming a column without a copy.
-fn scores_batches(
+pub(super) fn scores_batches(
     scores_t: Tensor,
     width: usize,
     schema: &SchemaRef,

@@ -56,6 +56,7 @@ impl RelationPlanner for FunctionRelationPlanner {
             "pca" => super::pca::plan_pca(args.args, ctx, &settings)?,
             "pca_project" => super::pca::plan_pca_project(args.args, ctx, &settings)?,
             "kmeans" => super::kmeans::plan_kmeans(args.args, ctx, &settings)?,
+            "svd" => super::svd::plan_svd(args.args, ctx, &settings)?,
             "kmeans_predict" => super::kmeans::plan_kmeans_predict(args.args, ctx, &settings)?,
             other => {
                 return Err(DataFusionError::Internal(format!(
