@@ -34,6 +34,146 @@ const F32_SCORES_TOL: f64 = 1e-3;
 /// Randomized and hierarchical on low-rank data: the largest principal angle.
 const ANGLE_TOL: f64 = 1e-6;
 
+/// A table of an id column and f64 columns `{prefix}1 …` from a formula of (row, column).
+fn matrix_batch(prefix: &str, rows: i64, cols: usize, f: impl Fn(i64, usize) -> f64) -> RecordBatch {
+    let mut fields = vec![Field::new("id", DataType::Int64, false)];
+    let mut arrays: Vec<ArrayRef> = vec![Arc::new(Int64Array::from((0..rows).collect::<Vec<_>>()))];
+    for j in 0..cols {
+        fields.push(Field::new(format!("{prefix}{}", j + 1), DataType::Float64, false));
+        arrays.push(Arc::new(Float64Array::from(
+            (0..rows).map(|i| f(i, j)).collect::<Vec<_>>(),
+        )));
+    }
+    RecordBatch::try_new(Arc::new(Schema::new(fields)), arrays).expect("matrix batch")
+}
+
+/// `matmul` through SQL against tch on the gathered operands: A (37 × 6, row groups of 5) ·
+/// B (6 × 4, row groups of 2, so some ranks hold no rows of B at P = 4), Aᵀ·C with C 37 × 3,
+/// f32, the result's rows on the rank of A's rows, and the errors.
+async fn check_matmul(c: &mut Checker, ctx: &HeatContext, scratch: &str) {
+    if ctx.comm().rank() == 0 {
+        let f = |i: i64, j: usize| ((i * 7 + j as i64 * 3) % 11) as f64 / 3.0 - 1.5 + 0.01 * i as f64;
+        write_parquet(&format!("{scratch}/ma.parquet"), &matrix_batch("a", 37, 6, f), 5);
+        write_parquet(
+            &format!("{scratch}/mb.parquet"),
+            &matrix_batch("b", 6, 4, |i, j| f(i + 3, j) * 2.0),
+            2,
+        );
+        write_parquet(
+            &format!("{scratch}/mc.parquet"),
+            &matrix_batch("c", 37, 3, |i, j| f(i + 1, j + 2)),
+            7,
+        );
+    }
+    ctx.comm().barrier();
+    for t in ["ma", "mb", "mc"] {
+        let r = rows(
+            ctx,
+            &format!("CREATE EXTERNAL TABLE {t} STORED AS PARQUET LOCATION '{scratch}/{t}.parquet'"),
+        )
+        .await;
+        c.check(&format!("matmul/register/{t}"), r.is_ok(), || format!("{r:?}"));
+    }
+    let get = |t: &str, cols: Vec<String>| {
+        let t = t.to_string();
+        async move {
+            rows(ctx, &format!("SELECT * FROM {t} ORDER BY id"))
+                .await
+                .and_then(|b| matrix(&b, &cols))
+        }
+    };
+    let cols = |p: &str, n: usize| -> Vec<String> { (1..=n).map(|j| format!("{p}{j}")).collect() };
+    let (Ok(a), Ok(b), Ok(cm)) = (
+        get("ma", cols("a", 6)).await,
+        get("mb", cols("b", 4)).await,
+        get("mc", cols("c", 3)).await,
+    ) else {
+        c.check("matmul/inputs", false, || "inputs unreadable".into());
+        return;
+    };
+    // B's rows in file order = ORDER BY id; A's columns are a1 … a6 (columns =>, without id).
+    let ab = "matmul(ma, (SELECT b1, b2, b3, b4 FROM mb), columns => 'a1, a2, a3, a4, a5, a6', keep => 'id'";
+    let got = rows(ctx, &format!("SELECT * FROM {ab}) ORDER BY id"))
+        .await
+        .and_then(|r| matrix(&r, &cols("b", 4)));
+    c.close("matmul/ab", got, &a.matmul(&b), 1e-12);
+    let got32 = rows(ctx, &format!("SELECT * FROM {ab}, dtype => 'float32') ORDER BY id")).await;
+    let is32 = got32.as_ref().map(|r| {
+        r[0].schema()
+            .field_with_name("b1")
+            .map(|f| f.data_type() == &DataType::Float32)
+            .unwrap_or(false)
+    });
+    c.check("matmul/ab/f32/type", is32 == Ok(true), || format!("{is32:?}"));
+    c.close(
+        "matmul/ab/f32",
+        got32.and_then(|r| matrix(&r, &cols("b", 4))),
+        &a.matmul(&b),
+        1e-5,
+    );
+    let input = local_rows(ctx, "SELECT id FROM ma").await.map(|b| int_column(&b, "id"));
+    let output = local_rows(ctx, &format!("SELECT id FROM {ab})"))
+        .await
+        .map(|b| int_column(&b, "id"));
+    c.check("matmul/ab/rows_stay_local", input.is_ok() && input == output, || {
+        format!("{input:?} vs {output:?}")
+    });
+    let tn = "matmul(ma, (SELECT c1, c2, c3 FROM mc), columns => 'a1, a2, a3, a4, a5, a6', transpose_a => true)";
+    let got = rows(ctx, &format!("SELECT * FROM {tn}")).await;
+    let features = got.as_ref().map(|r| {
+        r.iter()
+            .flat_map(|b| {
+                b.column_by_name("feature")
+                    .map(|a| {
+                        a.as_string::<i32>()
+                            .iter()
+                            .map(|s| s.unwrap_or("").to_string())
+                            .collect::<Vec<_>>()
+                    })
+                    .unwrap_or_default()
+            })
+            .collect::<Vec<_>>()
+    });
+    c.check("matmul/tn/features", features == Ok(cols("a", 6)), || {
+        format!("{features:?}")
+    });
+    c.close(
+        "matmul/tn",
+        got.and_then(|r| matrix(&r, &cols("c", 3))),
+        &a.tr().matmul(&cm),
+        1e-12,
+    );
+    for (sql, want) in [
+        (
+            "SELECT * FROM matmul(ma, (SELECT c1, c2, c3 FROM mc), columns => 'a1, a2, a3, a4, a5, a6')",
+            "matmul: cannot multiply 37 × 6 by 37 × 3: inner dimensions must agree (6 ≠ 37)",
+        ),
+        (
+            "SELECT * FROM matmul(ma, (SELECT b1 FROM mb), columns => 'a1, a2', transpose_a => true)",
+            "Aᵀ·B needs operands with the same rows; they have 37 and 6",
+        ),
+        (
+            "SELECT * FROM matmul((SELECT 'x' AS s, a1 FROM ma), mb, columns => 's, a1')",
+            "matmul: column 's' is Utf8; feature columns must be numeric",
+        ),
+        (
+            "SELECT * FROM matmul(ma)",
+            "matmul: expected 2 positional relation arguments (a, b",
+        ),
+        (
+            "SELECT * FROM matmul(ma, mb, a_order => 'id')",
+            "matmul: a_order => is not supported yet",
+        ),
+        (
+            "SELECT * FROM matmul(ma, mb, keep => 'id', transpose_a => true)",
+            "matmul: keep => does not apply with transpose_a => true",
+        ),
+    ] {
+        let e = error_of(ctx, sql).await;
+        c.check(&format!("matmul/error/{sql}"), e.contains(want), || format!("got: {e}"));
+    }
+}
+
 /// `svd` through SQL against tch on the gathered input: the breast cancer table (569 × 30,
 /// full rank; exact methods: σ within 1e-10 relative, U Σ Vᵀ equal to the best rank-k
 /// approximation and U, V orthonormal within 1e-10 (f64), V with the sign convention), a wide
@@ -1197,6 +1337,7 @@ async fn main() {
     check_kmeans(&mut c, &ctx).await;
     check_kmeans_seeded(&mut c, &ctx, scratch).await;
     check_svd(&mut c, &ctx).await;
+    check_matmul(&mut c, &ctx, scratch).await;
     if !c.summary("function checks") {
         std::process::exit(1);
     }

@@ -22,6 +22,7 @@ mod columns;
 pub mod exec;
 mod io;
 pub mod kmeans;
+pub mod matmul;
 pub mod pca;
 pub mod plan;
 pub mod rewrite;
@@ -90,7 +91,7 @@ pub trait TableFunction: fmt::Debug + Send + Sync {
 }
 
 /// The functions [`FunctionRelationPlanner`] knows, by SQL name.
-pub const FUNCTIONS: [&str; 5] = ["pca", "pca_project", "kmeans", "kmeans_predict", "svd"];
+pub const FUNCTIONS: [&str; 6] = ["pca", "pca_project", "kmeans", "kmeans_predict", "svd", "matmul"];
 
 /// An error of a function at execution time, as a DataFusion error.
 pub(crate) fn exec_error(e: impl fmt::Display) -> DataFusionError {

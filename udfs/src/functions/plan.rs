@@ -57,6 +57,7 @@ impl RelationPlanner for FunctionRelationPlanner {
             "pca_project" => super::pca::plan_pca_project(args.args, ctx, &settings)?,
             "kmeans" => super::kmeans::plan_kmeans(args.args, ctx, &settings)?,
             "svd" => super::svd::plan_svd(args.args, ctx, &settings)?,
+            "matmul" => super::matmul::plan_matmul(args.args, ctx, &settings)?,
             "kmeans_predict" => super::kmeans::plan_kmeans_predict(args.args, ctx, &settings)?,
             other => {
                 return Err(DataFusionError::Internal(format!(

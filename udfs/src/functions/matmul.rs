@@ -1,0 +1,209 @@
+//! `matmul(a, b, transpose_a => BOOL, keep => …)`: the product of two relations read as
+//! matrices, over `engine::linalg::{matmul, matmul_tn}`.
+//!
+//! Shapes: `a`'s numeric columns (or `columns =>`) form A (n rows × k, split by rows as the
+//! input is); `b`'s numeric columns form B (k rows × m). A row's position is its input order
+//! (file order, or the subquery's ORDER BY). The product A·B (n × m) is row-aligned with `a`
+//! (keep columns, then one column per column of `b`, named like them), computed by a ring that
+//! passes B's row blocks between the ranks; neither operand is gathered. `transpose_a => true`
+//! gives Aᵀ·B (k × m, both inputs with the same rows): `feature` (a's column names) plus `b`'s
+//! columns, from local products and one allreduce.
+
+use std::sync::Arc;
+
+use datafusion::arrow::array::{ArrayRef, RecordBatch, StringArray};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::error::{DataFusionError, Result};
+use datafusion::execution::SendableRecordBatchStream;
+use datafusion::logical_expr::LogicalPlan;
+use datafusion::logical_expr::planner::RelationPlannerContext;
+use datafusion::sql::sqlparser::ast::FunctionArg;
+use futures::future::BoxFuture;
+
+use super::args::{ArgKind, ArgSpec, Args, arg};
+use super::io::{names, specs};
+use super::pca::{float_array, load_spec, scores_batches, values};
+use super::plan::{FeatureArgs, feature_args, output_schema};
+use super::{Layout, RunContext, TableFunction, exec_error};
+use crate::convert::{NullPolicy, load};
+use crate::settings::HeatsqlOptions;
+
+const MATMUL_ARGS: [ArgSpec; 3] = [
+    arg("transpose_a", ArgKind::Bool),
+    arg("a_order", ArgKind::Text),
+    arg("b_order", ArgKind::Text),
+];
+
+/// A planned `matmul(...)` call.
+#[derive(Debug)]
+struct Matmul {
+    /// A's feature and keep columns, dtype, device.
+    a: FeatureArgs,
+    /// B's columns (all numeric columns of `b`).
+    b: FeatureArgs,
+    transpose_a: bool,
+    schema: SchemaRef,
+}
+
+/// Plans `matmul(a, b, …)`: A's columns from `columns`/`keep`, B's are all its numeric
+/// columns; k (A's columns, or with `transpose_a` the rows) must match B's rows, checked when
+/// the rows are known.
+pub fn plan_matmul(
+    args: Vec<FunctionArg>,
+    ctx: &mut dyn RelationPlannerContext,
+    settings: &HeatsqlOptions,
+) -> Result<(Arc<dyn TableFunction>, Vec<LogicalPlan>)> {
+    let mut args = Args::parse("matmul", &["a", "b"], &specs(&MATMUL_ARGS), args, ctx)?;
+    if args.inputs.len() != 2 {
+        return Err(
+            args.error("expected 2 positional relation arguments (a, b), matmul(a, b, …): a is n × k, b is k × m")
+        );
+    }
+    let b_input = args.inputs.remove(1);
+    let a_input = args.inputs.remove(0);
+    for o in ["a_order", "b_order"] {
+        if args.has(o) {
+            return Err(args.error(format!(
+                "{o} => is not supported yet: order the rows in a subquery's ORDER BY instead"
+            )));
+        }
+    }
+    let mut a = feature_args(&args, &a_input, settings)?;
+    if a.nulls == NullPolicy::Drop {
+        return Err(args.error("nulls => 'drop' would move rows of the operands; filter NULLs in a subquery"));
+    }
+    // B: every numeric column, with A's dtype and device.
+    let b_fields = b_input.schema().fields();
+    let b_features: Vec<String> = b_fields
+        .iter()
+        .filter(|f| crate::convert::is_numeric(f.data_type()))
+        .map(|f| f.name().clone())
+        .collect();
+    if b_features.is_empty() {
+        return Err(args.error(format!(
+            "b has no numeric columns (columns: {})",
+            b_fields
+                .iter()
+                .map(|f| format!("{} {}", f.name(), f.data_type()))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )));
+    }
+    let b = FeatureArgs {
+        features: b_features,
+        keep: Vec::new(),
+        ..a.clone()
+    };
+    let transpose_a = args.bool("transpose_a").unwrap_or(false);
+    let float = a.float_type();
+    let schema = if transpose_a {
+        if !a.keep.is_empty() {
+            return Err(
+                args.error("keep => does not apply with transpose_a => true (the result has one row per column of a)")
+            );
+        }
+        let mut fields = vec![Field::new("feature", DataType::Utf8, false)];
+        fields.extend(b.features.iter().map(|n| Field::new(n, float.clone(), false)));
+        Arc::new(Schema::new(fields))
+    } else {
+        if let Some(k) = a.keep.iter().find(|k| b.features.contains(k.name())) {
+            return Err(args.error(format!(
+                "keep column '{}' has the name of a column of b; rename one of them",
+                k.name()
+            )));
+        }
+        output_schema(&a.keep, &b.features, &float, false)
+    };
+    if transpose_a {
+        a.keep.clear();
+    }
+    let a_plan = super::plan::project(a_input, &a.keep, &a.features)?;
+    let b_plan = super::plan::project(b_input, &[], &b.features)?;
+    let call = Matmul {
+        a,
+        b,
+        transpose_a,
+        schema,
+    };
+    Ok((Arc::new(call), vec![a_plan, b_plan]))
+}
+
+impl TableFunction for Matmul {
+    fn name(&self) -> &'static str {
+        "matmul"
+    }
+
+    fn exec_name(&self) -> &'static str {
+        "MatmulExec"
+    }
+
+    fn describe(&self) -> String {
+        format!(
+            "transpose_a={}, a columns={}, b columns={}, keep={}, {}",
+            self.transpose_a,
+            names(&self.a.features),
+            names(&self.b.features),
+            names(&self.a.keep.iter().map(|f| f.name().clone()).collect::<Vec<_>>()),
+            self.a.describe()
+        )
+    }
+
+    fn schema(&self) -> SchemaRef {
+        Arc::clone(&self.schema)
+    }
+
+    fn output_layout(&self) -> Layout {
+        if self.transpose_a {
+            Layout::Replicated
+        } else {
+            Layout::RowSplit
+        }
+    }
+
+    fn input_layouts(&self) -> Vec<Layout> {
+        vec![Layout::RowSplit, Layout::RowSplit]
+    }
+
+    fn run<'a>(
+        &'a self,
+        inputs: Vec<SendableRecordBatchStream>,
+        ctx: RunContext<'a>,
+    ) -> BoxFuture<'a, Result<Vec<RecordBatch>>> {
+        Box::pin(async move {
+            let mut inputs = inputs.into_iter();
+            let (Some(a_in), Some(b_in), None) = (inputs.next(), inputs.next(), inputs.next()) else {
+                return Err(DataFusionError::Internal("matmul: expected 2 inputs".into()));
+            };
+            let comm = ctx.comm;
+            let device = comm
+                .agree(self.a.device.resolve(comm.local_rank()))
+                .map_err(crate::exchange::agreed)?;
+            let a = load(
+                a_in,
+                &load_spec("matmul", &self.a, Some(self.a.features.clone()), device),
+            )
+            .await
+            .map_err(DataFusionError::from)?;
+            let b = load(
+                b_in,
+                &load_spec("matmul", &self.b, Some(self.b.features.clone()), device),
+            )
+            .await
+            .map_err(DataFusionError::from)?;
+            let batch_size = ctx.task.session_config().batch_size();
+            if self.transpose_a {
+                let c = engine::linalg::matmul_tn(&a.array, &b.array).map_err(exec_error)?;
+                let float = self.schema.field(1).data_type().clone();
+                let mut columns: Vec<ArrayRef> = vec![Arc::new(StringArray::from(self.a.features.clone()))];
+                for j in 0..self.b.features.len() as i64 {
+                    columns.push(float_array(values(&c.select(1, j))?, &float)?);
+                }
+                Ok(vec![RecordBatch::try_new(Arc::clone(&self.schema), columns)?])
+            } else {
+                let c = engine::linalg::matmul(&a.array, &b.array).map_err(exec_error)?;
+                let c_t = c.local().tr().contiguous();
+                scores_batches(c_t, self.b.features.len(), &self.schema, a.keep.as_ref(), batch_size)
+            }
+        })
+    }
+}
