@@ -1111,7 +1111,7 @@ fn check_svd(c: &mut Checker) {
             let a = pieces(comm, &x, 0, &layout(name, n, p)).expect("pieces");
             for (mname, method, k, tol) in &methods {
                 let tag = format!("linalg/svd/{n}x{d}/{mname}/{name}");
-                let r = match svd(&a, *k, *method) {
+                let r = match svd(&a, *k, *method, true) {
                     Ok(r) => r,
                     Err(e) => {
                         c.check(&format!("{tag}/run"), false, || e.to_string());
@@ -1124,7 +1124,11 @@ fn check_svd(c: &mut Checker) {
                     &want_s.narrow(0, 0, *k),
                     *tol,
                 );
-                let u = r.u.allgather().expect("allgather U");
+                let Some(du) = r.u.as_ref() else {
+                    c.check(&format!("{tag}/u"), false, || "no U".into());
+                    continue;
+                };
+                let u = du.allgather().expect("allgather U");
                 let approx = u.matmul(&r.s.diag(0)).matmul(&r.v.tr());
                 let kk = *k;
                 let want_x = bu
@@ -1144,7 +1148,7 @@ fn check_svd(c: &mut Checker) {
                     &eye(kk),
                     *tol,
                 );
-                c.check(&format!("{tag}/u_split"), r.u.counts() == a.counts(), || {
+                c.check(&format!("{tag}/u_split"), du.counts() == a.counts(), || {
                     "U not split like X".into()
                 });
             }
@@ -1153,11 +1157,19 @@ fn check_svd(c: &mut Checker) {
     // f32: U in float32, σ close to the f64 values.
     let x = with_spectrum(50, 7, &sigma[..6], 900);
     let a = pieces(comm, &x.to_kind(Kind::Float), 0, &layout("ramp", 50, p)).expect("pieces");
-    let r = svd(&a, 4, Method::Tsqr);
+    let r = svd(&a, 4, Method::Tsqr, true);
     c.check(
         "linalg/svd/f32/kind",
-        r.as_ref().map(|r| r.u.kind() == Kind::Float).unwrap_or(false),
+        r.as_ref()
+            .map(|r| r.u.as_ref().map(|u| u.kind()) == Some(Kind::Float))
+            .unwrap_or(false),
         || "U dtype".into(),
+    );
+    let no_u = svd(&a, 4, Method::Tsqr, false);
+    c.check(
+        "linalg/svd/without_u",
+        no_u.as_ref().map(|r| r.u.is_none()).unwrap_or(false),
+        || "U computed".into(),
     );
     c.close(
         "linalg/svd/f32/s",
@@ -1176,7 +1188,10 @@ fn check_svd(c: &mut Checker) {
             "svd: oversamples and power_iter must be ≥ 0",
         ),
     ] {
-        let msg = svd(&a, k, method).err().map(|e| e.to_string()).unwrap_or_default();
+        let msg = svd(&a, k, method, false)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
         c.check(&format!("linalg/svd/error/{want}"), msg.contains(want), || msg.clone());
     }
 }

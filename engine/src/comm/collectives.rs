@@ -239,8 +239,11 @@ impl Comm {
     /// Point-to-point (not collective): sends `send` to `dest` and receives exactly
     /// `recv.len()` elements from `src` into `recv`, both nonblocking with `tag`, and runs
     /// `work` while the two messages are in flight; returns `work`'s result once both have
-    /// completed. A ring (every rank sends to one neighbour and receives from the other) cannot
-    /// deadlock, whatever the message sizes.
+    /// completed. `work` gets a `progress` callback to call between pieces of its computation:
+    /// MPI moves large messages only inside MPI calls, so without it the transfer would wait
+    /// for the end of `work`. A ring (every rank sends to one neighbour and receives from the
+    /// other) cannot deadlock, whatever the message sizes.
+    #[allow(clippy::too_many_arguments)]
     pub fn exchange_while<T: CommElement, R>(
         &self,
         send: &[T],
@@ -248,7 +251,7 @@ impl Comm {
         recv: &mut [T],
         src: usize,
         tag: i32,
-        work: impl FnOnce() -> R,
+        work: impl FnOnce(&mut dyn FnMut()) -> R,
     ) -> CommResult<R> {
         self.check_rank("exchange_while", "destination", dest)?;
         self.check_rank("exchange_while", "source", src)?;
@@ -259,17 +262,35 @@ impl Comm {
         let send = real(send, &dummy);
         let recv: &mut [T] = if recv.is_empty() { &mut recv_dummy[..0] } else { recv };
         Ok(mpi::request::scope(|scope| {
-            let r = self
-                .world
-                .process_at_rank(src as i32)
-                .immediate_receive_into_with_tag(scope, recv, tag);
-            let s = self
-                .world
-                .process_at_rank(dest as i32)
-                .immediate_send_with_tag(scope, send, tag);
-            let out = work();
-            r.wait();
-            s.wait();
+            let mut r = Some(
+                self.world
+                    .process_at_rank(src as i32)
+                    .immediate_receive_into_with_tag(scope, recv, tag),
+            );
+            let mut s = Some(
+                self.world
+                    .process_at_rank(dest as i32)
+                    .immediate_send_with_tag(scope, send, tag),
+            );
+            let mut progress = || {
+                if let Some(q) = r.take()
+                    && let Err(q) = q.test()
+                {
+                    r = Some(q);
+                }
+                if let Some(q) = s.take()
+                    && let Err(q) = q.test()
+                {
+                    s = Some(q);
+                }
+            };
+            let out = work(&mut progress);
+            if let Some(q) = r {
+                q.wait();
+            }
+            if let Some(q) = s {
+                q.wait();
+            }
             out
         }))
     }

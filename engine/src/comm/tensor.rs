@@ -360,7 +360,8 @@ impl Comm {
 
     /// Point-to-point (not collective): [`Comm::exchange_while`] for tensors. Sends `t` to
     /// `dest` and receives from `src` a tensor of `shape` and `t`'s dtype (the caller knows
-    /// it), on the CPU, running `work` meanwhile.
+    /// it), on the CPU, running `work` meanwhile (`work` calls the `progress` callback it is
+    /// given between pieces of its computation).
     pub fn exchange_tensor_while<R>(
         &self,
         t: &Tensor,
@@ -368,7 +369,7 @@ impl Comm {
         shape: &[i64],
         src: usize,
         tag: i32,
-        work: impl FnOnce() -> R,
+        work: impl FnOnce(&mut dyn FnMut()) -> R,
     ) -> CommResult<(Tensor, R)> {
         let h = host_contiguous(t);
         let kind = t.kind();

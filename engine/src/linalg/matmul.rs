@@ -19,6 +19,8 @@ use crate::error::{EngineError, Result};
 
 /// Tag of the ring's messages.
 const RING_TAG: i32 = 0x6d6d;
+/// Rows of A per piece of a ring step's product (between pieces the exchange progresses).
+const PIECE_ROWS: i64 = 256;
 
 /// Both operands 2-D float of one dtype, split along rows, or the error (the same everywhere).
 fn check(op: &'static str, a: &DNDarray, b: &DNDarray) -> Result<()> {
@@ -58,7 +60,7 @@ pub fn matmul(a: &DNDarray, b: &DNDarray) -> Result<DNDarray> {
     let dev = a.device();
     let a_local = a.local();
     let rows = a_local.size()[0];
-    let mut c = comm.agree(Tensor::f_zeros([rows, m], (a.kind(), dev)))?;
+    let c = comm.agree(Tensor::f_zeros([rows, m], (a.kind(), dev)))?;
     // Step s: this rank holds the block of rank (me + s) mod P; it sends that block to
     // me − 1 and receives block (me + s + 1) mod P from me + 1 while it multiplies.
     let mut block = b.local().shallow_clone();
@@ -67,7 +69,17 @@ pub fn matmul(a: &DNDarray, b: &DNDarray) -> Result<DNDarray> {
         let owner = (me + step) % p;
         let cols = a_local.narrow(1, offsets[owner], counts[owner]);
         let dev_block = block.to_device(dev);
-        let mut work = || c.f_addmm_(&cols, &dev_block).map(|_| ());
+        // The product in pieces of rows, driving the exchange between them.
+        let work = |progress: &mut dyn FnMut()| -> std::result::Result<(), tch::TchError> {
+            let mut at = 0;
+            while at < rows {
+                let len = PIECE_ROWS.min(rows - at);
+                let _ = c.narrow(0, at, len).f_addmm_(&cols.narrow(0, at, len), &dev_block)?;
+                progress();
+                at += len;
+            }
+            Ok(())
+        };
         if step + 1 < p {
             let next = (owner + 1) % p;
             let (received, done) =
@@ -75,7 +87,7 @@ pub fn matmul(a: &DNDarray, b: &DNDarray) -> Result<DNDarray> {
             comm.agree(done)?;
             block = received;
         } else {
-            comm.agree(work())?;
+            comm.agree(work(&mut || {}))?;
         }
     }
     DNDarray::from_pieces(c, 0)

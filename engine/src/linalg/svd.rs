@@ -54,8 +54,8 @@ pub enum Method {
 /// A truncated SVD.
 #[derive(Debug)]
 pub struct Svd {
-    /// Left singular vectors (n × k), split along rows like the input.
-    pub u: DNDarray,
+    /// Left singular vectors (n × k), split along rows like the input (when asked for).
+    pub u: Option<DNDarray>,
     /// Singular values (k, descending, f64).
     pub s: Tensor,
     /// Right singular vectors (d × k, f64), replicated.
@@ -78,9 +78,10 @@ pub fn auto_method(d: i64, k: i64) -> Method {
 }
 
 /// Collective. The leading k singular triplets of `x` (n × d, split along rows, float32 or
-/// float64; zero-row ranks allowed). U has `x`'s dtype; Σ and V are f64. Errors (the same on
-/// every rank): layout or dtype, k < 1 or k > min(n, d), negative oversamples/power_iter.
-pub fn svd(x: &DNDarray, k: i64, method: Method) -> Result<Svd> {
+/// float64; zero-row ranks allowed); U (in `x`'s dtype) only when `want_u` (one more pass over
+/// the rows). Σ and V are f64. Errors (the same on every rank): layout or dtype, k < 1 or
+/// k > min(n, d), negative oversamples/power_iter.
+pub fn svd(x: &DNDarray, k: i64, method: Method, want_u: bool) -> Result<Svd> {
     let comm = x.comm();
     comm.agree(super::check_row_split_float(OP, x))?;
     let (n, d) = (x.gshape()[0], x.gshape()[1]);
@@ -127,20 +128,20 @@ pub fn svd(x: &DNDarray, k: i64, method: Method) -> Result<Svd> {
     let s = s.narrow(0, 0, k).to_device(tch::Device::Cpu);
     let (_, v) = flip_signs(&v.narrow(1, 0, k).to_device(tch::Device::Cpu));
     // U = X V Σ⁻¹ on each rank's rows; a zero singular value gives a zero column.
-    let inv = s.where_self(&s.gt(0.0), &s.ones_like()).reciprocal() * s.gt(0.0).to_kind(Kind::Double);
-    let dev = x.device();
-    let u = comm.agree(
-        x.local()
-            .to_kind(Kind::Double)
-            .f_matmul(&(&v * inv.unsqueeze(0)).to_device(dev))
-            .map(|u| u.to_kind(x.kind())),
-    )?;
-    Ok(Svd {
-        u: DNDarray::from_pieces(u, 0)?,
-        s,
-        v,
-        method,
-    })
+    let u = if want_u {
+        let inv = s.where_self(&s.gt(0.0), &s.ones_like()).reciprocal() * s.gt(0.0).to_kind(Kind::Double);
+        let dev = x.device();
+        let u = comm.agree(
+            x.local()
+                .to_kind(Kind::Double)
+                .f_matmul(&(&v * inv.unsqueeze(0)).to_device(dev))
+                .map(|u| u.to_kind(x.kind())),
+        )?;
+        Some(DNDarray::from_pieces(u, 0)?)
+    } else {
+        None
+    };
+    Ok(Svd { u, s, v, method })
 }
 
 /// Calls `f` on the rank's rows in chunks of [`CHUNK_ROWS`], centred (f64): no temporary

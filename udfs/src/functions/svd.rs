@@ -210,11 +210,13 @@ impl TableFunction for SvdCall {
                 .map_err(crate::exchange::agreed)?;
             let spec = load_spec("svd", &self.f, Some(self.f.features.clone()), device);
             let loaded = load(input, &spec).await.map_err(DataFusionError::from)?;
-            let r = svd(&loaded.array, self.k, self.method).map_err(exec_error)?;
+            let r = svd(&loaded.array, self.k, self.method, self.output == SvdOutput::U).map_err(exec_error)?;
             let batch_size = ctx.task.session_config().batch_size();
             match self.output {
                 SvdOutput::U => {
-                    let u_t = r.u.local().tr().contiguous();
+                    let u =
+                        r.u.ok_or_else(|| DataFusionError::Internal("svd: U was not computed".into()))?;
+                    let u_t = u.local().tr().contiguous();
                     scores_batches(u_t, self.k as usize, &self.schema, loaded.keep.as_ref(), batch_size)
                 }
                 SvdOutput::V => {
