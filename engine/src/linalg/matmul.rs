@@ -57,6 +57,18 @@ pub fn matmul(a: &DNDarray, b: &DNDarray) -> Result<DNDarray> {
     }
     let (p, me) = (comm.size(), comm.rank());
     let (counts, offsets) = (b.counts().to_vec(), b.offsets());
+    // A block travels as one message: MPI's counts are 32-bit (the same verdict everywhere,
+    // from the global counts).
+    if let Some(r) = (0..p).find(|&r| counts[r].saturating_mul(m) > i32::MAX as i64) {
+        return Err(EngineError::shape(
+            op,
+            format!(
+                "rank {r}'s block of B ({} × {m}) exceeds MPI's message size of {} elements; use more ranks",
+                counts[r],
+                i32::MAX
+            ),
+        ));
+    }
     let dev = a.device();
     let a_local = a.local();
     let rows = a_local.size()[0];

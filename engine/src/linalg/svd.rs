@@ -190,7 +190,7 @@ pub(crate) fn by_randomized(
 ) -> Result<(Tensor, Tensor)> {
     let comm = x.comm();
     let (n, d) = (x.gshape()[0], x.gshape()[1]);
-    let l = (k + oversamples).min(n.min(d));
+    let l = k.saturating_add(oversamples).min(n.min(d));
     let dev = x.local().device();
     // Work in f64 on the scaled data: Xs = X / scale, centred products subtract the mean.
     let xs = comm.agree(x.local().to_kind(Kind::Double).f_div(&scale.to_device(dev)))?;
@@ -234,7 +234,7 @@ pub(crate) fn by_hierarchical(
 ) -> Result<(Tensor, Tensor, f64)> {
     let comm = x.comm();
     let d = x.gshape()[1];
-    let r = (k + oversamples).min(d);
+    let r = k.saturating_add(oversamples).min(d);
     let dev = x.local().device();
     let inv = scale.to_device(dev).reciprocal();
     // This rank's rows → R (≤ d × d) by QR of [R; next chunk], then its truncated SVD Σ Vᵀ.

@@ -476,7 +476,7 @@ pub(crate) fn nearest(x: &Tensor, c: &[f64], k: usize, need: Need) -> Option<Nea
 
 fn nearest_with(v: Variant, x: &Tensor, c: &[f64], k: usize, need: Need) -> Option<Nearest> {
     let m = Matrix::of(x)?;
-    if k == 0 || c.len() != k * m.d {
+    if k == 0 || m.d == 0 || c.len() != k * m.d {
         return None;
     }
     let cents = Centroids::new(c, k, m.d);

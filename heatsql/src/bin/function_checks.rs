@@ -353,7 +353,7 @@ async fn check_svd(c: &mut Checker, ctx: &HeatContext) {
         ),
         (
             "SELECT * FROM svd(cancer, k => 40, keep => 'id')",
-            "svd: k = 40 exceeds min(rows, columns) = 30",
+            "svd: k = 40 exceeds min(rows, columns): the input has 30 feature columns",
         ),
         (
             "SELECT * FROM svd(cancer, k => 2, method => 'qr')",

@@ -74,8 +74,15 @@ pub fn plan_svd(
     let mut args = Args::parse("svd", &["input"], &specs(&SVD_ARGS), args, ctx)?;
     let input = args.inputs.remove(0);
     let mut f = feature_args(&args, &input, settings)?;
+    let d = f.features.len() as i64;
     let k = match args.int("k") {
         Some(k) if k < 1 => return Err(args.error(format!("k = {k} is out of range; expected k ≥ 1"))),
+        // min(rows, columns) ≤ d is known now; the rows are checked at execution.
+        Some(k) if k > d => {
+            return Err(args.error(format!(
+                "k = {k} exceeds min(rows, columns): the input has {d} feature columns"
+            )));
+        }
         Some(k) => k,
         None => {
             return Err(args.error("missing argument k (the number of singular triplets), e.g. svd(points, k => 3)"));
@@ -106,15 +113,22 @@ pub fn plan_svd(
     let oversamples = non_negative("oversamples", OVERSAMPLES)?;
     let power_iter = non_negative("power_iter", POWER_ITER)?;
     let seed = args.int("seed").unwrap_or(0) as u64;
-    let method = match name {
+    // `auto` is resolved now (d is known), with the arguments given.
+    let chosen = match name {
+        "auto" => match engine::linalg::svd::auto_method(d, k) {
+            Method::Tsqr => "tsqr",
+            _ => "randomized",
+        },
+        other => other,
+    };
+    let method = match chosen {
         "tsqr" => Method::Tsqr,
         "randomized" => Method::Randomized {
             oversamples,
             power_iter,
             seed,
         },
-        "hierarchical" => Method::Hierarchical { oversamples },
-        _ => Method::Auto,
+        _ => Method::Hierarchical { oversamples },
     };
     let output = match args.choice("output", &["s", "u", "v"], "s")? {
         "u" => SvdOutput::U,
@@ -142,7 +156,7 @@ pub fn plan_svd(
         f,
         k,
         method,
-        method_name: name,
+        method_name: if name == "auto" { "tsqr (auto)" } else { name },
         output,
         schema,
     };
