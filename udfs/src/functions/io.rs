@@ -7,7 +7,7 @@ use datafusion::arrow::datatypes::DataType;
 use datafusion::error::{DataFusionError, Result};
 use tch::Tensor;
 
-use super::args::{ArgKind, ArgSpec, arg};
+use super::args::{ArgKind, ArgSpec, Args, arg};
 
 /// Arguments every function over feature columns takes.
 pub(super) const COMMON: [ArgSpec; 5] = [
@@ -65,4 +65,41 @@ pub(super) fn finite_matrix(
         cols.push(Tensor::from_slice(a.values()));
     }
     Ok(Tensor::stack(&cols, 1))
+}
+
+/// Defaults of the randomized/hierarchical solvers: extra directions (or kept triplets) and
+/// power iterations.
+pub(super) const OVERSAMPLES: i64 = 10;
+pub(super) const POWER_ITER: i64 = 4;
+
+/// `oversamples`, `power_iter` and `seed` of `pca`'s solvers and `svd`'s methods (`what`:
+/// "solver" or "method", `name`: the one given): refused for a solver that does not use them
+/// (unless `auto`), ≥ 0, else the defaults.
+pub(super) fn solver_knobs(args: &Args, what: &str, name: &str) -> Result<(i64, i64, u64)> {
+    for (a, used_by) in [
+        ("oversamples", &["randomized", "hierarchical"][..]),
+        ("power_iter", &["randomized"][..]),
+        ("seed", &["randomized"][..]),
+    ] {
+        if args.has(a) && name != "auto" && !used_by.contains(&name) {
+            let list = used_by
+                .iter()
+                .map(|s| format!("'{s}'"))
+                .collect::<Vec<_>>()
+                .join(" or ");
+            return Err(args.error(format!("{a} applies to {what} => {list}, not '{name}'")));
+        }
+    }
+    let non_negative = |a: &str, default: i64| -> Result<i64> {
+        match args.int(a) {
+            Some(v) if v < 0 => Err(args.error(format!("{a} = {v} is out of range; expected a value ≥ 0"))),
+            Some(v) => Ok(v),
+            None => Ok(default),
+        }
+    };
+    Ok((
+        non_negative("oversamples", OVERSAMPLES)?,
+        non_negative("power_iter", POWER_ITER)?,
+        args.int("seed").unwrap_or(0) as u64,
+    ))
 }

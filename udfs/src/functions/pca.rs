@@ -21,7 +21,7 @@ use futures::future::BoxFuture;
 use tch::{Device, Kind, Tensor};
 
 use super::args::{ArgKind, ArgSpec, Args, arg};
-use super::io::{f64_column, names, slices, specs};
+use super::io::{f64_column, names, slices, solver_knobs, specs};
 use super::plan::{FeatureArgs, feature_args, output_schema};
 use super::{Layout, RunContext, TableFunction, exec_error};
 use crate::convert::{LoadSpec, load};
@@ -37,11 +37,6 @@ const PCA_ARGS: [ArgSpec; 8] = [
     arg("seed", ArgKind::Int),
     arg("output", ArgKind::Text),
 ];
-
-/// Default extra directions (randomized) and extra kept triplets (hierarchical).
-const OVERSAMPLES: i64 = 10;
-/// Default power iterations of the randomized solver.
-const POWER_ITER: i64 = 4;
 
 /// Which table `pca` returns.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -113,37 +108,14 @@ pub fn plan_pca(
         Components::Variance(_) => None,
     };
     let chosen = if name == "auto" { auto_solver(d, k).name() } else { name };
-    for (a, used_by) in [
-        ("oversamples", &["randomized", "hierarchical"][..]),
-        ("power_iter", &["randomized"][..]),
-        ("seed", &["randomized"][..]),
-    ] {
-        if args.has(a) && name != "auto" && !used_by.contains(&name) {
-            let list = used_by
-                .iter()
-                .map(|s| format!("'{s}'"))
-                .collect::<Vec<_>>()
-                .join(" or ");
-            return Err(args.error(format!("{a} applies to solver => {list}, not '{name}'")));
-        }
-    }
-    let non_negative = |a: &str, default: i64| -> Result<i64> {
-        match args.int(a) {
-            Some(v) if v < 0 => Err(args.error(format!("{a} = {v} is out of range; expected a value ≥ 0"))),
-            Some(v) => Ok(v),
-            None => Ok(default),
-        }
-    };
-    let oversamples = non_negative("oversamples", OVERSAMPLES)?;
-    let power_iter = non_negative("power_iter", POWER_ITER)?;
-    let seed = args.int("seed").unwrap_or(0);
+    let (oversamples, power_iter, seed) = solver_knobs(&args, "solver", name)?;
     let solver = match chosen {
         "covariance" => Solver::Covariance,
         "tsqr" => Solver::Tsqr,
         "randomized" => Solver::Randomized {
             oversamples,
             power_iter,
-            seed: seed as u64,
+            seed,
         },
         _ => Solver::Hierarchical { oversamples },
     };

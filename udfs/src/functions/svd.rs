@@ -18,7 +18,7 @@ use engine::linalg::{Method, svd};
 use futures::future::BoxFuture;
 
 use super::args::{ArgKind, ArgSpec, Args, arg};
-use super::io::{names, specs};
+use super::io::{names, solver_knobs, specs};
 use super::pca::{float_array, load_spec, one_input, scores_batches, values};
 use super::plan::{FeatureArgs, feature_args, output_schema};
 use super::{Layout, RunContext, TableFunction, exec_error};
@@ -33,11 +33,6 @@ const SVD_ARGS: [ArgSpec; 6] = [
     arg("seed", ArgKind::Int),
     arg("output", ArgKind::Text),
 ];
-
-/// Default extra directions (randomized) and extra kept triplets (hierarchical).
-const OVERSAMPLES: i64 = 10;
-/// Default power iterations of the randomized method.
-const POWER_ITER: i64 = 4;
 
 /// Which table `svd` returns.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -89,30 +84,7 @@ pub fn plan_svd(
         }
     };
     let name = args.choice("method", &["auto", "tsqr", "randomized", "hierarchical"], "auto")?;
-    for (a, used_by) in [
-        ("oversamples", &["randomized", "hierarchical"][..]),
-        ("power_iter", &["randomized"][..]),
-        ("seed", &["randomized"][..]),
-    ] {
-        if args.has(a) && name != "auto" && !used_by.contains(&name) {
-            let list = used_by
-                .iter()
-                .map(|s| format!("'{s}'"))
-                .collect::<Vec<_>>()
-                .join(" or ");
-            return Err(args.error(format!("{a} applies to method => {list}, not '{name}'")));
-        }
-    }
-    let non_negative = |a: &str, default: i64| -> Result<i64> {
-        match args.int(a) {
-            Some(v) if v < 0 => Err(args.error(format!("{a} = {v} is out of range; expected a value ≥ 0"))),
-            Some(v) => Ok(v),
-            None => Ok(default),
-        }
-    };
-    let oversamples = non_negative("oversamples", OVERSAMPLES)?;
-    let power_iter = non_negative("power_iter", POWER_ITER)?;
-    let seed = args.int("seed").unwrap_or(0) as u64;
+    let (oversamples, power_iter, seed) = solver_knobs(&args, "method", name)?;
     // `auto` is resolved now (d is known), with the arguments given.
     let chosen = match name {
         "auto" => match engine::linalg::svd::auto_method(d, k) {
