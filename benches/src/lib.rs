@@ -3,6 +3,12 @@
 //!
 //! * `heatsql-bench-load` (`src/bin/load.rs`): Parquet → DNDarray load rate per rank versus a
 //!   plain single-process Parquet read of the same file.
+//! * `heatsql-bench-sql`: plain SQL across ranks versus one DataFusion process.
+//! * `heatsql-bench-pca`, `heatsql-bench-kmeans`, `heatsql-bench-svd`: the table functions end
+//!   to end versus scikit-learn / numpy on the same file (`python/`).
+//! * `heatsql-bench-matmul`: the ring matmul versus libtorch's local GEMM.
+//!
+//! Each has a driver in `scripts/bench-*.sh`.
 
 /// The median of `times` (seconds, one per round) without the first round, a warm-up.
 /// `times` holds at least two rounds.
@@ -10,6 +16,16 @@ pub fn median_after_warmup(mut times: Vec<f64>) -> f64 {
     times.remove(0);
     times.sort_by(|a, b| a.total_cmp(b));
     times[times.len() / 2]
+}
+
+/// Peak resident memory of this process in bytes (`getrusage`).
+pub fn peak_rss() -> u64 {
+    // SAFETY: getrusage fills the struct it is given.
+    unsafe {
+        let mut u: libc::rusage = std::mem::zeroed();
+        libc::getrusage(libc::RUSAGE_SELF, &mut u);
+        u.ru_maxrss as u64 * 1024
+    }
 }
 
 use std::fs::File;
@@ -62,6 +78,26 @@ pub fn write_f64_parquet(
     }
     w.close().expect("close");
     std::fs::rename(&tmp, path).expect("rename");
+}
+
+/// Writes the low-rank benchmark matrix of `heatsql-bench-pca` and `heatsql-bench-svd` to
+/// `path` (unless it exists): rows × cols = Z (rows × 8) · M (8 × cols) + an offset j per
+/// column j + 0.01 standard normal noise, Z's column r scaled by 8 − r, deterministic.
+pub fn write_low_rank_parquet(path: &Path, rows: usize, cols: usize) {
+    let rank = 8.min(cols);
+    let mut g = Xorshift(0x9e37_79b9_7f4a_7c15);
+    let m: Vec<f64> = (0..rank * cols).map(|_| g.normal()).collect();
+    write_f64_parquet(path, cols, "x", rows, |n| {
+        let mut data = vec![vec![0.0f64; n]; cols];
+        for i in 0..n {
+            let z: Vec<f64> = (0..rank).map(|r| g.normal() * (rank - r) as f64).collect();
+            for (j, col) in data.iter_mut().enumerate() {
+                let signal: f64 = (0..rank).map(|r| z[r] * m[r * cols + j]).sum();
+                col[i] = signal + j as f64 + 0.01 * g.normal();
+            }
+        }
+        data
+    });
 }
 
 /// Collective. Registers the Parquet file at `path` as the distributed table `name`; returns

@@ -22,34 +22,6 @@ use futures::StreamExt;
 use heatsql::HeatContext;
 use heatsql::convert::LoadSpec;
 
-/// rows × cols = Z (rows × 8) · M (8 × cols) + offsets + 0.01 noise, written in chunks.
-fn generate(path: &std::path::Path, rows: usize, cols: usize) {
-    let rank = 8.min(cols);
-    let mut g = benches::Xorshift(0x9e37_79b9_7f4a_7c15);
-    let m: Vec<f64> = (0..rank * cols).map(|_| g.normal()).collect();
-    benches::write_f64_parquet(path, cols, "x", rows, |n| {
-        let mut data = vec![vec![0.0f64; n]; cols];
-        for i in 0..n {
-            let z: Vec<f64> = (0..rank).map(|r| g.normal() * (rank - r) as f64).collect();
-            for (j, col) in data.iter_mut().enumerate() {
-                let signal: f64 = (0..rank).map(|r| z[r] * m[r * cols + j]).sum();
-                col[i] = signal + j as f64 + 0.01 * g.normal();
-            }
-        }
-        data
-    });
-}
-
-/// Peak resident memory of this process in bytes.
-fn peak_rss() -> u64 {
-    // SAFETY: getrusage fills the struct it is given.
-    unsafe {
-        let mut u: libc::rusage = std::mem::zeroed();
-        libc::getrusage(libc::RUSAGE_SELF, &mut u);
-        u.ru_maxrss as u64 * 1024
-    }
-}
-
 fn median(mut v: Vec<f64>) -> f64 {
     benches::median_after_warmup(std::mem::take(&mut v))
 }
@@ -73,7 +45,7 @@ async fn main() {
     let path =
         PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!("../target/bench-data/pca_{rows}x{cols}.parquet"));
     if me == 0 {
-        generate(&path, rows, cols);
+        benches::write_low_rank_parquet(&path, rows, cols);
         // The file for the Python baseline.
         println!("file {}", path.display());
     }
@@ -112,7 +84,7 @@ async fn main() {
             "heatsql P={p} rank {me} SQL pca(t, k => {k}): {rows_here} rows; end to end {:.3} s; peak RSS {:.2} GB \
              for a {:.2} GB share (limit 2 × share + 0.4 GB = {:.2} GB)\n",
             median(times),
-            peak_rss() as f64 / 1e9,
+            benches::peak_rss() as f64 / 1e9,
             share / 1e9,
             limit(share)
         )
@@ -145,7 +117,7 @@ async fn main() {
             "heatsql P={p} rank {me} API: {local_rows} rows; load {load:.3} s, fit {fit_s:.3} s, scores {score:.3} s, \
              end to end {:.3} s; peak RSS {:.2} GB for a {:.2} GB share (limit 2 × share + 0.4 GB = {:.2} GB)\n",
             load + fit_s + score,
-            peak_rss() as f64 / 1e9,
+            benches::peak_rss() as f64 / 1e9,
             share / 1e9,
             limit(share)
         )

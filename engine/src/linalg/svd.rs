@@ -21,7 +21,8 @@ use tch::{Kind, Tensor};
 use crate::comm::ReduceOp;
 use crate::dndarray::DNDarray;
 use crate::error::{EngineError, Result};
-use crate::linalg::{flip_signs, tsqr, tsqr_r};
+use crate::linalg::flip_signs;
+use crate::linalg::tsqr::{local_r, tsqr, tsqr_r_of};
 
 const OP: &str = "svd";
 
@@ -110,17 +111,15 @@ pub fn svd(x: &DNDarray, k: i64, method: Method, want_u: bool) -> Result<Svd> {
         Method::Auto => auto_method(d, k),
         m => m,
     };
-    let zeros = Tensor::zeros([d], (Kind::Double, tch::Device::Cpu));
-    let ones = Tensor::ones([d], (Kind::Double, tch::Device::Cpu));
     let (s, v) = match method {
-        Method::Tsqr => by_tsqr(x, &zeros, &ones)?,
+        Method::Tsqr => by_tsqr(x, None)?,
         Method::Randomized {
             oversamples,
             power_iter,
             seed,
-        } => by_randomized(x, &zeros, &ones, k, oversamples, power_iter, seed)?,
+        } => by_randomized(x, None, k, oversamples, power_iter, seed)?,
         Method::Hierarchical { oversamples } => {
-            let (s, v, _) = by_hierarchical(x, &zeros, &ones, k, oversamples)?;
+            let (s, v, _) = by_hierarchical(x, None, k, oversamples)?;
             (s, v)
         }
         Method::Auto => unreachable!("resolved above"),
@@ -164,14 +163,38 @@ pub(crate) fn for_centred_chunks(
     Ok(())
 }
 
-/// SVD of the TSQR R factor of the centred (and scaled) data.
-pub(crate) fn by_tsqr(x: &DNDarray, mean: &Tensor, scale: &Tensor) -> Result<(Tensor, Tensor)> {
+/// PCA's view of the data: the solvers factor `(x − mean) / scale` (both d, f64) instead of
+/// `x` itself.
+#[derive(Clone, Copy)]
+pub(crate) struct Centring<'a> {
+    /// Column means (d).
+    pub mean: &'a Tensor,
+    /// Column scales (d; ones when not standardising).
+    pub scale: &'a Tensor,
+}
+
+/// Local. `block` (rows of x) as the f64 rows the solvers factor: centred and scaled when
+/// `centring` is given (tensors already on the block's device), else `block` itself
+/// (no copy for f64).
+fn prepared(block: Tensor, centring: Option<(&Tensor, &Tensor)>) -> std::result::Result<Tensor, tch::TchError> {
+    let block = block.f_to_kind(Kind::Double)?;
+    match centring {
+        Some((mean, scale)) => block.f_sub(mean)?.f_div(scale),
+        None => Ok(block),
+    }
+}
+
+/// `centring`'s mean and scale on `dev`.
+fn on_device(centring: Option<Centring<'_>>, dev: tch::Device) -> Option<(Tensor, Tensor)> {
+    centring.map(|c| (c.mean.to_device(dev), c.scale.to_device(dev)))
+}
+
+/// SVD of the TSQR R factor of the data (centred and scaled with `centring`), accumulated in
+/// blocks: no copy of the rank's rows.
+pub(crate) fn by_tsqr(x: &DNDarray, centring: Option<Centring<'_>>) -> Result<(Tensor, Tensor)> {
     let comm = x.comm();
-    let local = x.local();
-    let centred = comm.agree(
-        (local.to_kind(Kind::Double) - mean.to_device(local.device())).f_div(&scale.to_device(local.device())),
-    )?;
-    let r = tsqr_r(&DNDarray::from_pieces(centred, 0)?)?;
+    let c = on_device(centring, x.local().device());
+    let r = tsqr_r_of(x, |b| prepared(b, c.as_ref().map(|(m, s)| (m, s))))?;
     // torch.svd (reduced): (U, S, V) with V, not Vᵀ.
     let (_, s, v) = comm.agree(r.f_svd(true, true))?;
     Ok((s, v))
@@ -181,8 +204,7 @@ pub(crate) fn by_tsqr(x: &DNDarray, mean: &Tensor, scale: &Tensor) -> Result<(Te
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn by_randomized(
     x: &DNDarray,
-    mean: &Tensor,
-    scale: &Tensor,
+    centring: Option<Centring<'_>>,
     k: i64,
     oversamples: i64,
     power_iter: i64,
@@ -192,21 +214,33 @@ pub(crate) fn by_randomized(
     let (n, d) = (x.gshape()[0], x.gshape()[1]);
     let l = k.saturating_add(oversamples).min(n.min(d));
     let dev = x.local().device();
-    // Work in f64 on the scaled data: Xs = X / scale, centred products subtract the mean.
-    let xs = comm.agree(x.local().to_kind(Kind::Double).f_div(&scale.to_device(dev)))?;
-    let mu = (mean / scale).to_device(dev).unsqueeze(0); // 1 × d
+    // Work in f64 on the scaled data: Xs = X / scale (X itself without centring, no copy for
+    // f64), centred products subtract the scaled mean.
+    let (xs, mu) = match centring {
+        Some(c) => (
+            comm.agree(x.local().to_kind(Kind::Double).f_div(&c.scale.to_device(dev)))?,
+            Some((c.mean / c.scale).to_device(dev).unsqueeze(0)), // 1 × d
+        ),
+        None => (comm.agree(x.local().f_to_kind(Kind::Double))?, None),
+    };
     let omega = DNDarray::randn(&[d, l], None, seed, (Kind::Double, dev))?.into_local();
     // Y = Xc · Ω, orthonormalised (Q row-split).
     let times = |w: &Tensor| -> Result<DNDarray> {
-        let y = comm.agree(xs.f_matmul(w).and_then(|t| t.f_sub(&mu.matmul(w))))?;
+        let y = comm.agree(xs.f_matmul(w).and_then(|t| match &mu {
+            Some(mu) => t.f_sub(&mu.matmul(w)),
+            None => Ok(t),
+        }))?;
         DNDarray::from_pieces(y, 0)
     };
     // Xcᵀ · Q: local products and one allreduce (d × l).
     let t_times = |q: &DNDarray| -> Result<Tensor> {
         let ql = q.local();
-        let part = comm.agree(xs.tr().f_matmul(ql).and_then(|t| {
-            let colsum = ql.sum_dim_intlist(0, true, Kind::Double); // 1 × l
-            t.f_sub(&mu.tr().matmul(&colsum))
+        let part = comm.agree(xs.tr().f_matmul(ql).and_then(|t| match &mu {
+            Some(mu) => {
+                let colsum = ql.sum_dim_intlist(0, true, Kind::Double); // 1 × l
+                t.f_sub(&mu.tr().matmul(&colsum))
+            }
+            None => Ok(t),
         }))?;
         Ok(comm.allreduce_tensor(&part, ReduceOp::Sum)?)
     };
@@ -227,26 +261,16 @@ pub(crate) fn by_randomized(
 /// truncations discarded.
 pub(crate) fn by_hierarchical(
     x: &DNDarray,
-    mean: &Tensor,
-    scale: &Tensor,
+    centring: Option<Centring<'_>>,
     k: i64,
     oversamples: i64,
 ) -> Result<(Tensor, Tensor, f64)> {
     let comm = x.comm();
     let d = x.gshape()[1];
     let r = k.saturating_add(oversamples).min(d);
-    let dev = x.local().device();
-    let inv = scale.to_device(dev).reciprocal();
-    // This rank's rows → R (≤ d × d) by QR of [R; next chunk], then its truncated SVD Σ Vᵀ.
-    let local = (|| {
-        let mut acc = Tensor::f_zeros([0, d], (Kind::Double, dev))?;
-        for_centred_chunks(x, mean, |c| {
-            let stacked = Tensor::f_cat(&[&acc, &c.f_mul(&inv)?], 0)?;
-            acc = Tensor::f_linalg_qr(&stacked, "reduced")?.1;
-            Ok(())
-        })?;
-        truncate(&acc, r)
-    })();
+    // This rank's rows → R (≤ d × d, accumulated in blocks), then its truncated SVD Σ Vᵀ.
+    let c = on_device(centring, x.local().device());
+    let local = local_r(x.local(), |b| prepared(b, c.as_ref().map(|(m, s)| (m, s)))).and_then(|acc| truncate(&acc, r));
     let (factor, discarded) = comm.agree(local)?;
     let stacked = comm.allgatherv_tensor(&factor)?;
     let rows = comm.allgather(&[factor.size()[0]])?;

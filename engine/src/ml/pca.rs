@@ -35,7 +35,7 @@ use crate::comm::ReduceOp;
 use crate::dndarray::DNDarray;
 use crate::error::{EngineError, Result};
 use crate::linalg::flip_signs;
-use crate::linalg::svd::{CHUNK_ROWS, by_hierarchical, by_randomized, by_tsqr, for_centred_chunks};
+use crate::linalg::svd::{CHUNK_ROWS, Centring, by_hierarchical, by_randomized, by_tsqr, for_centred_chunks};
 
 const OP: &str = "pca";
 
@@ -175,7 +175,13 @@ pub fn fit(x: &DNDarray, opts: &PcaOptions) -> Result<PcaModel> {
         Solver::Tsqr => {
             let var = column_m2(x, &mean)? / ((n - 1) as f64);
             let scale = scales(&var, n, opts.standardize);
-            let (s, v) = by_tsqr(x, &mean, &scale)?;
+            let (s, v) = by_tsqr(
+                x,
+                Some(Centring {
+                    mean: &mean,
+                    scale: &scale,
+                }),
+            )?;
             (s, v, var, scale)
         }
         Solver::Randomized {
@@ -185,14 +191,32 @@ pub fn fit(x: &DNDarray, opts: &PcaOptions) -> Result<PcaModel> {
         } => {
             let var = column_m2(x, &mean)? / ((n - 1) as f64);
             let scale = scales(&var, n, opts.standardize);
-            let (s, v) = by_randomized(x, &mean, &scale, want.unwrap_or(1), oversamples, power_iter, seed)?;
+            let (s, v) = by_randomized(
+                x,
+                Some(Centring {
+                    mean: &mean,
+                    scale: &scale,
+                }),
+                want.unwrap_or(1),
+                oversamples,
+                power_iter,
+                seed,
+            )?;
             (s, v, var, scale)
         }
         Solver::Hierarchical { oversamples } => {
             let var = column_m2(x, &mean)? / ((n - 1) as f64);
             let scale = scales(&var, n, opts.standardize);
             let k = want.unwrap_or(1);
-            let (s, v, discarded) = by_hierarchical(x, &mean, &scale, k, oversamples)?;
+            let (s, v, discarded) = by_hierarchical(
+                x,
+                Some(Centring {
+                    mean: &mean,
+                    scale: &scale,
+                }),
+                k,
+                oversamples,
+            )?;
             // ‖X‖_F² of the centred, scaled data, and what the last truncation to k drops.
             let total = (&var / scale.square()).sum(Kind::Double).double_value(&[]) * ((n - 1) as f64);
             let tail = s

@@ -1,5 +1,5 @@
-//! Multi-rank checks of the table functions `pca`, `pca_project`, `kmeans` and
-//! `kmeans_predict` through SQL.
+//! Multi-rank checks of the table functions (`pca`, `pca_project`, `kmeans`, `kmeans_predict`,
+//! `svd`, `matmul`) through SQL.
 //!
 //! `heatsql-function-checks FIXTURES SCRATCH [-v]` under `mpirun -n P`: FIXTURES is
 //! `heatsql/tests/fixtures/pca` (scikit-learn results on its bundled breast cancer dataset,
@@ -161,16 +161,481 @@ async fn check_matmul(c: &mut Checker, ctx: &HeatContext, scratch: &str) {
             "matmul: expected 2 positional relation arguments (a, b",
         ),
         (
-            "SELECT * FROM matmul(ma, mb, a_order => 'id')",
-            "matmul: a_order => is not supported yet",
-        ),
-        (
             "SELECT * FROM matmul(ma, mb, keep => 'id', transpose_a => true)",
             "matmul: keep => does not apply with transpose_a => true",
         ),
     ] {
         let e = error_of(ctx, sql).await;
         c.check(&format!("matmul/error/{sql}"), e.contains(want), || format!("got: {e}"));
+    }
+    check_matmul_ordered(c, ctx, scratch, &a, &b, &cm).await;
+}
+
+/// `a_order`/`b_order`: the tables of [`check_matmul`] written in scrambled row order (a
+/// permutation, row groups of 4 and 1, so at P = 4 some ranks start with no rows), put back in
+/// order across ranks by an integer, a negative float and a timestamp key. References: the
+/// products of the ordered operands (tch, `a`, `b`, `cm`). Also the output's global order and
+/// balanced layout, and the errors (NULL, NaN, duplicate, wrong type, key as a feature).
+async fn check_matmul_ordered(c: &mut Checker, ctx: &HeatContext, scratch: &str, a: &Tensor, b: &Tensor, cm: &Tensor) {
+    let (me, p) = (ctx.comm().rank(), ctx.comm().size());
+    if me == 0 {
+        let f = |i: i64, j: usize| ((i * 7 + j as i64 * 3) % 11) as f64 / 3.0 - 1.5 + 0.01 * i as f64;
+        let scramble = |batch: RecordBatch, perm: &dyn Fn(u64) -> u64| {
+            let n = batch.num_rows() as u64;
+            let idx = datafusion::arrow::array::UInt64Array::from((0..n).map(perm).collect::<Vec<_>>());
+            datafusion::arrow::compute::take_record_batch(&batch, &idx).expect("permute")
+        };
+        let sa = scramble(matrix_batch("a", 37, 6, f), &|i| (i * 13 + 5) % 37);
+        write_parquet(&format!("{scratch}/msa.parquet"), &sa, 4);
+        let sb = scramble(matrix_batch("b", 6, 4, |i, j| f(i + 3, j) * 2.0), &|i| (i * 5 + 1) % 6);
+        write_parquet(&format!("{scratch}/msb.parquet"), &sb, 1);
+        let sc = scramble(matrix_batch("c", 37, 3, |i, j| f(i + 1, j + 2)), &|i| (i * 7 + 3) % 37);
+        write_parquet(&format!("{scratch}/msc.parquet"), &sc, 9);
+    }
+    ctx.comm().barrier();
+    for t in ["msa", "msb", "msc"] {
+        let r = rows(
+            ctx,
+            &format!("CREATE EXTERNAL TABLE {t} STORED AS PARQUET LOCATION '{scratch}/{t}.parquet'"),
+        )
+        .await;
+        c.check(&format!("matmul/order/register/{t}"), r.is_ok(), || format!("{r:?}"));
+    }
+    let cols = |p: &str, n: usize| -> Vec<String> { (1..=n).map(|j| format!("{p}{j}")).collect() };
+    // B's position: a negative float falling with id; A's: id itself (kept).
+    let b_sorted = "(SELECT b1, b2, b3, b4, 2.5 - 0.5 * id AS k FROM msb)";
+    let ab = format!(
+        "matmul(msa, {b_sorted}, a_order => 'id', b_order => 'k', keep => 'id', columns => 'a1, a2, a3, a4, a5, a6')"
+    );
+    // Reversed order of B: k falls with id, so row k of B is b.flip(0).
+    let want = a.matmul(&b.flip([0]));
+    let got = rows(ctx, &format!("SELECT * FROM {ab}")).await;
+    let ids = got.as_ref().map(|r| int_column(r, "id"));
+    c.check("matmul/order/ab/global_order", ids == Ok((0..37).collect()), || {
+        format!("{ids:?}")
+    });
+    c.close(
+        "matmul/order/ab",
+        got.and_then(|r| matrix(&r, &cols("b", 4))),
+        &want,
+        1e-12,
+    );
+    let here = local_rows(ctx, &format!("SELECT id FROM {ab}"))
+        .await
+        .map(|b| int_column(&b, "id"));
+    let counts = engine::dndarray::balanced_counts(37, p);
+    let start: i64 = counts[..me].iter().sum();
+    c.check(
+        "matmul/order/ab/balanced",
+        here == Ok((start..start + counts[me]).collect()),
+        || format!("rank {me}: {here:?}"),
+    );
+    // Default features leave the order column out (a has id, a1 … a6: features a1 … a6).
+    let got = rows(
+        ctx,
+        &format!("SELECT * FROM matmul((SELECT a1, a2, a3, a4, a5, a6, id FROM msa), {b_sorted}, a_order => 'id', b_order => 'k')"),
+    )
+    .await;
+    c.close(
+        "matmul/order/default_features",
+        got.and_then(|r| matrix(&r, &cols("b", 4))),
+        &want,
+        1e-12,
+    );
+    // Aᵀ·C pairs rows by position: A by id, C by a timestamp.
+    let tn = "SELECT * FROM matmul(msa, (SELECT c1, c2, c3, to_timestamp_seconds(1700000000 + 60 * id) AS t FROM msc), \
+              columns => 'a1, a2, a3, a4, a5, a6', a_order => 'id', b_order => 't', transpose_a => true)";
+    let got = rows(ctx, tn).await;
+    c.close(
+        "matmul/order/tn",
+        got.and_then(|r| matrix(&r, &cols("c", 3))),
+        &a.tr().matmul(cm),
+        1e-12,
+    );
+    for (sql, want) in [
+        (
+            "SELECT * FROM matmul(msa, (SELECT b1, id % 3 AS k FROM msb), columns => 'a1, a2, a3, a4, a5, a6', \
+             b_order => 'k')",
+            "matmul: b_order column 'k' has the value 0 more than once; every row needs its own position",
+        ),
+        (
+            "SELECT * FROM matmul(msa, (SELECT b1, CASE WHEN id = 4 THEN NULL ELSE id END AS k FROM msb), \
+             columns => 'a1, a2, a3, a4, a5, a6', b_order => 'k')",
+            "matmul: b_order column 'k' has 1 NULL values; every row needs a position",
+        ),
+        (
+            "SELECT * FROM matmul(msa, (SELECT b1, CASE WHEN id = 4 THEN 'NaN'::double ELSE id END AS k FROM msb), \
+             columns => 'a1, a2, a3, a4, a5, a6', b_order => 'k')",
+            "matmul: b_order column 'k' has NaN values",
+        ),
+        (
+            "SELECT * FROM matmul(msa, (SELECT b1, 'x' AS k FROM msb), b_order => 'k')",
+            "matmul: b_order column 'k' is Utf8; expected an integer, float, date, time, timestamp or duration column",
+        ),
+        (
+            "SELECT * FROM matmul(msa, msb, a_order => 'zz')",
+            "matmul: a_order column 'zz' not found",
+        ),
+        (
+            "SELECT * FROM matmul(msa, msb, columns => 'id, a1', a_order => 'id')",
+            "matmul: column 'id' is the a_order column, which orders the rows and is not a feature",
+        ),
+        (
+            "SELECT * FROM matmul(msa, (SELECT id AS k FROM msb), b_order => 'k')",
+            "matmul: b has no numeric columns besides b_order",
+        ),
+    ] {
+        let e = error_of(ctx, sql).await;
+        c.check(&format!("matmul/order/error/{sql}"), e.contains(want), || {
+            format!("got: {e}")
+        });
+    }
+}
+
+/// The 12 series of the DMD fixture.
+const MACRO: [&str; 12] = [
+    "realgdp", "realcons", "realinv", "realgovt", "realdpi", "cpi", "m1", "tbilrate", "unemp", "pop", "infl", "realint",
+];
+/// DMD against PyDMD (f64): eigenvalues, amplitudes, modes, reconstruction and forecast.
+const DMD_TOL: f64 = 1e-8;
+
+/// Per mode j, the rank-one matrix w_j w_jᴴ of the mode times its amplitude (state × state,
+/// as (…, 2) real): invariant to how eigenvectors are scaled. `w` is state × r complex.
+fn mode_outer(w: &Tensor) -> Tensor {
+    let r = w.size()[1];
+    let outs: Vec<Tensor> = (0..r)
+        .map(|j| {
+            let c = w.select(1, j);
+            c.unsqueeze(1).matmul(&c.conj_physical().unsqueeze(0))
+        })
+        .collect();
+    Tensor::stack(&outs, 0).resolve_conj().contiguous().view_as_real()
+}
+
+/// Columns `re`/`im` pairs of `batches` as a complex (rows × pairs) tensor.
+fn complex_matrix(batches: &[RecordBatch], re: &[String], im: &[String]) -> Result<Tensor, String> {
+    Ok(Tensor::complex(&matrix(batches, re)?, &matrix(batches, im)?))
+}
+
+/// `dmd` through SQL against the PyDMD fixture on the macroeconomic series (heatsql/tests/
+/// fixtures/dmd, rows scrambled so `order_by` sorts them across ranks): eigenvalues, |b|, the
+/// modes (as w wᴴ per mode, w = Φ b), frequency and growth rate from the order_by step (0.25),
+/// the reconstruction in global time order and the forecast with the extrapolated time, for a
+/// fixed rank, PyDMD's optimal threshold and an energy fraction; the columns layout on the
+/// transposed table (one row group: at P > 1 ranks start without rows); fewer snapshots than
+/// ranks; and the errors.
+async fn check_dmd(c: &mut Checker, ctx: &HeatContext) {
+    let series: Vec<String> = MACRO.iter().map(|s| s.to_string()).collect();
+    let list = MACRO.join(", ");
+    let quarters: Vec<String> = (0..203).map(|k| format!("q{k:03}")).collect();
+    for (setting, arg, r) in [
+        ("r4", "rank => 4", 4i64),
+        ("optimal", "columns => '__ALL__'", 5),
+        ("energy", "energy => 0.9", 3),
+    ] {
+        let arg = arg.replace("columns => '__ALL__'", &format!("columns => '{list}'"));
+        let call = |out: &str| format!("dmd(macro, order_by => 't', {arg}, output => '{out}')");
+        let tag = format!("dmd/macro/{setting}");
+        let eig_cols = names(&["real", "imag", "amplitude"]);
+        let got = rows(ctx, &format!("SELECT * FROM {} ORDER BY mode", call("eigenvalues"))).await;
+        let want = rows(
+            ctx,
+            &format!(
+                "SELECT real, imag, sqrt(amplitude_re * amplitude_re + amplitude_im * amplitude_im) AS amplitude, \
+                 atan2(imag, real) / (2 * pi() * 0.25) AS frequency, ln(sqrt(real * real + imag * imag)) / 0.25 AS growth_rate \
+                 FROM dmd_eigs WHERE setting = '{setting}' ORDER BY mode"
+            ),
+        )
+        .await
+        .and_then(|b| matrix(&b, &names(&["real", "imag", "amplitude", "frequency", "growth_rate"])));
+        let Ok(want) = want else {
+            c.check(&format!("{tag}/fixture"), false, || format!("{want:?}"));
+            continue;
+        };
+        c.check(&format!("{tag}/rank"), want.size()[0] == r, || {
+            format!("{:?}", want.size())
+        });
+        c.close(
+            &format!("{tag}/eigenvalues"),
+            got.as_ref().map_err(|e| e.clone()).and_then(|b| matrix(b, &eig_cols)),
+            &want.narrow(1, 0, 3),
+            DMD_TOL,
+        );
+        c.close(
+            &format!("{tag}/frequency_growth"),
+            got.as_ref()
+                .map_err(|e| e.clone())
+                .and_then(|b| matrix(b, &names(&["frequency", "growth_rate"]))),
+            &want.narrow(1, 3, 2),
+            DMD_TOL,
+        );
+        // Modes: w wᴴ per mode, w = Φ |b| with our Φ (normalised) against PyDMD's Φ b.
+        let re: Vec<String> = (1..=r).map(|j| format!("mode{j}_re")).collect();
+        let im: Vec<String> = (1..=r).map(|j| format!("mode{j}_im")).collect();
+        let ours = rows(ctx, &format!("SELECT * FROM {}", call("modes")))
+            .await
+            .and_then(|b| complex_matrix(&b, &re, &im));
+        let amps = got
+            .as_ref()
+            .map_err(|e| e.clone())
+            .and_then(|b| matrix(b, &names(&["amplitude"])));
+        let fixture = rows(
+            ctx,
+            &format!("SELECT feature, mode, re, im FROM dmd_modes WHERE setting = '{setting}' ORDER BY mode"),
+        )
+        .await
+        .and_then(|b| {
+            let re = matrix(&b, &names(&["re"]))?.reshape([r, 12]).tr();
+            let im = matrix(&b, &names(&["im"]))?.reshape([r, 12]).tr();
+            Ok(Tensor::complex(&re, &im))
+        });
+        match (ours, amps, fixture) {
+            (Ok(phi), Ok(b), Ok(w)) => {
+                let ours = &phi * b.reshape([1, r]).to_kind(Kind::ComplexDouble);
+                c.close(
+                    &format!("{tag}/modes"),
+                    Ok::<_, String>(mode_outer(&ours)),
+                    &mode_outer(&w),
+                    DMD_TOL,
+                );
+            }
+            other => c.check(&format!("{tag}/modes"), false, || format!("{other:?}")),
+        }
+        let expected = |kind: &str| {
+            let q = format!("SELECT * FROM dmd_series WHERE setting = '{setting}' AND kind = '{kind}' ORDER BY t");
+            async move { rows(ctx, &q).await }
+        };
+        let with_t = |mut v: Vec<String>| {
+            v.insert(0, "t".to_string());
+            v
+        };
+        let rec = rows(ctx, &format!("SELECT * FROM {}", call("reconstruction"))).await;
+        let want_rec = expected("reconstruction")
+            .await
+            .and_then(|b| matrix(&b, &with_t(series.clone())));
+        match want_rec {
+            Ok(w) => c.close(
+                &format!("{tag}/reconstruction"),
+                rec.and_then(|b| matrix(&b, &with_t(series.clone()))),
+                &w,
+                DMD_TOL,
+            ),
+            Err(e) => c.check(&format!("{tag}/reconstruction"), false, || e),
+        }
+        let fc = rows(
+            ctx,
+            &format!(
+                "SELECT * FROM {}",
+                call("forecast").replace("output => 'forecast'", "output => 'forecast', steps => 8")
+            ),
+        )
+        .await;
+        let steps = fc.as_ref().map(|b| int_column(b, "step"));
+        c.check(&format!("{tag}/forecast/steps"), steps == Ok((1..=8).collect()), || {
+            format!("{steps:?}")
+        });
+        match expected("forecast")
+            .await
+            .and_then(|b| matrix(&b, &with_t(series.clone())))
+        {
+            Ok(w) => c.close(
+                &format!("{tag}/forecast"),
+                fc.and_then(|b| matrix(&b, &with_t(series.clone()))),
+                &w,
+                DMD_TOL,
+            ),
+            Err(e) => c.check(&format!("{tag}/forecast"), false, || e),
+        }
+    }
+    // The columns layout: one row per series, the quarters as columns (PyDMD's own layout).
+    let call =
+        |out: &str| format!("dmd(macro_columns, layout => 'columns', keep => 'feature', rank => 4, output => '{out}')");
+    let got = rows(ctx, &format!("SELECT * FROM {} ORDER BY mode", call("eigenvalues")))
+        .await
+        .and_then(|b| matrix(&b, &names(&["real", "imag", "amplitude"])));
+    let want = rows(
+        ctx,
+        "SELECT real, imag, sqrt(amplitude_re * amplitude_re + amplitude_im * amplitude_im) AS amplitude \
+         FROM dmd_eigs WHERE setting = 'r4' ORDER BY mode",
+    )
+    .await
+    .and_then(|b| matrix(&b, &names(&["real", "imag", "amplitude"])));
+    match want {
+        Ok(w) => c.close("dmd/columns/eigenvalues", got, &w, DMD_TOL),
+        Err(e) => c.check("dmd/columns/eigenvalues", false, || e),
+    }
+    let features = rows(ctx, &format!("SELECT feature FROM {}", call("reconstruction")))
+        .await
+        .map(|b| {
+            b.iter()
+                .flat_map(|b| {
+                    b.column_by_name("feature")
+                        .and_then(|a| cast(a, &DataType::Utf8).ok())
+                        .map(|a| {
+                            a.as_string::<i32>()
+                                .iter()
+                                .map(|s| s.unwrap_or("").to_string())
+                                .collect::<Vec<_>>()
+                        })
+                        .unwrap_or_default()
+                })
+                .collect::<Vec<_>>()
+        });
+    c.check("dmd/columns/keep", features == Ok(series.clone()), || {
+        format!("{features:?}")
+    });
+    let rec = rows(ctx, &format!("SELECT * FROM {}", call("reconstruction")))
+        .await
+        .and_then(|b| matrix(&b, &quarters));
+    let want_rec = rows(
+        ctx,
+        "SELECT * FROM dmd_series WHERE setting = 'r4' AND kind = 'reconstruction' ORDER BY t",
+    )
+    .await
+    .and_then(|b| matrix(&b, &series));
+    match want_rec {
+        Ok(w) => c.close("dmd/columns/reconstruction", rec, &w.tr(), DMD_TOL),
+        Err(e) => c.check("dmd/columns/reconstruction", false, || e),
+    }
+    let steps: Vec<String> = (1..=8).map(|s| format!("step{s}")).collect();
+    let fc = rows(
+        ctx,
+        &format!(
+            "SELECT * FROM {}",
+            call("forecast").replace("output => 'forecast'", "output => 'forecast', steps => 8")
+        ),
+    )
+    .await
+    .and_then(|b| matrix(&b, &steps));
+    let want_fc = rows(
+        ctx,
+        "SELECT * FROM dmd_series WHERE setting = 'r4' AND kind = 'forecast' ORDER BY t",
+    )
+    .await
+    .and_then(|b| matrix(&b, &series));
+    match want_fc {
+        Ok(w) => c.close("dmd/columns/forecast", fc, &w.tr(), DMD_TOL),
+        Err(e) => c.check("dmd/columns/forecast", false, || e),
+    }
+    let re: Vec<String> = (1..=4).map(|j| format!("mode{j}_re")).collect();
+    let im: Vec<String> = (1..=4).map(|j| format!("mode{j}_im")).collect();
+    let phi = rows(ctx, &format!("SELECT * FROM {}", call("modes")))
+        .await
+        .and_then(|b| complex_matrix(&b, &re, &im));
+    let w = rows(ctx, "SELECT re, im FROM dmd_modes WHERE setting = 'r4' ORDER BY mode")
+        .await
+        .and_then(|b| {
+            Ok(Tensor::complex(
+                &matrix(&b, &names(&["re"]))?.reshape([4, 12]).tr(),
+                &matrix(&b, &names(&["im"]))?.reshape([4, 12]).tr(),
+            ))
+        });
+    let amps = rows(
+        ctx,
+        &format!("SELECT amplitude FROM {} ORDER BY mode", call("eigenvalues")),
+    )
+    .await
+    .and_then(|b| matrix(&b, &names(&["amplitude"])));
+    match (phi, amps, w) {
+        (Ok(phi), Ok(b), Ok(w)) => {
+            let ours = &phi * b.reshape([1, 4]).to_kind(Kind::ComplexDouble);
+            c.close(
+                "dmd/columns/modes",
+                Ok::<_, String>(mode_outer(&ours)),
+                &mode_outer(&w),
+                DMD_TOL,
+            );
+        }
+        other => c.check("dmd/columns/modes", false, || format!("{other:?}")),
+    }
+    // Three snapshots (fewer than ranks at P = 4): against tch on the gathered snapshots.
+    let few = "(SELECT * FROM macro WHERE t < 1959.6)";
+    let got = rows(
+        ctx,
+        &format!("SELECT real, imag FROM dmd({few}, order_by => 't', rank => 2) ORDER BY mode"),
+    )
+    .await
+    .and_then(|b| matrix(&b, &names(&["real", "imag"])));
+    let data = rows(ctx, &format!("SELECT * FROM {few} ORDER BY t"))
+        .await
+        .and_then(|b| matrix(&b, &series));
+    match data {
+        Ok(d) => {
+            let x = d.narrow(0, 0, 2).tr();
+            let y = d.narrow(0, 1, 2).tr();
+            let (u, s, v) = x.svd(true, true);
+            let a = u.tr().matmul(&y).matmul(&v) / s.unsqueeze(0);
+            let (lambda, _) = a.linalg_eig();
+            let re = Vec::<f64>::try_from(lambda.real().contiguous()).unwrap_or_default();
+            let im = Vec::<f64>::try_from(lambda.imag().contiguous()).unwrap_or_default();
+            let mut pairs: Vec<(f64, f64)> = re.into_iter().zip(im).collect();
+            pairs.sort_by(|a, b| b.0.hypot(b.1).total_cmp(&a.0.hypot(a.1)).then(b.1.total_cmp(&a.1)));
+            let want =
+                Tensor::from_slice(&pairs.iter().flat_map(|&(a, b)| [a, b]).collect::<Vec<_>>()).reshape([-1, 2]);
+            c.close("dmd/few_snapshots", got, &want, DMD_TOL);
+        }
+        Err(e) => c.check("dmd/few_snapshots", false, || e),
+    }
+    for (sql, want) in [
+        (
+            "SELECT * FROM dmd((SELECT * FROM macro UNION ALL SELECT * FROM macro WHERE t = 1960), order_by => 't', rank => 2)",
+            "dmd: order_by column 't' has the value 1960.0 more than once; every row needs its own position".to_string(),
+        ),
+        (
+            "SELECT * FROM dmd((SELECT * FROM macro WHERE t <> 1970.5), order_by => 't', rank => 2)",
+            "dmd: order_by column 't' is not evenly spaced: 1970.25 is followed by 1970.75, but the first step is 0.25".to_string(),
+        ),
+        (
+            "SELECT * FROM dmd(macro, order_by => 'quarter_start', rank => 2)",
+            "dmd: order_by column 'quarter_start' is not evenly spaced".to_string(),
+        ),
+        (
+            "SELECT * FROM dmd((SELECT CASE WHEN t = 1960 THEN NULL ELSE t END AS t, realgdp, realcons FROM macro), order_by => 't')",
+            "dmd: order_by column 't' has 1 NULL values; every row needs a position".to_string(),
+        ),
+        (
+            "SELECT * FROM dmd((SELECT * FROM macro WHERE t < 1960), order_by => 't', rank => 5)",
+            "dmd: rank = 5 is out of range; expected 1 ≤ rank ≤ min(state size, snapshots − 1) = 3 (4 snapshots of 12 values)".to_string(),
+        ),
+        (
+            "SELECT * FROM dmd(macro, order_by => 't', rank => 13)",
+            "dmd: rank = 13 exceeds the 12 feature columns of each snapshot".to_string(),
+        ),
+        (
+            "SELECT * FROM dmd((SELECT * FROM macro WHERE t = 1960), order_by => 't', rank => 1)",
+            "dmd: order_by column 't' has 1 snapshots; at least 2 are needed".to_string(),
+        ),
+        (
+            "SELECT * FROM dmd(macro, order_by => 't', rank => 2, energy => 0.9)",
+            "dmd: give rank => or energy =>, not both".to_string(),
+        ),
+        (
+            "SELECT * FROM dmd(macro, order_by => 't', output => 'forecast')",
+            "dmd: output => 'forecast' needs steps => N".to_string(),
+        ),
+        (
+            "SELECT * FROM dmd(macro, order_by => 't', steps => 3)",
+            "dmd: steps => applies to output => 'forecast'".to_string(),
+        ),
+        (
+            "SELECT * FROM dmd(macro_columns, layout => 'columns', order_by => 'q000')",
+            "dmd: order_by => applies to layout => 'rows'".to_string(),
+        ),
+        (
+            "SELECT * FROM dmd(macro, order_by => 't', keep => 'realgdp')",
+            "dmd: keep => applies to layout => 'columns'".to_string(),
+        ),
+        (
+            "SELECT * FROM dmd(macro, order_by => 't', columns => 't, realgdp')",
+            "dmd: column 't' is the order_by column, which orders the rows and is not a feature".to_string(),
+        ),
+        (
+            "SELECT * FROM dmd(macro, order_by => 't', dt => -1)",
+            "dmd: dt = -1 must be a positive number".to_string(),
+        ),
+    ] {
+        let e = error_of(ctx, sql).await;
+        c.check(&format!("dmd/error/{sql}"), e.contains(&want), || format!("got: {e}"));
     }
 }
 
@@ -1322,6 +1787,16 @@ async fn main() {
     ] {
         tables.push((name.into(), format!("{fixtures}/../kmeans/{file}.parquet")));
     }
+    // The DMD fixture too.
+    for (name, file) in [
+        ("macro", "macro"),
+        ("macro_columns", "macro_columns"),
+        ("dmd_eigs", "expected_eigs"),
+        ("dmd_modes", "expected_modes"),
+        ("dmd_series", "expected_series"),
+    ] {
+        tables.push((name.into(), format!("{fixtures}/../dmd/{file}.parquet")));
+    }
     for (name, path) in &tables {
         let r = rows(
             &ctx,
@@ -1338,6 +1813,7 @@ async fn main() {
     check_kmeans_seeded(&mut c, &ctx, scratch).await;
     check_svd(&mut c, &ctx).await;
     check_matmul(&mut c, &ctx, scratch).await;
+    check_dmd(&mut c, &ctx).await;
     if !c.summary("function checks") {
         std::process::exit(1);
     }

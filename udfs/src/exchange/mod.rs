@@ -17,6 +17,9 @@
 //! (build sides of joins that emit unmatched build rows, joins whose two sides live apart,
 //! nodes it does not know).
 //!
+//! Table functions that need their rows in a given order sort them where they are
+//! ([`order_rows`]: a distributed sort that keeps the rows split, balanced).
+//!
 //! Uncorrelated scalar subqueries run as a stage of their own ahead of their main input's
 //! stages (`subquery`).
 //!
@@ -28,11 +31,13 @@
 
 mod ipc;
 mod node;
+mod order;
 mod placement;
 mod run;
 mod subquery;
 
 pub use node::{ExchangeExec, ExchangeKind, agreed, first_rows};
+pub use order::{OrderKey, is_orderable, order_rows, sort_batches};
 pub use placement::{Placement, distribute};
 pub use run::{DistributedPlan, Stage, fingerprint};
 pub use subquery::SubqueryStage;

@@ -1,5 +1,5 @@
 //! What the functions share around their numerics: the common argument list, saved models
-//! read back from Arrow, and output rows cut into batches.
+//! read back from Arrow, output rows cut into batches, inputs put in order.
 
 use datafusion::arrow::array::{Array, Float64Array, RecordBatch};
 use datafusion::arrow::compute::cast;
@@ -101,5 +101,34 @@ pub(super) fn solver_knobs(args: &Args, what: &str, name: &str) -> Result<(i64, 
         non_negative("oversamples", OVERSAMPLES)?,
         non_negative("power_iter", POWER_ITER)?,
         args.int("seed").unwrap_or(0) as u64,
+    ))
+}
+
+/// Collective. `input` with its rows sorted across ranks by the column `order` (named by the
+/// argument `argument` of `function`; see [`crate::exchange::order_rows`]), or `input` itself
+/// when no order is given. Duplicate positions are refused.
+pub(super) async fn ordered(
+    input: datafusion::execution::SendableRecordBatchStream,
+    function: &str,
+    argument: &str,
+    order: Option<&str>,
+    comm: &engine::Comm,
+) -> Result<datafusion::execution::SendableRecordBatchStream> {
+    let Some(column) = order else {
+        return Ok(input);
+    };
+    let schema = input.schema();
+    let key = crate::exchange::OrderKey {
+        function,
+        argument,
+        column,
+        unique: true,
+    };
+    let rows = crate::exchange::order_rows(input, &key, comm).await?;
+    Ok(Box::pin(
+        datafusion::physical_plan::stream::RecordBatchStreamAdapter::new(
+            schema,
+            futures::stream::iter(rows.into_iter().map(Ok)),
+        ),
     ))
 }

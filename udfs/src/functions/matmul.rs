@@ -1,9 +1,12 @@
-//! `matmul(a, b, transpose_a => BOOL, keep => …)`: the product of two relations read as
-//! matrices, over `engine::linalg::{matmul, matmul_tn}`.
+//! `matmul(a, b, transpose_a => BOOL, a_order => 'col', b_order => 'col', keep => …)`: the
+//! product of two relations read as matrices, over `engine::linalg::{matmul, matmul_tn}`.
 //!
 //! Shapes: `a`'s numeric columns (or `columns =>`) form A (n rows × k, split by rows as the
 //! input is); `b`'s numeric columns form B (k rows × m). A row's position is its input order
-//! (file order, or the subquery's ORDER BY). The product A·B (n × m) is row-aligned with `a`
+//! (file order), or with `a_order`/`b_order` its place in the order of that column (not a
+//! feature): the rows are then sorted across ranks where they are
+//! ([`crate::exchange::order_rows`], balanced, never gathered; duplicate, NULL or NaN
+//! positions are refused). The product A·B (n × m) is row-aligned with `a`
 //! (keep columns, then one column per column of `b`, named like them), computed by a ring that
 //! passes B's row blocks between the ranks; neither operand is gathered. `transpose_a => true`
 //! gives Aᵀ·B (k × m, both inputs with the same rows): `feature` (a's column names) plus `b`'s
@@ -21,9 +24,9 @@ use datafusion::sql::sqlparser::ast::FunctionArg;
 use futures::future::BoxFuture;
 
 use super::args::{ArgKind, ArgSpec, Args, arg};
-use super::io::{names, specs};
+use super::io::{names, ordered, specs};
 use super::pca::{float_array, load_spec, scores_batches, values};
-use super::plan::{FeatureArgs, feature_args, output_schema};
+use super::plan::{FeatureArgs, feature_args_ordered, order_field, output_schema};
 use super::{Layout, RunContext, TableFunction, exec_error};
 use crate::convert::{NullPolicy, load};
 use crate::settings::HeatsqlOptions;
@@ -42,6 +45,9 @@ struct Matmul {
     /// B's columns (all numeric columns of `b`).
     b: FeatureArgs,
     transpose_a: bool,
+    /// The columns that order a's and b's rows (sorted across ranks before the product).
+    a_order: Option<String>,
+    b_order: Option<String>,
     schema: SchemaRef,
 }
 
@@ -61,27 +67,23 @@ pub fn plan_matmul(
     }
     let b_input = args.inputs.remove(1);
     let a_input = args.inputs.remove(0);
-    for o in ["a_order", "b_order"] {
-        if args.has(o) {
-            return Err(args.error(format!(
-                "{o} => is not supported yet: order the rows in a subquery's ORDER BY instead"
-            )));
-        }
-    }
-    let mut a = feature_args(&args, &a_input, settings)?;
+    let a_order = order_field(&args, &a_input, "a_order")?;
+    let b_order = order_field(&args, &b_input, "b_order")?;
+    let mut a = feature_args_ordered(&args, &a_input, settings, a_order.as_ref().map(|f| ("a_order", f)))?;
     if a.nulls == NullPolicy::Drop {
         return Err(args.error("nulls => 'drop' would move rows of the operands; filter NULLs in a subquery"));
     }
-    // B: every numeric column, with A's dtype and device.
+    // B: every numeric column but b_order, with A's dtype and device.
     let b_fields = b_input.schema().fields();
     let b_features: Vec<String> = b_fields
         .iter()
-        .filter(|f| crate::convert::is_numeric(f.data_type()))
+        .filter(|f| crate::convert::is_numeric(f.data_type()) && b_order.as_ref().is_none_or(|o| o.name() != f.name()))
         .map(|f| f.name().clone())
         .collect();
     if b_features.is_empty() {
         return Err(args.error(format!(
-            "b has no numeric columns (columns: {})",
+            "b has no numeric columns{} (columns: {})",
+            if b_order.is_some() { " besides b_order" } else { "" },
             b_fields
                 .iter()
                 .map(|f| format!("{} {}", f.name(), f.data_type()))
@@ -117,12 +119,24 @@ pub fn plan_matmul(
     if transpose_a {
         a.keep.clear();
     }
-    let a_plan = super::plan::project(a_input, &a.keep, &a.features)?;
-    let b_plan = super::plan::project(b_input, &[], &b.features)?;
+    // The order columns travel with the rows until the rows are sorted.
+    let with_order = |keep: &[Field], order: &Option<Field>| {
+        let mut fields = keep.to_vec();
+        if let Some(o) = order
+            && !fields.iter().any(|f| f.name() == o.name())
+        {
+            fields.push(o.clone());
+        }
+        fields
+    };
+    let a_plan = super::plan::project(a_input, &with_order(&a.keep, &a_order), &a.features)?;
+    let b_plan = super::plan::project(b_input, &with_order(&[], &b_order), &b.features)?;
     let call = Matmul {
         a,
         b,
         transpose_a,
+        a_order: a_order.map(|f| f.name().clone()),
+        b_order: b_order.map(|f| f.name().clone()),
         schema,
     };
     Ok((Arc::new(call), vec![a_plan, b_plan]))
@@ -138,9 +152,12 @@ impl TableFunction for Matmul {
     }
 
     fn describe(&self) -> String {
+        let order = |o: &Option<String>, arg: &str| o.as_ref().map(|c| format!("{arg}={c}, ")).unwrap_or_default();
         format!(
-            "transpose_a={}, a columns={}, b columns={}, keep={}, {}",
+            "transpose_a={}, {}{}a columns={}, b columns={}, keep={}, {}",
             self.transpose_a,
+            order(&self.a_order, "a_order"),
+            order(&self.b_order, "b_order"),
             names(&self.a.features),
             names(&self.b.features),
             names(&self.a.keep.iter().map(|f| f.name().clone()).collect::<Vec<_>>()),
@@ -178,6 +195,8 @@ impl TableFunction for Matmul {
             let device = comm
                 .agree(self.a.device.resolve(comm.local_rank()))
                 .map_err(crate::exchange::agreed)?;
+            let a_in = ordered(a_in, "matmul", "a_order", self.a_order.as_deref(), comm).await?;
+            let b_in = ordered(b_in, "matmul", "b_order", self.b_order.as_deref(), comm).await?;
             let a = load(
                 a_in,
                 &load_spec("matmul", &self.a, Some(self.a.features.clone()), device),

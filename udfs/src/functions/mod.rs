@@ -11,6 +11,8 @@
 //!   share of each input, calls the function, and serves the output batches from memory.
 //! * [`pca`]: `pca(...)` and `pca_project(...)`.
 //! * [`kmeans`]: `kmeans(...)` and `kmeans_predict(...)`.
+//! * [`svd`], [`matmul`], [`dmd`]: `svd(...)`, `matmul(a, b, ...)`, `dmd(...)` (its time axis
+//!   in `series`).
 //! * [`rewrite`]: table names given as relation arguments become subqueries before planning
 //!   (DataFusion resolves a statement's tables first, and only sees those in relations).
 //!
@@ -19,6 +21,7 @@
 
 pub mod args;
 mod columns;
+pub mod dmd;
 pub mod exec;
 mod io;
 pub mod kmeans;
@@ -26,6 +29,7 @@ pub mod matmul;
 pub mod pca;
 pub mod plan;
 pub mod rewrite;
+mod series;
 pub mod svd;
 
 use std::fmt;
@@ -91,7 +95,7 @@ pub trait TableFunction: fmt::Debug + Send + Sync {
 }
 
 /// The functions [`FunctionRelationPlanner`] knows, by SQL name.
-pub const FUNCTIONS: [&str; 6] = ["pca", "pca_project", "kmeans", "kmeans_predict", "svd", "matmul"];
+pub const FUNCTIONS: [&str; 7] = ["pca", "pca_project", "kmeans", "kmeans_predict", "svd", "matmul", "dmd"];
 
 /// An error of a function at execution time, as a DataFusion error.
 pub(crate) fn exec_error(e: impl fmt::Display) -> DataFusionError {

@@ -58,6 +58,7 @@ impl RelationPlanner for FunctionRelationPlanner {
             "kmeans" => super::kmeans::plan_kmeans(args.args, ctx, &settings)?,
             "svd" => super::svd::plan_svd(args.args, ctx, &settings)?,
             "matmul" => super::matmul::plan_matmul(args.args, ctx, &settings)?,
+            "dmd" => super::dmd::plan_dmd(args.args, ctx, &settings)?,
             "kmeans_predict" => super::kmeans::plan_kmeans_predict(args.args, ctx, &settings)?,
             other => {
                 return Err(DataFusionError::Internal(format!(
@@ -226,6 +227,34 @@ fn find<'a>(args: &Args, schema: &'a DFSchema, name: &str, what: &str) -> Result
 /// `default_features = false` and no `columns`, `features` is every numeric non-keep column
 /// too but the function decides at execution which it uses (`pca_project`).
 pub fn feature_args(args: &Args, input: &LogicalPlan, settings: &HeatsqlOptions) -> Result<FeatureArgs> {
+    feature_args_ordered(args, input, settings, None)
+}
+
+/// The column named by the ordering argument `arg` (`a_order`, `order_by`) of `input`, when
+/// given: it must exist and hold integers, floats or temporal values.
+pub fn order_field(args: &Args, input: &LogicalPlan, arg: &str) -> Result<Option<Field>> {
+    let Some(name) = args.text(arg) else {
+        return Ok(None);
+    };
+    let (_, f) = find(args, input.schema(), name.trim(), arg)?;
+    if !crate::exchange::is_orderable(f.data_type()) {
+        return Err(args.error(format!(
+            "{arg} column '{}' is {}; expected an integer, float, date, time, timestamp or duration column",
+            f.name(),
+            f.data_type()
+        )));
+    }
+    Ok(Some(f.clone()))
+}
+
+/// [`feature_args`] for an input ordered by the column `order` (from [`order_field`]): that
+/// column is not a feature (left out of the default features, refused in `columns`).
+pub fn feature_args_ordered(
+    args: &Args,
+    input: &LogicalPlan,
+    settings: &HeatsqlOptions,
+    order: Option<(&str, &Field)>,
+) -> Result<FeatureArgs> {
     let schema = input.schema();
     let keep_names = args.names("keep")?.unwrap_or_default();
     let mut keep = Vec::with_capacity(keep_names.len());
@@ -253,6 +282,14 @@ pub fn feature_args(args: &Args, input: &LogicalPlan, settings: &HeatsqlOptions)
                 if out.contains(f.name()) {
                     return Err(args.error(format!("feature column '{c}' is listed twice")));
                 }
+                if let Some((arg, o)) = order
+                    && o.name() == f.name()
+                {
+                    return Err(args.error(format!(
+                        "column '{}' is the {arg} column, which orders the rows and is not a feature",
+                        f.name()
+                    )));
+                }
                 out.push(f.name().clone());
             }
             out
@@ -260,7 +297,11 @@ pub fn feature_args(args: &Args, input: &LogicalPlan, settings: &HeatsqlOptions)
         None => {
             let fields = schema.fields();
             let out: Vec<String> = (0..fields.len())
-                .filter(|i| !keep_idx.contains(i) && is_numeric(fields[*i].data_type()))
+                .filter(|i| {
+                    !keep_idx.contains(i)
+                        && is_numeric(fields[*i].data_type())
+                        && order.is_none_or(|(_, o)| o.name() != fields[*i].name())
+                })
                 .map(|i| fields[i].name().clone())
                 .collect();
             if out.is_empty() {
