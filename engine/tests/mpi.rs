@@ -43,7 +43,7 @@ fn comm_and_dndarray_match_tch_at_p_1_to_4() {
         counts.push(assert_checks_passed(&run, "engine checks", p));
     }
     // Every P ran a full suite (P-dependent checks add a few at P > 1).
-    assert!(counts.iter().all(|&c| c > 1000), "too few checks ran: {counts:?}");
+    assert!(counts.iter().all(|&c| c > 4300), "too few checks ran: {counts:?}");
 }
 
 #[test]

@@ -1,7 +1,8 @@
-//! The table functions `pca`, `pca_project`, `kmeans`, `kmeans_predict` and `svd` through SQL at
-//! P = 1, 2, 3 and 4, against scikit-learn's results on its bundled breast cancer and wine
-//! datasets (heatsql/tests/fixtures/{pca,kmeans}, made by make_fixture.py there) and tch on
-//! the gathered input; and seeded k-means output compared across the rank counts.
+//! The table functions (`pca`, `pca_project`, `kmeans`, `kmeans_predict`, `svd`, `matmul`,
+//! `dmd`) through SQL at P = 1, 2, 3 and 4, against scikit-learn's results on its bundled breast
+//! cancer and wine datasets, PyDMD's on statsmodels' macroeconomic series
+//! (heatsql/tests/fixtures/{pca,kmeans,dmd}, made by make_fixture.py there) and tch on the
+//! gathered input; and seeded k-means output compared across the rank counts.
 //!
 //! The checks live in the `heatsql-function-checks` binary (src/bin/function_checks.rs).
 
@@ -25,7 +26,7 @@ fn table_functions_at_p_1_to_4() {
         let dir = dir.display().to_string();
         let run = mpirun(BIN, p, &[fixtures, &dir], &[], Duration::from_secs(300));
         assert!(
-            assert_checks_passed(&run, "function checks", p) >= 190,
+            assert_checks_passed(&run, "function checks", p) >= 250,
             "too few checks ran at P={p}"
         );
     }
