@@ -1291,12 +1291,18 @@ fn check_dmd(c: &mut Checker) {
 /// with several accumulation blocks per rank (9,000 rows), small, and wide (n < d), against
 /// tch's QR of the gathered matrix (R with a non-negative diagonal) within 1e-10; Q·R = A and
 /// QᵀQ = I within 1e-10; Q split like A; R-only equals R of the full factorisation (1e-12);
-/// f32 stays f32.
+/// the algorithm is CholeskyQR2 for the well-conditioned tall inputs and Householder for the
+/// wide one; f32 stays f32. Then [`check_tsqr_conditioning`].
 fn check_tsqr(c: &mut Checker) {
-    use engine::linalg::{tsqr, tsqr_r};
+    use engine::linalg::{QrAlgorithm, tsqr_r_reporting, tsqr_reporting};
     let comm = c.comm;
     let p = comm.size();
     for (n, d) in [(9000i64, 6i64), (37, 5), (4, 9)] {
+        let want_how = if n >= d {
+            QrAlgorithm::CholeskyQr2
+        } else {
+            QrAlgorithm::Householder
+        };
         let x = reference(&[n, d], 40 + n, Kind::Double);
         let (_, r) = Tensor::linalg_qr(&x, "reduced");
         let signs = r.diagonal(0, 0, 1).ge(0.0).to_kind(Kind::Double) * 2.0 - 1.0;
@@ -1305,15 +1311,23 @@ fn check_tsqr(c: &mut Checker) {
         for name in LAYOUTS {
             let tag = format!("linalg/tsqr/{n}x{d}/{name}");
             let a = pieces(comm, &x, 0, &layout(name, n, p)).expect("pieces");
-            let r_only = tsqr_r(&a);
+            let r_only = tsqr_r_reporting(&a).map(|(r, how)| {
+                c.check(&format!("{tag}/r_only_algorithm"), how == want_how, || {
+                    format!("{how:?}, expected {want_how:?}")
+                });
+                r
+            });
             c.close(
                 &format!("{tag}/r_only"),
                 r_only.as_ref().map(|r| r.shallow_clone()),
                 &want_r,
                 1e-10,
             );
-            match tsqr(&a) {
-                Ok((q, r)) => {
+            match tsqr_reporting(&a) {
+                Ok((q, r, how)) => {
+                    c.check(&format!("{tag}/algorithm"), how == want_how, || {
+                        format!("{how:?}, expected {want_how:?}")
+                    });
                     c.close(&format!("{tag}/r"), Ok::<_, String>(r.shallow_clone()), &want_r, 1e-10);
                     if let Ok(r1) = &r_only {
                         c.close(
@@ -1341,12 +1355,85 @@ fn check_tsqr(c: &mut Checker) {
     }
     let x = reference(&[5000, 4], 77, Kind::Float);
     let a = pieces(comm, &x, 0, &layout("ramp", 5000, p)).expect("pieces");
-    let r = tsqr_r(&a);
+    let r = engine::linalg::tsqr_r(&a);
     c.check(
         "linalg/tsqr/f32/kind",
         r.as_ref().map(|r| r.kind() == Kind::Float).unwrap_or(false),
         || format!("{:?}", r.map(|r| r.kind())),
     );
+    check_tsqr_conditioning(c);
+}
+
+/// TSQR on known spectra at every row layout: κ = 10⁶ stays on CholeskyQR2, κ = 10¹² and a
+/// rank-deficient matrix (rank 3 of 5 columns) fall back to Householder; in every case
+/// Q·R = A and QᵀQ = I within 1e-10, σ(R) = σ(A) within 1e-12 (σ₁ = 1), R-only Rᵀ R equals the
+/// full factorisation's within 1e-12, and both calls report the algorithm expected.
+fn check_tsqr_conditioning(c: &mut Checker) {
+    use engine::linalg::{QrAlgorithm, tsqr_r_reporting, tsqr_reporting};
+    let comm = c.comm;
+    let p = comm.size();
+    let cases: [(&str, &[f64], QrAlgorithm); 3] = [
+        (
+            "kappa1e6",
+            &[1.0, 0.3, 1e-2, 1e-3, 1e-5, 1e-6],
+            QrAlgorithm::CholeskyQr2,
+        ),
+        (
+            "kappa1e12",
+            &[1.0, 0.1, 1e-3, 1e-6, 1e-9, 1e-12],
+            QrAlgorithm::Householder,
+        ),
+        ("rank3of6", &[1.0, 0.5, 0.25, 0.0, 0.0, 0.0], QrAlgorithm::Householder),
+    ];
+    let (n, d) = (3000i64, 6i64);
+    for (case, sigma, want_how) in cases {
+        let x = with_spectrum(n, d, sigma, 900);
+        let want_s = Tensor::from_slice(sigma);
+        for name in LAYOUTS {
+            let tag = format!("linalg/tsqr/{case}/{name}");
+            let a = pieces(comm, &x, 0, &layout(name, n, p)).expect("pieces");
+            let (r_only, how_r) = match tsqr_r_reporting(&a) {
+                Ok(v) => v,
+                Err(e) => {
+                    c.check(&format!("{tag}/run"), false, || e.to_string());
+                    continue;
+                }
+            };
+            let (q, r, how) = match tsqr_reporting(&a) {
+                Ok(v) => v,
+                Err(e) => {
+                    c.check(&format!("{tag}/run"), false, || e.to_string());
+                    continue;
+                }
+            };
+            c.check(
+                &format!("{tag}/algorithm"),
+                how == want_how && how_r == want_how,
+                || format!("tsqr {how:?}, tsqr_r {how_r:?}, expected {want_how:?}"),
+            );
+            let qg = q.allgather().expect("allgather Q");
+            c.close(&format!("{tag}/qr"), Ok::<_, String>(qg.matmul(&r)), &x, 1e-10);
+            c.close(
+                &format!("{tag}/q_orthonormal"),
+                Ok::<_, String>(qg.tr().matmul(&qg)),
+                &Tensor::eye(d, (Kind::Double, Device::Cpu)),
+                1e-10,
+            );
+            c.close(
+                &format!("{tag}/singular_values"),
+                Ok::<_, String>(r_only.svd(true, true).1),
+                &want_s,
+                1e-12,
+            );
+            // R itself is ill-determined at κ = 10¹² (and below the rank); RᵀR = AᵀA is not.
+            c.close(
+                &format!("{tag}/r_only_gram"),
+                Ok::<_, String>(r_only.tr().matmul(&r_only)),
+                &r.tr().matmul(&r),
+                1e-12,
+            );
+        }
+    }
 }
 
 /// `linalg::svd` at every row layout (zero-row ranks included): known spectra (tall and wide,

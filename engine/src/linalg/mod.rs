@@ -13,7 +13,7 @@ pub mod tsqr;
 pub use matmul::{matmul, matmul_tn};
 pub use sign::flip_signs;
 pub use svd::{Method, Svd, svd};
-pub use tsqr::{tsqr, tsqr_r};
+pub use tsqr::{QrAlgorithm, tsqr, tsqr_r, tsqr_r_reporting, tsqr_reporting};
 
 use tch::Kind;
 

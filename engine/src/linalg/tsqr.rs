@@ -12,28 +12,78 @@
 //! time, `[R; next block]`, R only): the Householder panel of a tall-skinny matrix is
 //! level-2 BLAS, so factoring cache-sized blocks instead of all rows at once saves a pass over
 //! memory per column, and no Q of the rank's rows is ever formed.
+//!
+//! **CholeskyQR2 first.** Householder QR of a tall-skinny matrix runs at level-2 BLAS speed;
+//! CholeskyQR2 (Fukaya, Nakatsukasa, Yanagisawa, Yamamoto 2014) runs at GEMM speed and needs
+//! one allreduce of d × d per step instead of an allgather: `G = AᵀA` (local Gram matrices,
+//! one allreduce), `R₁ = chol(G)`; `Q₁ = A R₁⁻¹` (triangular solves, block by block, never
+//! stored when only R is wanted), `G₂ = Q₁ᵀQ₁` (one allreduce), `R₂ = chol(G₂)`, `R = R₂ R₁`,
+//! `Q = Q₁ R₂⁻¹`. It is as accurate as Householder (backward error and loss of orthogonality
+//! O(ε)) as long as Q₁ is nearly orthonormal, which is measured, not assumed: when G is not
+//! numerically positive definite or `‖G₂ − I‖_F` exceeds [`ORTHOGONALITY_LIMIT`] (κ(A) beyond
+//! about 10⁷ in f64: rank-deficient, wide or badly scaled data), every rank falls back to
+//! Householder TSQR, so the result is always the accurate one. Blocks are computed in f64
+//! (f32 input is promoted block by block) and R is returned in the input's dtype.
 
 use tch::{Kind, TchError, Tensor};
 
-use crate::comm::Comm;
+use crate::comm::{Comm, ReduceOp};
 use crate::dndarray::DNDarray;
 use crate::error::Result;
 
-/// Rows per block when a rank accumulates its R factor (a block of 32 f64 columns is 1 MiB).
-pub(crate) const QR_BLOCK_ROWS: i64 = 4096;
+/// Rows per block when a rank accumulates its Householder R factor (a block of 32 f64 columns
+/// is 256 KiB: Householder panels are level-2 BLAS, so the block should stay in cache).
+pub(crate) const QR_BLOCK_ROWS: i64 = 1024;
+
+/// Rows per block of CholeskyQR2's Gram matrices and triangular solves.
+pub(crate) const GRAM_BLOCK_ROWS: i64 = 16_384;
+
+/// The largest `‖Q₁ᵀQ₁ − I‖_F` (Q₁ = A R₁⁻¹ after CholeskyQR's first step) for which the
+/// second step is trusted; beyond it the factorisation falls back to Householder TSQR.
+/// Loss of orthogonality of Q₁ grows like κ(A)² ε, so this admits κ(A) up to about 3·10⁷
+/// in f64; after the second step Q's loss of orthogonality is O(ε).
+pub const ORTHOGONALITY_LIMIT: f64 = 0.1;
+
+/// How a TSQR factor was computed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QrAlgorithm {
+    /// Two rounds of Cholesky QR on allreduced Gram matrices (GEMM speed).
+    CholeskyQr2,
+    /// Local Householder QRs whose R factors are allgathered and factored again.
+    Householder,
+}
 
 /// Collective. The R factor of `a` (n × d, split 0; floating point), replicated:
 /// min(n, d) × d, upper triangular with a non-negative diagonal, in `a`'s dtype.
 pub fn tsqr_r(a: &DNDarray) -> Result<Tensor> {
+    Ok(tsqr_r_reporting(a)?.0)
+}
+
+/// Collective. [`tsqr_r`] and the algorithm that produced R (the same on every rank).
+pub fn tsqr_r_reporting(a: &DNDarray) -> Result<(Tensor, QrAlgorithm)> {
     a.comm().agree(super::check_row_split_float("tsqr", a))?;
-    tsqr_r_of(a, Ok)
+    let kind = a.kind();
+    let (r, how) = tsqr_r_of_reporting(a, Ok)?;
+    Ok((a.comm().agree(r.f_to_kind(kind))?, how))
 }
 
 /// Collective. `a = Q · R` with Q (n × min(n, d)) split along rows like `a` and R
 /// (min(n, d) × d) replicated, upper triangular with a non-negative diagonal.
 pub fn tsqr(a: &DNDarray) -> Result<(DNDarray, Tensor)> {
+    let (q, r, _) = tsqr_reporting(a)?;
+    Ok((q, r))
+}
+
+/// Collective. [`tsqr`] and the algorithm that produced Q and R (the same on every rank).
+pub fn tsqr_reporting(a: &DNDarray) -> Result<(DNDarray, Tensor, QrAlgorithm)> {
     let comm = a.comm();
     comm.agree(super::check_row_split_float("tsqr", a))?;
+    if let Some((q, r)) = cholesky_qr2(a, true, Ok)? {
+        let kind = a.kind();
+        let q = comm.agree(q.expect("Q was asked for").f_to_kind(kind))?;
+        let r = comm.agree(r.f_to_kind(kind))?;
+        return Ok((DNDarray::from_pieces(q, 0)?, r, QrAlgorithm::CholeskyQr2));
+    }
     let local = a.local();
     // Local reduced QR: Q_r (n_r × m_r), R_r (m_r × d), m_r = min(n_r, d).
     let (q_local, r_local) = comm.agree(Tensor::f_linalg_qr(local, "reduced"))?;
@@ -45,20 +95,146 @@ pub fn tsqr(a: &DNDarray) -> Result<(DNDarray, Tensor)> {
     let block = q_hat.narrow(0, start, counts[comm.rank()]) * signs.unsqueeze(0);
     let q = comm.agree(q_local.f_matmul(&block))?;
     let q = DNDarray::from_pieces(q.reshape([local.size()[0], m]), 0)?;
-    Ok((q, r))
+    Ok((q, r, QrAlgorithm::Householder))
 }
 
 /// Collective. The replicated R factor (as [`tsqr_r`]) of the rows `prep` makes of `a`'s
 /// rows, block by block (`prep` maps a block of rows to the block to factor, e.g. centred
 /// f64; it must keep the row count and give every block the same columns and dtype).
-/// `a` is split along rows (the caller checks).
+/// `a` is split along rows (the caller checks). R is f64 by CholeskyQR2 and `prep`'s dtype by
+/// the Householder fallback.
 pub(crate) fn tsqr_r_of(
     a: &DNDarray,
     prep: impl FnMut(Tensor) -> std::result::Result<Tensor, TchError>,
 ) -> Result<Tensor> {
+    Ok(tsqr_r_of_reporting(a, prep)?.0)
+}
+
+/// Collective. [`tsqr_r_of`] and the algorithm that produced R.
+fn tsqr_r_of_reporting(
+    a: &DNDarray,
+    mut prep: impl FnMut(Tensor) -> std::result::Result<Tensor, TchError>,
+) -> Result<(Tensor, QrAlgorithm)> {
+    if let Some((_, r)) = cholesky_qr2(a, false, &mut prep)? {
+        return Ok((r, QrAlgorithm::CholeskyQr2));
+    }
     let comm = a.comm();
     let r_local = comm.agree(local_r(a.local(), prep))?;
-    Ok(merge(comm, &r_local, false)?.1)
+    Ok((merge(comm, &r_local, false)?.1, QrAlgorithm::Householder))
+}
+
+/// Collective. CholeskyQR2 of `prep` applied to `a`'s rows (see the module documentation):
+/// `Some((Q when asked for, R))` in f64, R upper triangular with a positive diagonal, or
+/// `None` on every rank when `a` is wide, G is not numerically positive definite or Q₁ is too
+/// far from orthonormal (the caller then runs Householder TSQR).
+fn cholesky_qr2(
+    a: &DNDarray,
+    want_q: bool,
+    mut prep: impl FnMut(Tensor) -> std::result::Result<Tensor, TchError>,
+) -> Result<Option<(Option<Tensor>, Tensor)>> {
+    let comm = a.comm();
+    let (n, d) = (a.gshape()[0], a.gshape()[1]);
+    if d == 0 || n < d {
+        return Ok(None);
+    }
+    let rows = a.local();
+    let dev = rows.device();
+    let mut prep64 = |b: Tensor| prep(b).and_then(|b| b.f_to_kind(Kind::Double));
+    // Step 1: G = AᵀA, R₁ = chol(G).
+    let g = comm.agree(gram_of_blocks(rows, d, &mut prep64))?;
+    let g = comm.allreduce_tensor(&g, ReduceOp::Sum)?;
+    let Some(r1) = all_agree(comm, comm.agree(cholesky_upper(&g))?)? else {
+        return Ok(None);
+    };
+    // Step 2: Q₁ = A R₁⁻¹ (stored in Q's memory only when Q is wanted), G₂ = Q₁ᵀQ₁,
+    // R₂ = chol(G₂).
+    let r1 = r1.to_device(dev);
+    let n_local = rows.size()[0];
+    let q = if want_q {
+        Some(comm.agree(Tensor::f_empty([n_local, d], (Kind::Double, dev)))?)
+    } else {
+        None
+    };
+    let mut at = 0;
+    let g2 = comm.agree(gram_of_blocks(rows, d, |b| {
+        let q1 = r1.f_linalg_solve_triangular(&prep64(b)?, true, false, false)?;
+        if let Some(q) = &q {
+            let len = q1.size()[0];
+            q.narrow(0, at, len).f_copy_(&q1)?;
+            at += len;
+        }
+        Ok(q1)
+    }))?;
+    let g2 = comm.allreduce_tensor(&g2, ReduceOp::Sum)?;
+    let step2 = comm.agree((|| {
+        let eye = Tensor::f_eye(d, (Kind::Double, g2.device()))?;
+        let loss = g2
+            .f_sub(&eye)?
+            .f_square()?
+            .f_sum(Kind::Double)?
+            .f_sqrt()?
+            .f_double_value(&[])?;
+        if loss.is_nan() || loss > ORTHOGONALITY_LIMIT {
+            return Ok(None);
+        }
+        cholesky_upper(&g2)
+    })())?;
+    let Some(r2) = all_agree(comm, step2)? else {
+        return Ok(None);
+    };
+    let r2 = r2.to_device(dev);
+    let r = comm.agree(r2.f_matmul(&r1))?;
+    let Some(q) = q else {
+        return Ok(Some((None, r)));
+    };
+    // Q = Q₁ R₂⁻¹ block by block in place (R₂ is within ORTHOGONALITY_LIMIT of I: perfectly
+    // conditioned).
+    comm.agree((|| {
+        let mut at = 0;
+        while at < n_local {
+            let len = GRAM_BLOCK_ROWS.min(n_local - at);
+            let mut block = q.narrow(0, at, len);
+            let solved = r2.f_linalg_solve_triangular(&block, true, false, false)?;
+            block.f_copy_(&solved)?;
+            at += len;
+        }
+        Ok::<_, TchError>(())
+    })())?;
+    Ok(Some((Some(q), r)))
+}
+
+/// Local. Σ over blocks of [`GRAM_BLOCK_ROWS`] rows of `f(block)ᵀ f(block)` (d × d, f64;
+/// zeros for zero rows).
+fn gram_of_blocks(
+    rows: &Tensor,
+    d: i64,
+    mut f: impl FnMut(Tensor) -> std::result::Result<Tensor, TchError>,
+) -> std::result::Result<Tensor, TchError> {
+    let n = rows.size()[0];
+    let mut g = Tensor::f_zeros([d, d], (Kind::Double, rows.device()))?;
+    let mut at = 0;
+    while at < n {
+        let len = GRAM_BLOCK_ROWS.min(n - at);
+        let b = f(rows.narrow(0, at, len))?;
+        let _ = g.f_addmm_(&b.tr(), &b)?;
+        at += len;
+    }
+    Ok(g)
+}
+
+/// Local. The upper Cholesky factor of the symmetric `g` (R with `g = RᵀR`, positive
+/// diagonal), or `None` when `g` is not numerically positive definite or not finite.
+fn cholesky_upper(g: &Tensor) -> std::result::Result<Option<Tensor>, TchError> {
+    let (r, info) = g.f_linalg_cholesky_ex(true, false)?;
+    let finite = r.f_isfinite()?.f_all()?.f_int64_value(&[])? == 1;
+    Ok((info.f_int64_value(&[])? == 0 && finite).then_some(r))
+}
+
+/// Collective. `local` on every rank when every rank has `Some`, else `None` everywhere (the
+/// same decision on every rank even if reductions differed in the last bit).
+fn all_agree(comm: &Comm, local: Option<Tensor>) -> Result<Option<Tensor>> {
+    let all = comm.allreduce(&[u64::from(local.is_some())], ReduceOp::Min)?[0] == 1;
+    Ok(if all { local } else { None })
 }
 
 /// Local. An R factor (min(rows, d) × d, signs not normalised) of `prep` applied to `rows` in

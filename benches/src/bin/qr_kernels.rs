@@ -1,0 +1,130 @@
+//! The local kernels behind TSQR's R factor, one process, in one run: the ratios that decide
+//! how a rank factors its rows (no MPI).
+//!
+//! `heatsql-bench-qr-kernels [ROWS] [COLS] [ROUNDS] [THREADS]` (default 2,000,000 × 32 f64,
+//! 5 rounds, libtorch's thread count). Median after a warm-up round of:
+//!
+//! * Householder R of `[R; block]` accumulated block by block, for several block heights;
+//! * the Gram matrix XᵀX, at once and accumulated over blocks;
+//! * CholeskyQR2's R (Gram, Cholesky, X·R₁⁻¹ by blocks with its Gram, Cholesky, R₂·R₁).
+//!
+//! Each line states seconds and the rate in GFLOP/s of the nominal flops (2·n·d² for a
+//! Householder R or a Gram matrix; n·d² for a triangular solve).
+
+use std::time::Instant;
+
+use tch::{Device, Kind, Tensor};
+
+fn median(mut t: Vec<f64>) -> f64 {
+    t.remove(0);
+    t.sort_by(f64::total_cmp);
+    t[t.len() / 2]
+}
+
+fn time(rounds: usize, mut f: impl FnMut()) -> f64 {
+    let mut t = Vec::with_capacity(rounds);
+    for _ in 0..rounds {
+        let s = Instant::now();
+        f();
+        t.push(s.elapsed().as_secs_f64());
+    }
+    median(t)
+}
+
+fn householder_r(x: &Tensor, block: i64) -> Tensor {
+    let n = x.size()[0];
+    let mut acc: Option<Tensor> = None;
+    let mut at = 0;
+    while at < n {
+        let len = block.min(n - at);
+        let b = x.narrow(0, at, len);
+        let stacked = match &acc {
+            Some(r) => Tensor::cat(&[r, &b], 0),
+            None => b,
+        };
+        acc = Some(Tensor::linalg_qr(&stacked, "r").1);
+        at += len;
+    }
+    acc.expect("rows")
+}
+
+fn gram_blocks(x: &Tensor, block: i64) -> Tensor {
+    let (n, d) = (x.size()[0], x.size()[1]);
+    let mut g = Tensor::zeros([d, d], (Kind::Double, Device::Cpu));
+    let mut at = 0;
+    while at < n {
+        let len = block.min(n - at);
+        let b = x.narrow(0, at, len);
+        let _ = g.addmm_(&b.tr(), &b);
+        at += len;
+    }
+    g
+}
+
+fn cholesky_qr2(x: &Tensor, block: i64) -> Tensor {
+    let (n, d) = (x.size()[0], x.size()[1]);
+    let r1 = gram_blocks(x, block).linalg_cholesky(true);
+    let mut g2 = Tensor::zeros([d, d], (Kind::Double, Device::Cpu));
+    let mut at = 0;
+    while at < n {
+        let len = block.min(n - at);
+        let q = r1.linalg_solve_triangular(&x.narrow(0, at, len), true, false, false);
+        let _ = g2.addmm_(&q.tr(), &q);
+        at += len;
+    }
+    g2.linalg_cholesky(true).matmul(&r1)
+}
+
+fn main() {
+    let args: Vec<usize> = std::env::args()
+        .skip(1)
+        .filter_map(|a| a.replace('_', "").parse().ok())
+        .collect();
+    let n = args.first().copied().unwrap_or(2_000_000) as i64;
+    let d = args.get(1).copied().unwrap_or(32) as i64;
+    let rounds = args.get(2).copied().unwrap_or(5).max(2);
+    if let Some(&t) = args.get(3) {
+        tch::set_num_threads(t as i32);
+    }
+    tch::manual_seed(0);
+    let x = Tensor::randn([n, d], (Kind::Double, Device::Cpu));
+    let nd2 = (n * d * d) as f64;
+    println!(
+        "qr kernels: {n} × {d} f64, {} threads, median of {} rounds after a warm-up",
+        tch::get_num_threads(),
+        rounds - 1
+    );
+    let line = |what: &str, s: f64, flops: f64| println!("{what:<40} {s:.3} s {:6.1} GFLOP/s", flops / s / 1e9);
+    let reference = householder_r(&x, n);
+    for block in [256, 512, 1024, 2048, 4096, 16384] {
+        let s = time(rounds, || {
+            let _ = householder_r(&x, block);
+        });
+        line(&format!("householder R, blocks of {block} rows"), s, 2.0 * nd2);
+    }
+    let s = time(rounds, || {
+        let _ = x.tr().matmul(&x);
+    });
+    line("gram XᵀX at once", s, 2.0 * nd2);
+    for block in [1024, 4096, 16384, 65536] {
+        let s = time(rounds, || {
+            let _ = gram_blocks(&x, block);
+        });
+        line(&format!("gram XᵀX, blocks of {block} rows"), s, 2.0 * nd2);
+    }
+    let r1 = x.tr().matmul(&x).linalg_cholesky(true);
+    let s = time(rounds, || {
+        let _ = r1.linalg_solve_triangular(&x, true, false, false);
+    });
+    line("X·R⁻¹ (triangular solve) at once", s, nd2);
+    for block in [4096, 16384, 65536] {
+        let mut r = None;
+        let s = time(rounds, || r = Some(cholesky_qr2(&x, block)));
+        let r = r.expect("ran");
+        // Both R factors have positive diagonals for full-rank X: compare them directly.
+        let signs = reference.diagonal(0, 0, 1).sign().unsqueeze(1);
+        let err = (&r - &reference * signs).abs().max().double_value(&[]) / r.abs().max().double_value(&[]);
+        line(&format!("choleskyQR2 R, blocks of {block} rows"), s, 6.0 * nd2);
+        println!("  max |R − R_householder| / max |R| = {err:.1e}");
+    }
+}
