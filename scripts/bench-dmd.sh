@@ -12,7 +12,7 @@ if ! .venv/bin/python -c "import pydmd, pyarrow, threadpoolctl" 2>/dev/null; the
   echo "[bench] installing PyDMD, pyarrow and threadpoolctl into .venv (baseline only)" >&2
   .venv/bin/pip install -q pydmd pyarrow threadpoolctl
 fi
-cargo build -q --release -p heatsql-benches
+build_release
 bin=target/release/heatsql-bench-dmd
 args=("$@")
 out=""

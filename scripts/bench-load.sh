@@ -9,7 +9,7 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 bash scripts/setup.sh
 . scripts/env.sh
-cargo build -q --release -p heatsql-benches
+build_release
 bin=target/release/heatsql-bench-load
 rows="${1:-2000000}" cols="${2:-32}" rounds="${3:-6}"
 echo "== warm: all rounds in one process"

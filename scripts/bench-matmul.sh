@@ -7,7 +7,7 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 bash scripts/setup.sh
 . scripts/env.sh
-cargo build -q --release -p heatsql-benches
+build_release
 bin=target/release/heatsql-bench-matmul
 n="${1:-4096}" rounds="${2:-4}"
 cores="$(nproc)"

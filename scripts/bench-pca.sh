@@ -11,7 +11,7 @@ if ! .venv/bin/python -c "import sklearn, pyarrow" 2>/dev/null; then
   echo "[bench] installing scikit-learn and pyarrow into .venv (baseline only)" >&2
   .venv/bin/pip install -q scikit-learn pyarrow
 fi
-cargo build -q --release -p heatsql-benches
+build_release
 bin=target/release/heatsql-bench-pca
 rows="${1:-2000000}" cols="${2:-32}" k="${3:-8}" rounds="${4:-4}"
 file=""

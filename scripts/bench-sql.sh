@@ -6,7 +6,7 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 bash scripts/setup.sh
 . scripts/env.sh
-cargo build -q --release -p heatsql-benches
+build_release
 rows="${1:-4000000}"
 rounds="${2:-4}"
 report="$(mktemp)"

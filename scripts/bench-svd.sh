@@ -12,7 +12,7 @@ if ! .venv/bin/python -c "import numpy, pyarrow, threadpoolctl" 2>/dev/null; the
   echo "[bench] installing numpy, pyarrow and threadpoolctl into .venv (baseline only)" >&2
   .venv/bin/pip install -q numpy pyarrow threadpoolctl
 fi
-cargo build -q --release -p heatsql-benches
+build_release
 bin=target/release/heatsql-bench-svd
 rows="${1:-2000000}" cols="${2:-32}" k="${3:-8}" rounds="${4:-4}"
 file="" out=""

@@ -7,3 +7,10 @@ export OMPI_MCA_btl_vader_single_copy_mechanism=none
 export CARGO_TERM_COLOR=never
 # rustup's cargo, when the shell did not put it on PATH.
 if ! command -v cargo >/dev/null 2>&1 && [ -f "$HOME/.cargo/env" ]; then . "$HOME/.cargo/env"; fi
+
+# The release binaries of the benchmarks and the shell. Always the same package set: cargo
+# unifies dependency features over the packages it builds, so `-p heatsql-benches` alone would
+# rebuild datafusion in release (about 25 minutes) next to the set the other scripts built.
+build_release() {
+  cargo build -q --release -p heatsql-benches -p heatsql -p heatsql-sql-tests -p heatsql-engine --bins
+}

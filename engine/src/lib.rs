@@ -23,6 +23,7 @@ pub mod memory;
 pub mod ml;
 pub mod progress;
 mod rng;
+mod simd;
 pub mod testkit;
 
 pub use comm::{Comm, CommError, ReduceOp};

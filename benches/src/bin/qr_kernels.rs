@@ -61,18 +61,31 @@ fn gram_blocks(x: &Tensor, block: i64) -> Tensor {
     g
 }
 
-fn cholesky_qr2(x: &Tensor, block: i64) -> Tensor {
+/// CholeskyQR2's R; Q₁'s blocks by triangular solves, or (`by_inverse`) by a GEMM with R₁⁻¹.
+fn cholesky_qr2(x: &Tensor, block: i64, by_inverse: bool) -> Tensor {
     let (n, d) = (x.size()[0], x.size()[1]);
     let r1 = gram_blocks(x, block).linalg_cholesky(true);
+    let r1_inv = inverse_upper(&r1);
     let mut g2 = Tensor::zeros([d, d], (Kind::Double, Device::Cpu));
     let mut at = 0;
     while at < n {
         let len = block.min(n - at);
-        let q = r1.linalg_solve_triangular(&x.narrow(0, at, len), true, false, false);
+        let b = x.narrow(0, at, len);
+        let q = if by_inverse {
+            b.matmul(&r1_inv)
+        } else {
+            r1.linalg_solve_triangular(&b, true, false, false)
+        };
         let _ = g2.addmm_(&q.tr(), &q);
         at += len;
     }
     g2.linalg_cholesky(true).matmul(&r1)
+}
+
+/// R⁻¹ of an upper triangular R (d × d).
+fn inverse_upper(r: &Tensor) -> Tensor {
+    let eye = Tensor::eye(r.size()[0], (r.kind(), r.device()));
+    r.linalg_solve_triangular(&eye, true, true, false)
 }
 
 fn main() {
@@ -106,25 +119,65 @@ fn main() {
         let _ = x.tr().matmul(&x);
     });
     line("gram XᵀX at once", s, 2.0 * nd2);
-    for block in [1024, 4096, 16384, 65536] {
+    for block in [1024, 2048, 4096, 16384, 65536] {
         let s = time(rounds, || {
             let _ = gram_blocks(&x, block);
         });
         line(&format!("gram XᵀX, blocks of {block} rows"), s, 2.0 * nd2);
     }
+    for block in [4096, 16384, 65536, n] {
+        let s = time(rounds, || {
+            let mut g = Tensor::zeros([d, d], (Kind::Double, Device::Cpu));
+            let mut at = 0;
+            while at < n {
+                let len = block.min(n - at);
+                let _ = g.f_add_(&engine::linalg::gram::gram(&x.narrow(0, at, len)).expect("gram"));
+                at += len;
+            }
+        });
+        line(&format!("gram XᵀX, heatsql kernel, blocks of {block}"), s, 2.0 * nd2);
+    }
+    // Column-major rows, as tables load.
+    let xc = x.tr().contiguous().tr();
+    let s = time(rounds, || {
+        let _ = xc.tr().matmul(&xc);
+    });
+    line("gram XᵀX, column-major, libtorch at once", s, 2.0 * nd2);
+    let s = time(rounds, || {
+        let _ = engine::linalg::gram::gram(&xc).expect("gram");
+    });
+    line("gram XᵀX, column-major, heatsql kernel", s, 2.0 * nd2);
     let r1 = x.tr().matmul(&x).linalg_cholesky(true);
     let s = time(rounds, || {
         let _ = r1.linalg_solve_triangular(&x, true, false, false);
     });
     line("X·R⁻¹ (triangular solve) at once", s, nd2);
-    for block in [4096, 16384, 65536] {
+    let r1_inv = inverse_upper(&r1);
+    let s = time(rounds, || {
+        let _ = x.matmul(&r1_inv);
+    });
+    line("X·R⁻¹ (GEMM by the inverse) at once", s, 2.0 * nd2);
+    for (block, by_inverse) in [
+        (4096, false),
+        (16384, false),
+        (65536, false),
+        (2048, true),
+        (4096, true),
+        (16384, true),
+        (65536, true),
+    ] {
         let mut r = None;
-        let s = time(rounds, || r = Some(cholesky_qr2(&x, block)));
+        let s = time(rounds, || r = Some(cholesky_qr2(&x, block, by_inverse)));
         let r = r.expect("ran");
         // Both R factors have positive diagonals for full-rank X: compare them directly.
         let signs = reference.diagonal(0, 0, 1).sign().unsqueeze(1);
         let err = (&r - &reference * signs).abs().max().double_value(&[]) / r.abs().max().double_value(&[]);
-        line(&format!("choleskyQR2 R, blocks of {block} rows"), s, 6.0 * nd2);
+        let how = if by_inverse {
+            "GEMM by R₁⁻¹"
+        } else {
+            "triangular solves"
+        };
+        line(&format!("choleskyQR2 R, {how}, blocks of {block} rows"), s, 6.0 * nd2);
         println!("  max |R − R_householder| / max |R| = {err:.1e}");
     }
 }

@@ -1,10 +1,12 @@
 //! Distributed linear algebra on row-split DNDarrays.
 //!
+//! * [`gram`]: the Gram matrix XᵀX of a block of rows (the kernel of CholeskyQR2).
 //! * [`tsqr`]: QR of a tall-skinny (n × d, rows split) array: R replicated, Q row-split.
 //! * [`sign`]: the project's sign convention for singular and principal vectors.
 //! * [`svd`]: truncated SVD (TSQR, randomized, hierarchical).
 //! * [`matmul`]: products of two row-split arrays (a ring for A·B; Aᵀ·B by one allreduce).
 
+pub mod gram;
 pub mod matmul;
 pub mod sign;
 pub mod svd;

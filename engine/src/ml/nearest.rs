@@ -19,6 +19,8 @@
 
 use tch::{Device, Kind, Tensor};
 
+use crate::simd::Variant;
+
 /// Rows per block (a multiple of [`LANES`]; d columns of a block stay in L1/L2).
 const BLOCK: usize = 256;
 /// Rows copied per pack (a multiple of [`BLOCK`]): long runs of each column for the hardware
@@ -424,29 +426,6 @@ fn range_fma(
     totals: Option<&mut Totals>,
 ) {
     range::<true>(m, c, rows, labels, sq, totals)
-}
-
-/// The kernel variants, best first: which one this CPU runs, and its centroid tile.
-#[derive(Clone, Copy, Debug, PartialEq)]
-enum Variant {
-    /// AVX2 + FMA intrinsics.
-    #[cfg(target_arch = "x86_64")]
-    Avx2,
-    /// Plain Rust (whatever the compiler vectorises for the baseline target).
-    Portable,
-}
-
-impl Variant {
-    fn detect() -> Self {
-        #[cfg(target_arch = "x86_64")]
-        {
-            use std::arch::is_x86_feature_detected as has;
-            if has!("avx2") && has!("fma") {
-                return Variant::Avx2;
-            }
-        }
-        Variant::Portable
-    }
 }
 
 /// [`range`] compiled for `v` (which the CPU must have: [`Variant::detect`] or less).

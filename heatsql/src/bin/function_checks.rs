@@ -548,6 +548,61 @@ async fn check_dmd(c: &mut Checker, ctx: &HeatContext) {
         }
         other => c.check("dmd/columns/modes", false, || format!("{other:?}")),
     }
+    // A timestamp axis: the quarters as instants 90 days (7,776,000 s) apart, scrambled like
+    // `macro`. dt defaults to the step in seconds, so the eigenvalues are PyDMD's and the
+    // rates are per second; the forecast extrapolates the timestamps.
+    const STEP: i64 = 7_776_000;
+    let ts = format!("(SELECT to_timestamp_seconds(CAST(t * 4 AS BIGINT) * {STEP}) AS ts, {list} FROM macro)");
+    let got = rows(
+        ctx,
+        &format!(
+            "SELECT real, imag, amplitude, frequency * {STEP} AS frequency, growth_rate * {STEP} AS growth \
+             FROM dmd({ts}, order_by => 'ts', rank => 4) ORDER BY mode"
+        ),
+    )
+    .await
+    .and_then(|b| matrix(&b, &names(&["real", "imag", "amplitude", "frequency", "growth"])));
+    let want = rows(
+        ctx,
+        "SELECT real, imag, sqrt(amplitude_re * amplitude_re + amplitude_im * amplitude_im) AS amplitude, \
+         atan2(imag, real) / (2 * pi()) AS frequency, ln(sqrt(real * real + imag * imag)) AS growth \
+         FROM dmd_eigs WHERE setting = 'r4' ORDER BY mode",
+    )
+    .await
+    .and_then(|b| matrix(&b, &names(&["real", "imag", "amplitude", "frequency", "growth"])));
+    match want {
+        Ok(w) => c.close("dmd/timestamp/eigenvalues", got, &w, DMD_TOL),
+        Err(e) => c.check("dmd/timestamp/eigenvalues", false, || e),
+    }
+    let fc = rows(
+        ctx,
+        &format!(
+            "SELECT * FROM dmd({ts}, order_by => 'ts', rank => 4, output => 'forecast', steps => 3) ORDER BY step"
+        ),
+    )
+    .await;
+    // The last quarter is 2009Q3: t · 4 = 2009 · 4 + 2.
+    let last = (2009 * 4 + 2) * STEP;
+    let secs = fc.as_ref().map(|b| int_column(b, "ts"));
+    let want_secs: Vec<i64> = (1..=3).map(|s| last + s * STEP).collect();
+    c.check("dmd/timestamp/forecast_axis", secs.as_ref() == Ok(&want_secs), || {
+        format!("{secs:?}, expected {want_secs:?}")
+    });
+    let want_fc = rows(
+        ctx,
+        "SELECT * FROM dmd_series WHERE setting = 'r4' AND kind = 'forecast' ORDER BY t LIMIT 3",
+    )
+    .await
+    .and_then(|b| matrix(&b, &series));
+    match want_fc {
+        Ok(w) => c.close(
+            "dmd/timestamp/forecast",
+            fc.and_then(|b| matrix(&b, &series)),
+            &w,
+            DMD_TOL,
+        ),
+        Err(e) => c.check("dmd/timestamp/forecast", false, || e),
+    }
     // Three snapshots (fewer than ranks at P = 4): against tch on the gathered snapshots.
     let few = "(SELECT * FROM macro WHERE t < 1959.6)";
     let got = rows(
