@@ -413,15 +413,13 @@ async fn check_dmd(c: &mut Checker, ctx: &HeatContext) {
         let want_rec = expected("reconstruction")
             .await
             .and_then(|b| matrix(&b, &with_t(series.clone())));
-        match want_rec {
-            Ok(w) => c.close(
-                &format!("{tag}/reconstruction"),
-                rec.and_then(|b| matrix(&b, &with_t(series.clone()))),
-                &w,
-                DMD_TOL,
-            ),
-            Err(e) => c.check(&format!("{tag}/reconstruction"), false, || e),
-        }
+        close_or_fail(
+            c,
+            &format!("{tag}/reconstruction"),
+            rec.and_then(|b| matrix(&b, &with_t(series.clone()))),
+            want_rec,
+            DMD_TOL,
+        );
         let fc = rows(
             ctx,
             &format!(
@@ -434,18 +432,15 @@ async fn check_dmd(c: &mut Checker, ctx: &HeatContext) {
         c.check(&format!("{tag}/forecast/steps"), steps == Ok((1..=8).collect()), || {
             format!("{steps:?}")
         });
-        match expected("forecast")
-            .await
-            .and_then(|b| matrix(&b, &with_t(series.clone())))
-        {
-            Ok(w) => c.close(
-                &format!("{tag}/forecast"),
-                fc.and_then(|b| matrix(&b, &with_t(series.clone()))),
-                &w,
-                DMD_TOL,
-            ),
-            Err(e) => c.check(&format!("{tag}/forecast"), false, || e),
-        }
+        close_or_fail(
+            c,
+            &format!("{tag}/forecast"),
+            fc.and_then(|b| matrix(&b, &with_t(series.clone()))),
+            expected("forecast")
+                .await
+                .and_then(|b| matrix(&b, &with_t(series.clone()))),
+            DMD_TOL,
+        );
     }
     // The columns layout: one row per series, the quarters as columns (PyDMD's own layout).
     let call =
@@ -460,10 +455,7 @@ async fn check_dmd(c: &mut Checker, ctx: &HeatContext) {
     )
     .await
     .and_then(|b| matrix(&b, &names(&["real", "imag", "amplitude"])));
-    match want {
-        Ok(w) => c.close("dmd/columns/eigenvalues", got, &w, DMD_TOL),
-        Err(e) => c.check("dmd/columns/eigenvalues", false, || e),
-    }
+    close_or_fail(c, "dmd/columns/eigenvalues", got, want, DMD_TOL);
     let features = rows(ctx, &format!("SELECT feature FROM {}", call("reconstruction")))
         .await
         .map(|b| {
@@ -493,10 +485,7 @@ async fn check_dmd(c: &mut Checker, ctx: &HeatContext) {
     )
     .await
     .and_then(|b| matrix(&b, &series));
-    match want_rec {
-        Ok(w) => c.close("dmd/columns/reconstruction", rec, &w.tr(), DMD_TOL),
-        Err(e) => c.check("dmd/columns/reconstruction", false, || e),
-    }
+    close_or_fail(c, "dmd/columns/reconstruction", rec, want_rec.map(|w| w.tr()), DMD_TOL);
     let steps: Vec<String> = (1..=8).map(|s| format!("step{s}")).collect();
     let fc = rows(
         ctx,
@@ -513,10 +502,7 @@ async fn check_dmd(c: &mut Checker, ctx: &HeatContext) {
     )
     .await
     .and_then(|b| matrix(&b, &series));
-    match want_fc {
-        Ok(w) => c.close("dmd/columns/forecast", fc, &w.tr(), DMD_TOL),
-        Err(e) => c.check("dmd/columns/forecast", false, || e),
-    }
+    close_or_fail(c, "dmd/columns/forecast", fc, want_fc.map(|w| w.tr()), DMD_TOL);
     let re: Vec<String> = (1..=4).map(|j| format!("mode{j}_re")).collect();
     let im: Vec<String> = (1..=4).map(|j| format!("mode{j}_im")).collect();
     let phi = rows(ctx, &format!("SELECT * FROM {}", call("modes")))
@@ -570,10 +556,7 @@ async fn check_dmd(c: &mut Checker, ctx: &HeatContext) {
     )
     .await
     .and_then(|b| matrix(&b, &names(&["real", "imag", "amplitude", "frequency", "growth"])));
-    match want {
-        Ok(w) => c.close("dmd/timestamp/eigenvalues", got, &w, DMD_TOL),
-        Err(e) => c.check("dmd/timestamp/eigenvalues", false, || e),
-    }
+    close_or_fail(c, "dmd/timestamp/eigenvalues", got, want, DMD_TOL);
     let fc = rows(
         ctx,
         &format!(
@@ -594,15 +577,13 @@ async fn check_dmd(c: &mut Checker, ctx: &HeatContext) {
     )
     .await
     .and_then(|b| matrix(&b, &series));
-    match want_fc {
-        Ok(w) => c.close(
-            "dmd/timestamp/forecast",
-            fc.and_then(|b| matrix(&b, &series)),
-            &w,
-            DMD_TOL,
-        ),
-        Err(e) => c.check("dmd/timestamp/forecast", false, || e),
-    }
+    close_or_fail(
+        c,
+        "dmd/timestamp/forecast",
+        fc.and_then(|b| matrix(&b, &series)),
+        want_fc,
+        DMD_TOL,
+    );
     // Three snapshots (fewer than ranks at P = 4): against tch on the gathered snapshots.
     let few = "(SELECT * FROM macro WHERE t < 1959.6)";
     let got = rows(
@@ -1255,6 +1236,21 @@ fn pcs(k: usize) -> Vec<String> {
 
 fn names(list: &[&str]) -> Vec<String> {
     list.iter().map(|s| s.to_string()).collect()
+}
+
+/// `c.close(tag, got, want, tol)` when the expected values could be read, else a failed check
+/// saying why they could not.
+fn close_or_fail<E: std::fmt::Display>(
+    c: &mut Checker,
+    tag: &str,
+    got: Result<Tensor, E>,
+    want: Result<Tensor, String>,
+    tol: f64,
+) {
+    match want {
+        Ok(w) => c.close(tag, got, &w, tol),
+        Err(e) => c.check(tag, false, || e),
+    }
 }
 
 /// Query `sql` and compare columns `cols` with `want` (rows × cols).
