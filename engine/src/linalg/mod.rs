@@ -1,6 +1,7 @@
 //! Distributed linear algebra on row-split DNDarrays.
 //!
-//! * [`gram`]: the Gram matrix XᵀX of a block of rows (the kernel of CholeskyQR2).
+//! * [`gram`]: the Gram matrix XᵀX of a block of rows (a kernel measured for CholeskyQR2, not
+//!   yet used by `tsqr`).
 //! * [`tsqr`]: QR of a tall-skinny (n × d, rows split) array: R replicated, Q row-split.
 //! * [`sign`]: the project's sign convention for singular and principal vectors.
 //! * [`svd`]: truncated SVD (TSQR, randomized, hierarchical).
