@@ -180,4 +180,36 @@ fn main() {
         line(&format!("choleskyQR2 R, {how}, blocks of {block} rows"), s, 6.0 * nd2);
         println!("  max |R − R_householder| / max |R| = {err:.1e}");
     }
+    // What tsqr runs on the CPU: two passes of the heatsql kernels (the second solves by R₁
+    // panel by panel and sums the Gram matrix of the solved rows), row-major and column-major.
+    for (what, rows) in [("row-major", &x), ("column-major", &xc)] {
+        let mut r = None;
+        let s = time(rounds, || r = Some(cholesky_qr2_kernels(rows)));
+        let r = r.expect("ran");
+        let signs = reference.diagonal(0, 0, 1).sign().unsqueeze(1);
+        let err = (&r - &reference * signs).abs().max().double_value(&[]) / r.abs().max().double_value(&[]);
+        line(&format!("choleskyQR2 R, heatsql kernels, {what}"), s, 6.0 * nd2);
+        println!("  max |R − R_householder| / max |R| = {err:.1e}");
+    }
+    let mut q = x.copy();
+    let rv = Vec::<f64>::try_from(r1.contiguous().reshape([-1])).expect("R");
+    let s = time(rounds, || {
+        q.copy_(&x);
+        engine::linalg::gram::solve_rows_in_place(&q, &rv).expect("solve");
+    });
+    line("X·R⁻¹ in place, heatsql kernel (incl. a copy)", s, nd2);
+}
+
+/// CholeskyQR2's R by the heatsql kernels (as `tsqr` runs it on one rank).
+fn cholesky_qr2_kernels(x: &Tensor) -> Tensor {
+    use engine::linalg::gram::{Prep, prepared_gram};
+    let g = prepared_gram(x, Prep::default(), None).expect("pass").expect("kernel");
+    let r1 = g.linalg_cholesky(true);
+    let rv = Vec::<f64>::try_from(r1.contiguous().reshape([-1])).expect("R");
+    let prep = Prep {
+        centring: None,
+        solve: Some(&rv),
+    };
+    let g2 = prepared_gram(x, prep, None).expect("pass").expect("kernel");
+    g2.linalg_cholesky(true).matmul(&r1)
 }

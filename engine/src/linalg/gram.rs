@@ -1,81 +1,203 @@
-//! Gram matrices `XᵀX` of f64 blocks of rows (rows × d, any strides), meant for CholeskyQR2's
-//! two passes ([`crate::linalg::tsqr`]).
+//! Gram matrices `YᵀY` of prepared rows: the two passes of CholeskyQR2 ([`crate::linalg::tsqr`]).
 //!
-//! libtorch runs this shape (a d × d result from a long inner dimension) as a general GEMM at a
-//! fraction of the machine's peak (measured by `heatsql-bench-qr-kernels`: 2,000,000 × 32 in
-//! 0.064 s against libtorch's 0.18 s by blocks). Not yet used by `tsqr`: wired into
-//! `gram_of_blocks` it made the whole SVD slower at one rank with two threads (Σ, V of the
-//! same matrix loaded from Parquet: 0.40 s before, 0.51–0.76 s with it); why is still open.
-//! The kernel computes only the tiles on and above the diagonal (about half the flops), in 4 × 8 register
-//! tiles with AVX2 + FMA when the CPU has them (plain Rust otherwise), over row panels that
-//! stay in cache, and mirrors the upper triangle at the end. Rows are split over libtorch's
-//! intra-op thread count, each thread summing its own matrix.
+//! A pass reads a rank's rows (rows × d, split along rows; f32 or f64, any strides) once, in
+//! panels that stay in cache: each panel is packed row-major in f64, optionally centred and
+//! scaled per column (`(x − mean) / scale`, PCA's view of the data) and optionally solved by an
+//! upper triangular R (`Y = X R⁻¹`, CholeskyQR's `Q₁`), optionally copied out, and its Gram
+//! product `PᵀP` is added to the pass's d × d sum. libtorch runs these shapes far from the
+//! machine's peak (measured by `heatsql-bench-qr-kernels`, 2,000,000 × 32 on two threads: its
+//! Gram by blocks 0.14–0.29 s and its triangular solve 0.54–0.64 s, against 0.064 s for this
+//! Gram), and a pass here never materialises the prepared rows unless they are asked for.
+//!
+//! The Gram product computes only the tiles on and above the diagonal (about half the flops),
+//! in 4 × 8 register tiles, and mirrors the upper triangle at the end. The triangular solve is
+//! a left-looking forward substitution per row (backward stable like LAPACK's `trsm`): columns
+//! in tiles of 8, each tile first updated by the columns already solved (4 rows × 8 columns
+//! register tiles), then solved within the tile. Both use AVX2 + FMA when the CPU has them
+//! (plain Rust otherwise). Rows are split over libtorch's intra-op thread count, each thread
+//! summing its own matrix; nothing else runs in the pass, so no thread pool competes with it.
 
 use tch::{Device, Kind, TchError, Tensor};
 
 use crate::simd::Variant;
 
-/// Rows per cache panel: every tile of the upper triangle reads the panel once more, so it
+/// Bytes of a packed panel: every tile of the upper triangle reads the panel once more, so it
 /// should stay in L2 (512 rows of 32 f64 columns are 128 KiB).
 const PANEL_BYTES: usize = 128 * 1024;
 
 /// Fewest rows worth a thread of their own.
 const ROWS_PER_THREAD: usize = 4096;
 
-/// Rows of G in a register tile.
+/// Rows of G in a register tile (and rows of a triangular-solve tile).
 const TI: usize = 4;
-/// Columns of G in a register tile (two 4-lane registers).
+/// Columns of G in a register tile (two 4-lane registers; also columns of a solve tile).
 const TJ: usize = 8;
 
-/// Local. `blockᵀ · block` (d × d, f64, symmetric) of a 2-D f64 tensor. CPU tensors run the
-/// kernel in place whatever their strides (row-major rows directly; other layouts, such as the
-/// column-major rows tables load into, packed panel by panel); tensors on another device use
-/// libtorch's matmul.
+/// How a pass prepares each row before its Gram product (all on the CPU, f64, length d or
+/// d × d row-major).
+#[derive(Clone, Copy, Default)]
+pub struct Prep<'a> {
+    /// Column means and scales: the row becomes `(x − mean) / scale`.
+    pub centring: Option<(&'a [f64], &'a [f64])>,
+    /// An upper triangular R with a nonzero diagonal: the (centred) row y becomes `y R⁻¹`.
+    pub solve: Option<&'a [f64]>,
+}
+
+/// Local. `blockᵀ · block` (d × d, f64, symmetric) of a 2-D tensor: the kernel for CPU
+/// f32/f64 tensors of any strides (f32 is read as f64), libtorch's matmul otherwise.
 pub fn gram(block: &Tensor) -> Result<Tensor, TchError> {
-    let size = block.size();
-    if size.len() != 2 || block.kind() != Kind::Double || block.device() != Device::Cpu {
-        return block.f_tr()?.f_matmul(block);
+    match prepared_gram(block, Prep::default(), None)? {
+        Some(g) => Ok(g),
+        None => block.f_tr()?.f_matmul(block),
+    }
+}
+
+/// Local. One pass over `x` (rows × d, 2-D, f32/f64 on the CPU, any strides): Σ over rows of
+/// `yᵀy` (d × d, f64, symmetric) with `y` the row prepared by `prep`, and the prepared rows
+/// written to `out` when given (a contiguous rows × d f64 CPU tensor). `Ok(None)` when `x`
+/// is not such a tensor (the caller then uses libtorch). Errors when `prep` or `out` do not
+/// match `x`'s shape.
+pub fn prepared_gram(x: &Tensor, prep: Prep<'_>, out: Option<&Tensor>) -> Result<Option<Tensor>, TchError> {
+    let size = x.size();
+    if size.len() != 2 || x.device() != Device::Cpu || !matches!(x.kind(), Kind::Double | Kind::Float) {
+        return Ok(None);
     }
     let (rows, d) = (size[0] as usize, size[1] as usize);
-    let strides = block.stride();
+    let bad = |what: &str| {
+        Err(TchError::Shape(format!(
+            "prepared_gram: {what} does not match {rows} × {d}"
+        )))
+    };
+    if let Some((m, s)) = prep.centring
+        && (m.len() != d || s.len() != d)
+    {
+        return bad("centring");
+    }
+    if prep.solve.is_some_and(|r| r.len() != d * d) {
+        return bad("R");
+    }
+    let mut out_slice: Option<&mut [f64]> = None;
+    if let Some(o) = out {
+        if o.size() != [rows as i64, d as i64]
+            || o.kind() != Kind::Double
+            || o.device() != Device::Cpu
+            || !o.is_contiguous()
+        {
+            return bad("out");
+        }
+        if rows * d > 0 {
+            // SAFETY: `o` is a contiguous CPU f64 tensor of rows × d elements (checked above);
+            // the slice lives no longer than this call and nothing else touches `o` meanwhile.
+            out_slice = Some(unsafe { std::slice::from_raw_parts_mut(o.data_ptr() as *mut f64, rows * d) });
+        }
+    }
+    let strides = x.stride();
     let (rs, cs) = (strides[0] as usize, strides[1] as usize);
     let extent = if rows == 0 || d == 0 {
         0
     } else {
         (rows - 1) * rs + (d - 1) * cs + 1
     };
-    // SAFETY: a CPU f64 tensor of rows × d with strides (rs, cs) reads its elements at
-    // r·rs + j·cs < extent from its data pointer (storage offset included); the slice lives no
-    // longer than `block` and is only read.
-    let x: &[f64] = if extent == 0 {
-        &[]
+    let g = if x.kind() == Kind::Double {
+        // SAFETY: a CPU tensor of rows × d with strides (rs, cs) reads its elements at
+        // r·rs + j·cs < extent from its data pointer (storage offset included); the slice
+        // lives no longer than `x` and is only read.
+        let data: &[f64] = if extent == 0 {
+            &[]
+        } else {
+            unsafe { std::slice::from_raw_parts(x.data_ptr() as *const f64, extent) }
+        };
+        gram_of_slice(data, (rs, cs), rows, d, prep, out_slice)
     } else {
-        unsafe { std::slice::from_raw_parts(block.data_ptr() as *const f64, extent) }
+        // SAFETY: as above, for f32 elements.
+        let data: &[f32] = if extent == 0 {
+            &[]
+        } else {
+            unsafe { std::slice::from_raw_parts(x.data_ptr() as *const f32, extent) }
+        };
+        gram_of_slice(data, (rs, cs), rows, d, prep, out_slice)
     };
-    let g = gram_of_slice(x, (rs, cs), rows, d);
-    Tensor::f_from_slice(&g)?.f_reshape([d as i64, d as i64])
+    Ok(Some(Tensor::f_from_slice(&g)?.f_reshape([d as i64, d as i64])?))
 }
 
-/// Local. XᵀX (d × d, row-major, symmetric) of the `rows` × d matrix in `x` with `strides`
-/// (row, column), split over threads.
-fn gram_of_slice(x: &[f64], strides: (usize, usize), rows: usize, d: usize) -> Vec<f64> {
+/// Local. `q ← q R⁻¹` in place for a contiguous rows × d f64 CPU tensor `q` and an upper
+/// triangular R (d × d row-major, nonzero diagonal), by the solve of [`prepared_gram`] split
+/// over threads. `Ok(false)` (nothing done) when `q` is not such a tensor.
+pub fn solve_rows_in_place(q: &Tensor, r: &[f64]) -> Result<bool, TchError> {
+    let size = q.size();
+    if size.len() != 2 || q.device() != Device::Cpu || q.kind() != Kind::Double || !q.is_contiguous() {
+        return Ok(false);
+    }
+    let (rows, d) = (size[0] as usize, size[1] as usize);
+    if r.len() != d * d {
+        return Err(TchError::Shape(format!(
+            "solve_rows_in_place: R does not match {rows} × {d}"
+        )));
+    }
+    if rows * d == 0 {
+        return Ok(true);
+    }
+    // SAFETY: `q` is a contiguous CPU f64 tensor of rows × d elements (checked above); the
+    // slice lives no longer than this call and nothing else touches `q` meanwhile.
+    let all = unsafe { std::slice::from_raw_parts_mut(q.data_ptr() as *mut f64, rows * d) };
     let threads = (tch::get_num_threads().max(1) as usize)
         .min(rows / ROWS_PER_THREAD)
         .max(1);
     let v = Variant::detect();
-    let mut g = if threads == 1 {
-        let mut g = vec![0.0; d * d];
-        upper_add(v, x, strides, 0..rows, d, &mut g);
-        g
+    let panel = ((PANEL_BYTES / (8 * d)).max(16) / TI) * TI;
+    let solve = |part: &mut [f64]| {
+        for p in part.chunks_mut(panel * d) {
+            solve_panel(v, p, p.len() / d, d, r);
+        }
+    };
+    if threads == 1 {
+        solve(all);
     } else {
-        let per = rows.div_ceil(threads);
+        std::thread::scope(|scope| {
+            for part in all.chunks_mut(rows.div_ceil(threads) * d) {
+                scope.spawn(move || solve(part));
+            }
+        });
+    }
+    Ok(true)
+}
+
+/// Local. The pass of [`prepared_gram`] over the `rows` × d matrix in `x` with `strides`
+/// (row, column), split over threads (each writes its own rows of `out`).
+fn gram_of_slice<T: Copy + Into<f64> + Sync>(
+    x: &[T],
+    strides: (usize, usize),
+    rows: usize,
+    d: usize,
+    prep: Prep<'_>,
+    out: Option<&mut [f64]>,
+) -> Vec<f64> {
+    let threads = (tch::get_num_threads().max(1) as usize)
+        .min(rows / ROWS_PER_THREAD)
+        .max(1);
+    let v = Variant::detect();
+    let mut g = vec![0.0; d * d];
+    if d == 0 || rows == 0 {
+        return g;
+    }
+    let per = rows.div_ceil(threads);
+    // Each thread's share of `out` (or none).
+    let mut outs: Vec<Option<&mut [f64]>> = match out {
+        Some(o) => o.chunks_mut(per * d).map(Some).collect(),
+        None => (0..threads).map(|_| None).collect(),
+    };
+    if threads == 1 {
+        pass(v, x, strides, 0..rows, d, prep, outs.pop().flatten(), &mut g);
+    } else {
         let parts: Vec<Vec<f64>> = std::thread::scope(|scope| {
-            let jobs: Vec<_> = (0..threads)
-                .map(|t| {
+            let jobs: Vec<_> = outs
+                .into_iter()
+                .enumerate()
+                .map(|(t, o)| {
                     let range = (t * per).min(rows)..((t + 1) * per).min(rows);
                     scope.spawn(move || {
                         let mut g = vec![0.0; d * d];
-                        upper_add(v, x, strides, range, d, &mut g);
+                        pass(v, x, strides, range, d, prep, o, &mut g);
                         g
                     })
                 })
@@ -84,12 +206,10 @@ fn gram_of_slice(x: &[f64], strides: (usize, usize), rows: usize, d: usize) -> V
                 .map(|j| j.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
                 .collect()
         });
-        let mut g = vec![0.0; d * d];
         for p in parts {
             g.iter_mut().zip(p).for_each(|(a, b)| *a += b);
         }
-        g
-    };
+    }
     // Mirror: the tiles also wrote some entries below the diagonal; the upper triangle is the
     // one that was computed completely.
     for i in 0..d {
@@ -100,37 +220,151 @@ fn gram_of_slice(x: &[f64], strides: (usize, usize), rows: usize, d: usize) -> V
     g
 }
 
-/// Adds the products of `rows` (of `x` with `strides` (row, column)) to every tile of `g`
-/// (d × d) that meets the upper triangle, panel by panel. Rows with unit column stride are
-/// read in place; any other layout is first packed into a row-major panel.
-fn upper_add(v: Variant, x: &[f64], (rs, cs): (usize, usize), rows: std::ops::Range<usize>, d: usize, g: &mut [f64]) {
-    if d == 0 || rows.is_empty() {
-        return;
-    }
-    let panel = (PANEL_BYTES / (8 * d)).max(16);
-    let in_place = cs == 1 || d == 1;
-    let mut buf = if in_place { Vec::new() } else { vec![0.0; panel * d] };
+/// Adds the Gram products of `rows` of `x` (strides (row, column)), prepared by `prep`, to
+/// `g` (d × d; the tiles meeting the upper triangle), panel by panel; the prepared rows go
+/// to `out` (rows.len() × d) when given.
+#[allow(clippy::too_many_arguments)]
+fn pass<T: Copy + Into<f64>>(
+    v: Variant,
+    x: &[T],
+    strides: (usize, usize),
+    rows: std::ops::Range<usize>,
+    d: usize,
+    prep: Prep<'_>,
+    mut out: Option<&mut [f64]>,
+    g: &mut [f64],
+) {
+    let panel = ((PANEL_BYTES / (8 * d)).max(16) / TI) * TI;
+    let mut buf = vec![0.0; panel.min(rows.len()) * d];
     let mut r0 = rows.start;
     while r0 < rows.end {
         let r1 = (r0 + panel).min(rows.end);
-        let (data, ld, span) = if in_place {
-            (x, rs, r0..r1)
-        } else {
-            let len = r1 - r0;
-            for j in 0..d {
-                for (r, to) in (r0..r1).zip((0..len).map(|i| i * d + j)) {
-                    buf[to] = x[r * rs + j * cs];
-                }
-            }
-            (&buf[..], d, 0..len)
-        };
+        let len = r1 - r0;
+        let p = &mut buf[..len * d];
+        match prep.centring {
+            Some((mean, scale)) => pack(x, strides, r0..r1, d, p, |v, j| (v - mean[j]) / scale[j]),
+            None => pack(x, strides, r0..r1, d, p, |v, _| v),
+        }
+        if let Some(r) = prep.solve {
+            solve_panel(v, p, len, d, r);
+        }
+        if let Some(o) = out.as_deref_mut() {
+            let at = (r0 - rows.start) * d;
+            o[at..at + len * d].copy_from_slice(p);
+        }
         for i0 in (0..d).step_by(TI) {
             // Column tiles that reach the diagonal or beyond.
             for j0 in ((i0 / TJ) * TJ..d).step_by(TJ) {
-                tile_dispatch(v, data, ld, span.clone(), d, i0, j0, g);
+                tile_dispatch(v, p, d, 0..len, d, i0, j0, g);
             }
         }
         r0 = r1;
+    }
+}
+
+/// Packs `rows` of `x` (strides (row, column)) row-major into `p` (rows.len() × d), each value
+/// mapped by `f(value, column)`; reads along whichever axis is contiguous.
+fn pack<T: Copy + Into<f64>>(
+    x: &[T],
+    (rs, cs): (usize, usize),
+    rows: std::ops::Range<usize>,
+    d: usize,
+    p: &mut [f64],
+    f: impl Fn(f64, usize) -> f64,
+) {
+    if cs <= rs {
+        for (row, r) in p.chunks_exact_mut(d).zip(rows) {
+            let base = r * rs;
+            for (j, to) in row.iter_mut().enumerate() {
+                *to = f(x[base + j * cs].into(), j);
+            }
+        }
+    } else {
+        for j in 0..d {
+            for (i, r) in rows.clone().enumerate() {
+                p[i * d + j] = f(x[r * rs + j * cs].into(), j);
+            }
+        }
+    }
+}
+
+/// Solves `p ← p R⁻¹` in place for the `m` rows of the row-major panel `p` (m × d), R upper
+/// triangular (d × d row-major): per tile of 8 columns, the update by the columns already
+/// solved, then forward substitution inside the tile.
+fn solve_panel(v: Variant, p: &mut [f64], m: usize, d: usize, r: &[f64]) {
+    for k0 in (0..d).step_by(TJ) {
+        let kw = TJ.min(d - k0);
+        if k0 > 0 {
+            let mut row = 0;
+            #[cfg(target_arch = "x86_64")]
+            if v == Variant::Avx2 && kw == TJ {
+                while row + TI <= m {
+                    // SAFETY: `v` is what `Variant::detect` found on this CPU; rows
+                    // row..row + 4 < m and columns k0..k0 + 8 ≤ d lie inside `p` (asserted
+                    // inside).
+                    unsafe { update_avx2(p, d, row, k0, r) };
+                    row += TI;
+                }
+            }
+            let _ = v;
+            for y in p[row * d..m * d].chunks_exact_mut(d) {
+                let (done, rest) = y.split_at_mut(k0);
+                for (j, &a) in done.iter().enumerate() {
+                    let rj = &r[j * d + k0..j * d + k0 + kw];
+                    for (t, &b) in rest[..kw].iter_mut().zip(rj) {
+                        *t -= a * b;
+                    }
+                }
+            }
+        }
+        for y in p[..m * d].chunks_exact_mut(d) {
+            for j in k0..k0 + kw {
+                let a = y[j] / r[j * d + j];
+                y[j] = a;
+                for k in j + 1..k0 + kw {
+                    y[k] -= a * r[j * d + k];
+                }
+            }
+        }
+    }
+}
+
+/// The update of [`solve_panel`] for 4 rows × 8 columns with AVX2 + FMA:
+/// `p[row.., k0..k0+8] −= p[row.., ..k0] · R[..k0, k0..k0+8]`, eight accumulators, per solved
+/// column four broadcasts and two loads of R.
+///
+/// # Safety
+/// The CPU must have AVX2 and FMA.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn update_avx2(p: &mut [f64], d: usize, row: usize, k0: usize, r: &[f64]) {
+    use std::arch::x86_64::*;
+    assert!((row + TI) * d <= p.len() && k0 + TJ <= d && r.len() >= d * d);
+    let pp = p.as_mut_ptr();
+    let rp = r.as_ptr();
+    // SAFETY: every access is of a row < row + 4 at a column < d of `p`, or inside R (both
+    // asserted above).
+    unsafe {
+        let mut acc = [_mm256_setzero_pd(); 2 * TI];
+        for ii in 0..TI {
+            let o = pp.add((row + ii) * d + k0);
+            acc[2 * ii] = _mm256_loadu_pd(o);
+            acc[2 * ii + 1] = _mm256_loadu_pd(o.add(4));
+        }
+        for j in 0..k0 {
+            let b0 = _mm256_loadu_pd(rp.add(j * d + k0));
+            let b1 = _mm256_loadu_pd(rp.add(j * d + k0 + 4));
+            for ii in 0..TI {
+                let a = _mm256_broadcast_sd(&*pp.add((row + ii) * d + j));
+                acc[2 * ii] = _mm256_fnmadd_pd(a, b0, acc[2 * ii]);
+                acc[2 * ii + 1] = _mm256_fnmadd_pd(a, b1, acc[2 * ii + 1]);
+            }
+        }
+        for ii in 0..TI {
+            let o = pp.add((row + ii) * d + k0);
+            _mm256_storeu_pd(o, acc[2 * ii]);
+            _mm256_storeu_pd(o.add(4), acc[2 * ii + 1]);
+        }
     }
 }
 
@@ -222,12 +456,27 @@ mod tests {
     use super::*;
 
     fn reference(x: &Tensor) -> Tensor {
-        x.tr().matmul(x)
+        let x = x.to_kind(Kind::Double);
+        x.tr().matmul(&x)
     }
 
+    /// max |a − b| ≤ 1e-12 · max(1, max |b|).
     fn close(a: &Tensor, b: &Tensor) -> bool {
         let scale = b.abs().max().double_value(&[]).max(1.0);
         (a - b).abs().max().double_value(&[]) <= 1e-12 * scale
+    }
+
+    fn to_vec(t: &Tensor) -> Vec<f64> {
+        Vec::<f64>::try_from(t.to_kind(Kind::Double).contiguous().reshape([-1])).expect("values")
+    }
+
+    fn mirrored(mut g: Vec<f64>, d: usize) -> Tensor {
+        for i in 0..d {
+            for j in 0..i {
+                g[i * d + j] = g[j * d + i];
+            }
+        }
+        Tensor::from_slice(&g).reshape([d as i64, d as i64])
     }
 
     #[test]
@@ -248,19 +497,12 @@ mod tests {
             let want = reference(&x);
             let got = gram(&x).expect("gram");
             assert!(close(&got, &want), "{rows} × {d}");
-            let xs = x.contiguous();
-            let flat = Vec::<f64>::try_from(xs.reshape([-1])).expect("flat");
+            let flat = to_vec(&x);
             for v in [Variant::detect(), Variant::Portable] {
                 let mut g = vec![0.0; (d * d) as usize];
-                upper_add(v, &flat, (d as usize, 1), 0..rows as usize, d as usize, &mut g);
-                let (d, n) = (d as usize, g.len());
-                for i in 0..d {
-                    for j in 0..i {
-                        g[i * d + j] = g[j * d + i];
-                    }
-                }
-                let got = Tensor::from_slice(&g[..n]).reshape([d as i64, d as i64]);
-                assert!(close(&got, &want), "{v:?} {rows} × {d}");
+                let (n, d) = (rows as usize, d as usize);
+                pass(v, &flat, (d, 1), 0..n, d, Prep::default(), None, &mut g);
+                assert!(close(&mirrored(g, d), &want), "{v:?} {rows} × {d}");
             }
         }
     }
@@ -284,7 +526,99 @@ mod tests {
         assert!(close(&gram(&cm).expect("gram"), &reference(&cm)));
         let part = cm.narrow(0, 100, 3000).narrow(1, 1, 10);
         assert!(close(&gram(&part).expect("gram"), &reference(&part)));
+        // f32 rows are read as f64.
         let f = x.to_kind(Kind::Float);
-        assert!(gram(&f).expect("f32 by libtorch").size() == [40, 40]);
+        let g = gram(&f).expect("f32");
+        assert_eq!(g.kind(), Kind::Double);
+        assert!(close(&g, &reference(&f)));
+        // Integer tensors are not the kernel's: libtorch computes them.
+        let i = Tensor::arange(12, (Kind::Int64, Device::Cpu)).reshape([4, 3]);
+        assert!(prepared_gram(&i, Prep::default(), None).expect("ok").is_none());
+    }
+
+    /// A well-conditioned upper triangular R (d × d, positive diagonal).
+    fn upper(d: i64) -> Tensor {
+        let a = Tensor::randn([4 * d, d], (Kind::Double, Device::Cpu));
+        a.tr().matmul(&a).linalg_cholesky(true)
+    }
+
+    #[test]
+    fn centred_and_solved_rows_match_libtorch() {
+        tch::manual_seed(5);
+        for (rows, d) in [(0, 4), (3, 5), (37, 8), (1001, 16), (999, 32), (2050, 37), (20_000, 12)] {
+            let base = Tensor::randn([rows, d], (Kind::Double, Device::Cpu)) * 3.0 + 1.5;
+            let mean = Tensor::randn([d], (Kind::Double, Device::Cpu));
+            let scale = Tensor::rand([d], (Kind::Double, Device::Cpu)) + 0.5;
+            let r = upper(d);
+            let y = r.linalg_solve_triangular(&((&base - &mean) / &scale), true, false, false);
+            let want_g = y.tr().matmul(&y);
+            let (m, s, rv) = (to_vec(&mean), to_vec(&scale), to_vec(&r));
+            let prep = Prep {
+                centring: Some((&m, &s)),
+                solve: Some(&rv),
+            };
+            // Row-major and column-major rows, through the threaded entry point.
+            for x in [base.shallow_clone(), base.tr().contiguous().tr()] {
+                let out = Tensor::empty([rows, d], (Kind::Double, Device::Cpu));
+                let g = prepared_gram(&x, prep, Some(&out)).expect("pass").expect("kernel");
+                assert!(close(&out, &y), "rows {rows} × {d}");
+                assert!(close(&g, &want_g), "G {rows} × {d}");
+            }
+            // Each variant, solve only (no centring).
+            let y2 = r.linalg_solve_triangular(&base, true, false, false);
+            let flat = to_vec(&base);
+            for v in [Variant::detect(), Variant::Portable] {
+                let (n, du) = (rows as usize, d as usize);
+                let mut g = vec![0.0; du * du];
+                let mut out = vec![0.0; n * du];
+                let solve_only = Prep {
+                    centring: None,
+                    solve: Some(&rv),
+                };
+                pass(v, &flat, (du, 1), 0..n, du, solve_only, Some(&mut out), &mut g);
+                let got = Tensor::from_slice(&out).reshape([rows, d]);
+                assert!(close(&got, &y2), "{v:?} rows {rows} × {d}");
+                assert!(close(&mirrored(g, du), &y2.tr().matmul(&y2)), "{v:?} G {rows} × {d}");
+            }
+        }
+    }
+
+    #[test]
+    fn threads_split_rows_and_out() {
+        tch::manual_seed(6);
+        let before = tch::get_num_threads();
+        tch::set_num_threads(3);
+        let x = Tensor::randn([3 * ROWS_PER_THREAD as i64 + 7, 9], (Kind::Double, Device::Cpu));
+        let r = upper(9);
+        let rv = to_vec(&r);
+        let out = Tensor::empty(x.size(), (Kind::Double, Device::Cpu));
+        let prep = Prep {
+            centring: None,
+            solve: Some(&rv),
+        };
+        let g = prepared_gram(&x, prep, Some(&out)).expect("pass").expect("kernel");
+        tch::set_num_threads(before);
+        let y = r.linalg_solve_triangular(&x, true, false, false);
+        assert!(close(&out, &y));
+        assert!(close(&g, &y.tr().matmul(&y)));
+    }
+
+    #[test]
+    fn mismatched_preparation_is_an_error() {
+        let x = Tensor::ones([10, 3], (Kind::Double, Device::Cpu));
+        let short = [0.0; 2];
+        let bad = Prep {
+            centring: Some((&short, &short)),
+            solve: None,
+        };
+        assert!(prepared_gram(&x, bad, None).is_err());
+        let r = [1.0; 4];
+        let bad = Prep {
+            centring: None,
+            solve: Some(&r),
+        };
+        assert!(prepared_gram(&x, bad, None).is_err());
+        let wrong = Tensor::empty([10, 4], (Kind::Double, Device::Cpu));
+        assert!(prepared_gram(&x, Prep::default(), Some(&wrong)).is_err());
     }
 }
