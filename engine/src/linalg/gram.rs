@@ -1,4 +1,10 @@
-//! Gram matrices `YᵀY` of prepared rows: the two passes of CholeskyQR2 ([`crate::linalg::tsqr`]).
+//! Gram matrices `YᵀY` of prepared rows: kernels for the two passes of CholeskyQR2
+//! ([`crate::linalg::tsqr`]). **Not used by `tsqr` yet**: wired in (one pass per CholeskyQR
+//! step), the SVD of 2,000,000 × 32 got slower, most at one thread per rank (P = 2: 1.77 s
+//! against hierarchical's 0.56 s), because the substitution inside each 8-column tile is one
+//! serial chain of divisions per row (measured by `heatsql-bench-qr-kernels` at one thread:
+//! X·R⁻¹ 0.43 s for 1,000,000 × 32, 2.4 GFLOP/s). Next: interleave four rows per chain (or
+//! vectorise across rows) and multiply by the diagonal's reciprocals.
 //!
 //! A pass reads a rank's rows (rows × d, split along rows; f32 or f64, any strides) once, in
 //! panels that stay in cache: each panel is packed row-major in f64, optionally centred and
@@ -318,12 +324,18 @@ fn solve_panel(v: Variant, p: &mut [f64], m: usize, d: usize, r: &[f64]) {
             }
         }
         for y in p[..m * d].chunks_exact_mut(d) {
-            for j in k0..k0 + kw {
-                let a = y[j] / r[j * d + j];
-                y[j] = a;
-                for k in j + 1..k0 + kw {
-                    y[k] -= a * r[j * d + k];
+            // y[j] ← y[j] / R[j, j], then y[j+1..] −= y[j] · R[j, j+1..], for j in the tile.
+            let mut tile: &mut [f64] = &mut y[k0..k0 + kw];
+            let mut j = k0;
+            while let Some((first, rest)) = std::mem::take(&mut tile).split_first_mut() {
+                let rj = &r[j * d + j..j * d + k0 + kw];
+                let a = *first / rj[0];
+                *first = a;
+                for (t, &b) in rest.iter_mut().zip(&rj[1..]) {
+                    *t -= a * b;
                 }
+                tile = rest;
+                j += 1;
             }
         }
     }

@@ -1,7 +1,7 @@
 //! Distributed linear algebra on row-split DNDarrays.
 //!
-//! * [`gram`]: Gram matrices of prepared (centred, triangular-solved) rows in one pass: the
-//!   CPU kernels of CholeskyQR2.
+//! * [`gram`]: Gram matrices of prepared (centred, triangular-solved) rows in one pass
+//!   (kernels measured for CholeskyQR2, not yet used by `tsqr`).
 //! * [`tsqr`]: QR of a tall-skinny (n × d, rows split) array: R replicated, Q row-split.
 //! * [`sign`]: the project's sign convention for singular and principal vectors.
 //! * [`svd`]: truncated SVD (TSQR, randomized, hierarchical).

@@ -22,7 +22,7 @@ use crate::comm::ReduceOp;
 use crate::dndarray::DNDarray;
 use crate::error::{EngineError, Result};
 use crate::linalg::flip_signs;
-use crate::linalg::tsqr::{local_r, prepared, tsqr, tsqr_r_of};
+use crate::linalg::tsqr::{local_r, tsqr, tsqr_r_of};
 
 const OP: &str = "svd";
 
@@ -173,6 +173,17 @@ pub(crate) struct Centring<'a> {
     pub scale: &'a Tensor,
 }
 
+/// Local. `block` (rows of x) as the f64 rows the solvers factor: centred and scaled when
+/// `centring` is given (tensors already on the block's device), else `block` itself
+/// (no copy for f64).
+fn prepared(block: Tensor, centring: Option<(&Tensor, &Tensor)>) -> std::result::Result<Tensor, tch::TchError> {
+    let block = block.f_to_kind(Kind::Double)?;
+    match centring {
+        Some((mean, scale)) => block.f_sub(mean)?.f_div(scale),
+        None => Ok(block),
+    }
+}
+
 /// `centring`'s mean and scale on `dev`.
 fn on_device(centring: Option<Centring<'_>>, dev: tch::Device) -> Option<(Tensor, Tensor)> {
     centring.map(|c| (c.mean.to_device(dev), c.scale.to_device(dev)))
@@ -183,7 +194,7 @@ fn on_device(centring: Option<Centring<'_>>, dev: tch::Device) -> Option<(Tensor
 pub(crate) fn by_tsqr(x: &DNDarray, centring: Option<Centring<'_>>) -> Result<(Tensor, Tensor)> {
     let comm = x.comm();
     let c = on_device(centring, x.local().device());
-    let r = tsqr_r_of(x, c.as_ref().map(|(m, s)| (m, s)))?;
+    let r = tsqr_r_of(x, |b| prepared(b, c.as_ref().map(|(m, s)| (m, s))))?;
     // torch.svd (reduced): (U, S, V) with V, not Vᵀ.
     let (_, s, v) = comm.agree(r.f_svd(true, true))?;
     Ok((s, v))
