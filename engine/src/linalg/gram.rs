@@ -146,11 +146,9 @@ pub fn solve_rows_in_place(q: &Tensor, r: &[f64]) -> Result<bool, TchError> {
     // SAFETY: `q` is a contiguous CPU f64 tensor of rows × d elements (checked above); the
     // slice lives no longer than this call and nothing else touches `q` meanwhile.
     let all = unsafe { std::slice::from_raw_parts_mut(q.data_ptr() as *mut f64, rows * d) };
-    let threads = (tch::get_num_threads().max(1) as usize)
-        .min(rows / ROWS_PER_THREAD)
-        .max(1);
+    let threads = threads_for(rows);
     let v = Variant::detect();
-    let panel = ((PANEL_BYTES / (8 * d)).max(16) / TI) * TI;
+    let panel = panel_rows(d);
     let solve = |part: &mut [f64]| {
         for p in part.chunks_mut(panel * d) {
             solve_panel(v, p, p.len() / d, d, r);
@@ -178,9 +176,7 @@ fn gram_of_slice<T: Copy + Into<f64> + Sync>(
     prep: Prep<'_>,
     out: Option<&mut [f64]>,
 ) -> Vec<f64> {
-    let threads = (tch::get_num_threads().max(1) as usize)
-        .min(rows / ROWS_PER_THREAD)
-        .max(1);
+    let threads = threads_for(rows);
     let v = Variant::detect();
     let mut g = vec![0.0; d * d];
     if d == 0 || rows == 0 {
@@ -216,14 +212,31 @@ fn gram_of_slice<T: Copy + Into<f64> + Sync>(
             g.iter_mut().zip(p).for_each(|(a, b)| *a += b);
         }
     }
-    // Mirror: the tiles also wrote some entries below the diagonal; the upper triangle is the
-    // one that was computed completely.
+    mirror_upper(&mut g, d);
+    g
+}
+
+/// Threads for a pass over `rows` rows: libtorch's intra-op count, at most one per
+/// [`ROWS_PER_THREAD`] rows, at least one.
+fn threads_for(rows: usize) -> usize {
+    (tch::get_num_threads().max(1) as usize)
+        .min(rows / ROWS_PER_THREAD)
+        .max(1)
+}
+
+/// Rows of a packed panel of d columns: [`PANEL_BYTES`] of f64, a multiple of [`TI`].
+fn panel_rows(d: usize) -> usize {
+    ((PANEL_BYTES / (8 * d)).max(16) / TI) * TI
+}
+
+/// Copies the upper triangle of the row-major d × d `g` onto its lower one (the tiles also
+/// wrote some entries below the diagonal; the upper triangle is the one computed completely).
+fn mirror_upper(g: &mut [f64], d: usize) {
     for i in 0..d {
         for j in 0..i {
             g[i * d + j] = g[j * d + i];
         }
     }
-    g
 }
 
 /// Adds the Gram products of `rows` of `x` (strides (row, column)), prepared by `prep`, to
@@ -240,7 +253,7 @@ fn pass<T: Copy + Into<f64>>(
     mut out: Option<&mut [f64]>,
     g: &mut [f64],
 ) {
-    let panel = ((PANEL_BYTES / (8 * d)).max(16) / TI) * TI;
+    let panel = panel_rows(d);
     let mut buf = vec![0.0; panel.min(rows.len()) * d];
     let mut r0 = rows.start;
     while r0 < rows.end {
@@ -486,11 +499,7 @@ mod tests {
     }
 
     fn mirrored(mut g: Vec<f64>, d: usize) -> Tensor {
-        for i in 0..d {
-            for j in 0..i {
-                g[i * d + j] = g[j * d + i];
-            }
-        }
+        mirror_upper(&mut g, d);
         Tensor::from_slice(&g).reshape([d as i64, d as i64])
     }
 
