@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Idempotent setup used by both README commands and by CI:
-#   1. OpenMPI (dev + runtime) and libclang from apt, when missing;
+#   1. OpenMPI (dev + runtime), libclang and a TrueType font (the report's plots) from apt, when missing;
 #   2. a project-local venv holding torch==2.13.0 from PyPI (libtorch for tch), when missing;
 #   3. the `.torch` link that .cargo/config.toml points LIBTORCH at.
 # It never downloads from pytorch.org. Safe to run any number of times.
@@ -11,7 +11,7 @@ cd "$root"
 say() { printf '[setup] %s\n' "$*" >&2; }
 
 # --- 1. system packages -------------------------------------------------------------------
-apt_pkgs=(libopenmpi-dev openmpi-bin libclang-dev pkg-config)
+apt_pkgs=(libopenmpi-dev openmpi-bin libclang-dev pkg-config fonts-dejavu-core)
 missing=()
 for p in "${apt_pkgs[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

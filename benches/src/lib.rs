@@ -8,7 +8,12 @@
 //!   to end versus scikit-learn / numpy on the same file (`python/`).
 //! * `heatsql-bench-matmul`: the ring matmul versus libtorch's local GEMM.
 //!
-//! Each has a driver in `scripts/bench-*.sh`.
+//! * `heatsql-bench-dmd`: exact DMD versus PyDMD.
+//! * `heatsql-bench-scaling` and `heatsql-bench-report` (`src/report/`): the one-command scaling
+//!   report — load and every table function at several rank counts, the baselines, the
+//!   machine's limits, `results.json`, a Markdown table and PNG plots.
+//!
+//! Each has a driver in `scripts/bench-*.sh`. Generated data comes from [`data`].
 
 /// The median of `times` (seconds, one per round) without the first round, a warm-up.
 /// `times` holds at least two rounds.
@@ -28,77 +33,12 @@ pub fn peak_rss() -> u64 {
     }
 }
 
-use std::fs::File;
 use std::path::Path;
-use std::sync::Arc;
 
-use datafusion::arrow::array::{ArrayRef, Float64Array, RecordBatch};
-use datafusion::arrow::datatypes::{DataType, Field, Schema};
-use datafusion::parquet::arrow::ArrowWriter;
-use datafusion::parquet::basic::Compression;
-use datafusion::parquet::file::properties::WriterProperties;
+pub mod data;
+pub mod report;
 
-/// Rows per row group of the generated benchmark files.
-pub const ROW_GROUP_ROWS: usize = 131_072;
-
-/// Writes `rows` rows of `cols` non-null Float64 columns named `{prefix}0`, `{prefix}1`, …
-/// (Snappy, row groups of [`ROW_GROUP_ROWS`]) to `path`, unless it exists. `chunk(n)` returns
-/// the next `n` rows as `cols` columns. The file appears only when complete (written under a
-/// temporary name, then renamed).
-pub fn write_f64_parquet(
-    path: &Path,
-    cols: usize,
-    prefix: &str,
-    rows: usize,
-    mut chunk: impl FnMut(usize) -> Vec<Vec<f64>>,
-) {
-    if path.exists() {
-        return;
-    }
-    std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
-    let fields: Vec<Field> = (0..cols)
-        .map(|j| Field::new(format!("{prefix}{j}"), DataType::Float64, false))
-        .collect();
-    let schema = Arc::new(Schema::new(fields));
-    let props = WriterProperties::builder()
-        .set_compression(Compression::SNAPPY)
-        .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
-        .build();
-    let tmp = path.with_extension("tmp");
-    let mut w =
-        ArrowWriter::try_new(File::create(&tmp).expect("create"), Arc::clone(&schema), Some(props)).expect("writer");
-    for start in (0..rows).step_by(65_536) {
-        let n = 65_536.min(rows - start);
-        let arrays: Vec<ArrayRef> = chunk(n)
-            .into_iter()
-            .map(|c| Arc::new(Float64Array::from(c)) as ArrayRef)
-            .collect();
-        w.write(&RecordBatch::try_new(Arc::clone(&schema), arrays).expect("batch"))
-            .expect("write");
-    }
-    w.close().expect("close");
-    std::fs::rename(&tmp, path).expect("rename");
-}
-
-/// Writes the low-rank benchmark matrix of `heatsql-bench-pca` and `heatsql-bench-svd` to
-/// `path` (unless it exists): rows × cols = Z (rows × 8) · M (8 × cols) + an offset j per
-/// column j + 0.01 standard normal noise, Z's column r scaled by 8 − r, deterministic.
-pub fn write_low_rank_parquet(path: &Path, rows: usize, cols: usize) {
-    let rank = 8.min(cols);
-    let mut g = Xorshift(0x9e37_79b9_7f4a_7c15);
-    let m: Vec<f64> = (0..rank * cols).map(|_| g.normal()).collect();
-    write_f64_parquet(path, cols, "x", rows, |n| {
-        let mut data = vec![vec![0.0f64; n]; cols];
-        for i in 0..n {
-            let z: Vec<f64> = (0..rank).map(|r| g.normal() * (rank - r) as f64).collect();
-            for (j, col) in data.iter_mut().enumerate() {
-                let signal: f64 = (0..rank).map(|r| z[r] * m[r * cols + j]).sum();
-                col[i] = signal + j as f64 + 0.01 * g.normal();
-            }
-        }
-        data
-    });
-}
+pub use data::{ROW_GROUP_ROWS, Xorshift, write_f64_parquet, write_low_rank_parquet};
 
 /// Collective. Registers the Parquet file at `path` as the distributed table `name`; returns
 /// the rows this rank reads (the loader's capacity hint, `LoadSpec::expected_rows`).
@@ -112,24 +52,4 @@ pub async fn open_table(ctx: &heatsql::HeatContext, name: &str, path: &Path) -> 
     let provider = ctx.session().table_provider(name).await.expect("table");
     let table = (provider.as_ref() as &dyn std::any::Any).downcast_ref::<connectors::DistributedParquetTable>()?;
     Some(table.rows_per_rank()[ctx.comm().rank()] as usize)
-}
-
-/// A deterministic random stream for generated benchmark data (xorshift64; Box–Muller
-/// normals), the same on every run.
-pub struct Xorshift(pub u64);
-
-impl Xorshift {
-    /// Uniform in (0, 1).
-    pub fn uniform(&mut self) -> f64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        ((self.0 >> 11) as f64 + 0.5) / (1u64 << 53) as f64
-    }
-
-    /// Standard normal.
-    pub fn normal(&mut self) -> f64 {
-        let (u, v) = (self.uniform(), self.uniform());
-        (-2.0 * u.ln()).sqrt() * (std::f64::consts::TAU * v).cos()
-    }
 }

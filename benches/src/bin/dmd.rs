@@ -14,96 +14,13 @@
 //! to end (eigenvalues output), medians after a warm-up. `scripts/bench-dmd.sh` runs P = 1 and 2
 //! and `benches/python/dmd_baseline.py` (pyarrow + `pydmd.DMD(svd_rank=16, exact=True)`).
 
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::path::PathBuf;
 use std::time::Instant;
 
-use datafusion::arrow::array::{ArrayRef, Float64Array, Int64Array, RecordBatch};
-use datafusion::arrow::datatypes::{DataType, Field, Schema};
-use datafusion::parquet::arrow::ArrowWriter;
-use datafusion::parquet::basic::Compression;
-use datafusion::parquet::file::properties::WriterProperties;
 use engine::ml::dmd::{DmdOptions, Layout, Rank, fit};
 use futures::StreamExt;
 use heatsql::HeatContext;
 use heatsql::convert::LoadSpec;
-
-/// The planted dynamics: 8 conjugate pairs ρ_j e^{±iθ_j} mixed into a state of `n` values by
-/// random modes (n × 16: the cosine and sine parts per pair), tabulated for `steps` times.
-struct Planted {
-    /// steps × 16: ρ_jᵏ cos(θ_j k), ρ_jᵏ sin(θ_j k).
-    dynamics: Vec<f64>,
-    modes: Vec<f64>,
-}
-
-impl Planted {
-    fn new(n: usize, steps: usize, g: &mut benches::Xorshift) -> Planted {
-        let mut dynamics = Vec::with_capacity(steps * 16);
-        for k in 0..steps {
-            for j in 0..8 {
-                let (rho, theta) = (1.0 + 1e-5 * (j as f64 - 3.5), 0.01 + 0.05 * j as f64);
-                let a = f64::powi(rho, k as i32);
-                let (s, c) = (theta * k as f64).sin_cos();
-                dynamics.extend([a * c, a * s]);
-            }
-        }
-        let modes = (0..n * 16).map(|_| g.normal()).collect();
-        Planted { dynamics, modes }
-    }
-
-    /// The noise-free value of state entry `i` at time `k`.
-    fn value(&self, i: usize, k: usize) -> f64 {
-        let (m, t) = (&self.modes[i * 16..i * 16 + 16], &self.dynamics[k * 16..k * 16 + 16]);
-        m.iter().zip(t).map(|(a, b)| a * b).sum()
-    }
-}
-
-/// Writes `rows` rows of `lead` (an optional Int64 column) and `cols` Float64 columns from
-/// `value(row, col)` in chunks, atomically (temporary name, then rename), unless it exists.
-fn write(
-    path: &Path,
-    rows: usize,
-    cols: usize,
-    prefix: &str,
-    lead: Option<&str>,
-    group: usize,
-    value: impl Fn(usize, usize) -> f64,
-) {
-    if path.exists() {
-        return;
-    }
-    std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
-    let mut fields: Vec<Field> = lead.iter().map(|n| Field::new(*n, DataType::Int64, false)).collect();
-    fields.extend((0..cols).map(|j| Field::new(format!("{prefix}{j}"), DataType::Float64, false)));
-    let schema = Arc::new(Schema::new(fields));
-    let props = WriterProperties::builder()
-        .set_compression(Compression::SNAPPY)
-        .set_max_row_group_row_count(Some(group))
-        .build();
-    let tmp = path.with_extension("tmp");
-    let file = std::fs::File::create(&tmp).expect("create");
-    let mut w = ArrowWriter::try_new(file, Arc::clone(&schema), Some(props)).expect("writer");
-    let mut noise = benches::Xorshift(0x5eed);
-    for start in (0..rows).step_by(group) {
-        let n = group.min(rows - start);
-        let mut arrays: Vec<ArrayRef> = Vec::new();
-        if lead.is_some() {
-            arrays.push(Arc::new(Int64Array::from(
-                (start as i64..(start + n) as i64).collect::<Vec<_>>(),
-            )));
-        }
-        for j in 0..cols {
-            let v: Vec<f64> = (start..start + n)
-                .map(|i| value(i, j) + 1e-3 * noise.normal())
-                .collect();
-            arrays.push(Arc::new(Float64Array::from(v)));
-        }
-        w.write(&RecordBatch::try_new(Arc::clone(&schema), arrays).expect("batch"))
-            .expect("write");
-    }
-    w.close().expect("close");
-    std::fs::rename(&tmp, path).expect("rename");
-}
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
@@ -129,10 +46,10 @@ async fn main() {
     let cols_file = dir.join(format!("dmd_columns_{n}x{s}.parquet"));
     if me == 0 {
         let mut g = benches::Xorshift(0x1234_5678_9abc_def1);
-        let state = Planted::new(d, m, &mut g);
-        write(&rows_file, m, d, "x", Some("k"), 2048, |k, i| state.value(i, k));
-        let state = Planted::new(n, s, &mut g);
-        write(&cols_file, n, s, "s", None, benches::ROW_GROUP_ROWS, |i, k| {
+        let state = benches::data::Planted::new(d, m, &mut g);
+        benches::data::write_with_noise(&rows_file, m, d, "x", Some("k"), 2048, |k, i| state.value(i, k));
+        let state = benches::data::Planted::new(n, s, &mut g);
+        benches::data::write_with_noise(&cols_file, n, s, "s", None, benches::ROW_GROUP_ROWS, |i, k| {
             state.value(i, k)
         });
         println!("files {} {}", rows_file.display(), cols_file.display());

@@ -11,31 +11,10 @@
 //! with the same initial centroids and `max_iter = 20, tol = 0` on the same file
 //! (`benches/python/kmeans_baseline.py`).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Instant;
 
 use heatsql::HeatContext;
-
-fn generate(path: &Path, init: &Path, rows: usize, cols: usize, k: usize) {
-    let mut g = benches::Xorshift(0x2545_f491_4f6c_dd1d);
-    let centres: Vec<f64> = (0..8 * cols).map(|_| 2.0 * g.uniform() - 1.0).collect();
-    let mut first: Vec<Vec<f64>> = vec![Vec::new(); cols];
-    benches::write_f64_parquet(path, cols, "x", rows, |n| {
-        let mut data = vec![vec![0.0f64; n]; cols];
-        for i in 0..n {
-            let c = (g.uniform() * 8.0) as usize % 8;
-            for (j, col) in data.iter_mut().enumerate() {
-                col[i] = centres[c * cols + j] + g.normal();
-            }
-        }
-        for (j, col) in data.iter().enumerate() {
-            let need = k.saturating_sub(first[j].len());
-            first[j].extend(col.iter().take(need));
-        }
-        data
-    });
-    benches::write_f64_parquet(init, cols, "x", k, |n| first.iter().map(|c| c[..n].to_vec()).collect());
-}
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
@@ -55,11 +34,8 @@ async fn main() {
     let path = dir.join(format!("kmeans_v2_{rows}x{cols}.parquet"));
     let init = dir.join(format!("kmeans_v2_{rows}x{cols}_init{k}.parquet"));
     if me == 0 {
-        if !init.exists() {
-            // The initial centroids are the data's first rows: write both together.
-            std::fs::remove_file(&path).ok();
-            generate(&path, &init, rows, cols, k);
-        }
+        // The initial centroids are the data's first rows: written together.
+        benches::data::write_blobs_parquet(&path, &init, rows, cols, k, benches::ROW_GROUP_ROWS);
         println!("file {} {}", path.display(), init.display());
     }
     comm.barrier();
