@@ -53,3 +53,18 @@ pub async fn open_table(ctx: &heatsql::HeatContext, name: &str, path: &Path) -> 
     let table = (provider.as_ref() as &dyn std::any::Any).downcast_ref::<connectors::DistributedParquetTable>()?;
     Some(table.rows_per_rank()[ctx.comm().rank()] as usize)
 }
+
+/// Collective. Runs `sql` and drains this rank's share into a row-split DNDarray by `spec`
+/// (the load every benchmark times); panics on error, as benchmarks do.
+pub async fn load(
+    ctx: &heatsql::HeatContext,
+    sql: &str,
+    spec: &heatsql::convert::LoadSpec,
+) -> heatsql::convert::Loaded {
+    ctx.sql(sql)
+        .await
+        .expect("query")
+        .to_dndarray(spec)
+        .await
+        .expect("load")
+}

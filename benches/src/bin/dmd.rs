@@ -91,13 +91,7 @@ async fn main() {
             spec.keep = vec!["k".into()];
         }
         let t = Instant::now();
-        let loaded = ctx
-            .sql(&format!("SELECT * FROM {table}"))
-            .await
-            .expect("query")
-            .to_dndarray(&spec)
-            .await
-            .expect("load");
+        let loaded = benches::load(&ctx, &format!("SELECT * FROM {table}"), &spec).await;
         comm.barrier();
         let load = t.elapsed().as_secs_f64();
         let mut top = 0.0;

@@ -94,13 +94,7 @@ async fn main() {
         for _ in 0..rounds {
             comm.barrier();
             let t = Instant::now();
-            let loaded = ctx
-                .sql("SELECT * FROM t")
-                .await
-                .expect("query")
-                .to_dndarray(&spec)
-                .await
-                .expect("load");
+            let loaded = benches::load(&ctx, "SELECT * FROM t", &spec).await;
             load_t.push(t.elapsed().as_secs_f64());
             let t = Instant::now();
             let model = fit(&loaded.array, &opts).expect("fit");

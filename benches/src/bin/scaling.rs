@@ -135,13 +135,7 @@ async fn main() {
     let init = match rest.get(1) {
         Some(path) => {
             benches::open_table(&ctx, "init", &PathBuf::from(path)).await;
-            let loaded = ctx
-                .sql("SELECT * FROM init")
-                .await
-                .expect("init")
-                .to_dndarray(&LoadSpec::new("kmeans"))
-                .await
-                .expect("init");
+            let loaded = benches::load(&ctx, "SELECT * FROM init", &LoadSpec::new("kmeans")).await;
             Some(loaded.array.allgather().expect("gather init"))
         }
         None => None,
@@ -151,13 +145,7 @@ async fn main() {
     for _ in 0..rounds {
         comm.barrier();
         let t = Instant::now();
-        let loaded = ctx
-            .sql("SELECT * FROM t")
-            .await
-            .expect("query")
-            .to_dndarray(&spec)
-            .await
-            .expect("load");
+        let loaded = benches::load(&ctx, "SELECT * FROM t", &spec).await;
         comm.barrier();
         load_s.push(t.elapsed().as_secs_f64());
         let x = loaded.array;

@@ -73,14 +73,14 @@ pub fn render(r: &Report, pngs: &[String]) -> String {
         let _ = writeln!(s, "| limit | 1 thread | {} threads |\n|---|---:|---:|", l.cores);
         let _ = writeln!(
             s,
-            "| f64 GEMM (libtorch, {n} × {n}) | {:.1} GFLOP/s | {:.1} GFLOP/s |",
+            "| f64 GEMM (libtorch, {n} × {n}, best of 7) | {:.1} GFLOP/s | {:.1} GFLOP/s |",
             l.gemm_gflops[0],
             l.gemm_gflops[1],
             n = l.gemm_n
         );
         let _ = writeln!(
             s,
-            "| memory bandwidth (STREAM triad, 3 × 256 MiB) | {:.1} GB/s | {:.1} GB/s |\n",
+            "| memory bandwidth (STREAM triad, 3 × 256 MiB, best of 6) | {:.1} GB/s | {:.1} GB/s |\n",
             l.triad_gbs[0], l.triad_gbs[1]
         );
         let _ = writeln!(
@@ -88,7 +88,8 @@ pub fn render(r: &Report, pngs: &[String]) -> String {
             "*Fraction of limit*: matmul and k-means (nominal flops: 2n³, 2·n·k·d per Lloyd iteration) \
              against the GEMM rate at the run's cores; load, pca, svd and dmd against the memory \
              bandwidth at the run's cores, counting one read of the input (a lower bound on their \
-             traffic).\n"
+             traffic; the load also decodes Parquet). Limits are measured once per report on a shared \
+             machine: a fraction above 100 % means the limit was measured low.\n"
         );
     }
     let _ = writeln!(s, "## Strong scaling (the same data at every P)\n");

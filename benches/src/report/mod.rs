@@ -218,12 +218,10 @@ pub fn measure(o: &Options) -> Report {
     report
 }
 
-fn python_baseline(o: &Options, op: &str, d: &datasets::Dataset) -> Result<Run, String> {
-    if !o.python.exists() {
-        return Err(format!("no Python at {}", o.python.display()));
-    }
-    let mut c = Command::new(&o.python);
-    c.arg(options::repo_root().join("benches/python/report_baselines.py"))
+/// `cmd benches/python/SCRIPT OP FILE ROUNDS K [INIT]` (the baseline scripts' arguments; the
+/// rounds include the warm-up).
+fn script_args(mut c: Command, script: &str, o: &Options, op: &str, d: &datasets::Dataset) -> Command {
+    c.arg(options::repo_root().join("benches/python").join(script))
         .arg(op)
         .arg(&d.file)
         .arg((o.rounds + 1).to_string())
@@ -231,20 +229,21 @@ fn python_baseline(o: &Options, op: &str, d: &datasets::Dataset) -> Result<Run, 
     if let Some(init) = &d.init {
         c.arg(init);
     }
+    c
+}
+
+fn python_baseline(o: &Options, op: &str, d: &datasets::Dataset) -> Result<Run, String> {
+    if !o.python.exists() {
+        return Err(format!("no Python at {}", o.python.display()));
+    }
+    let c = script_args(Command::new(&o.python), "report_baselines.py", o, op, d);
     Run::from_output(&runs::output_of(c)?, "baseline", Scaling::Strong)
 }
 
 fn heat_baseline(o: &Options, py: &Path, op: &str, d: &datasets::Dataset, p: usize) -> Result<Run, String> {
     let mut c = runs::mpirun(p, o.threads_per_rank);
-    c.arg(py)
-        .arg(options::repo_root().join("benches/python/heat_baseline.py"))
-        .arg(op)
-        .arg(&d.file)
-        .arg((o.rounds + 1).to_string())
-        .arg(d.k.to_string());
-    if let Some(init) = &d.init {
-        c.arg(init);
-    }
+    c.arg(py);
+    let c = script_args(c, "heat_baseline.py", o, op, d);
     Run::from_output(&runs::output_of(c)?, "Heat", Scaling::Strong)
 }
 
