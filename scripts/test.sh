@@ -8,6 +8,8 @@ cd "$root"
 bash scripts/setup.sh --tests
 . scripts/env.sh
 step() { printf '\n[test] %s\n' "$*" >&2; }
+step "python baselines compile"
+python3 -m py_compile benches/python/*.py
 step "cargo fmt --check"
 cargo fmt --all -- --check
 step "cargo clippy -D warnings"

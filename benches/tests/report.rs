@@ -1,8 +1,9 @@
 //! The scaling report end to end on tiny data: `heatsql-bench-report` runs every operation
 //! under mpirun at P = 1, 2, 3 and 4 (3 row groups, so one rank of 4 owns zero rows), strong and
-//! weak scaling, and writes results.json, results.md and the PNG plots. Baselines and the
-//! machine-limit measurements are skipped here (they need the bench venv and seconds of
-//! memory traffic); `scripts/bench-report.sh` runs them.
+//! weak scaling, and writes results.json, results.md and the PNG plots. The baselines' Python is
+//! pointed at a missing path (they need the bench venv; each becomes a note) and the
+//! machine-limit measurements are skipped (seconds of memory traffic);
+//! `scripts/bench-report.sh` runs both.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -43,7 +44,8 @@ fn report(out: &Path, extra: &[&str]) -> std::process::Output {
             "3",
             "--ranks",
             "1,2,3,4",
-            "--no-baselines",
+            "--python",
+            "/nonexistent/python",
             "--no-limits",
         ])
         .arg("--data")
@@ -134,7 +136,14 @@ fn report_runs_every_operation_at_p_1_to_4() {
         assert_eq!(png_size(&dir.join("report").join(png)), (960, 600), "{png}");
         assert!(md.contains(&format!("]({png})")), "results.md links {png}");
     }
+    // The baselines' Python is missing: each baseline is a note, the report still succeeds.
     assert!(!dir.join("report/baselines.png").exists(), "no baselines were run");
+    assert!(md.contains("## Not measured"), "{md}");
+    assert!(
+        md.contains("pca: baseline not run: no Python at /nonexistent/python"),
+        "{md}"
+    );
+    assert!(json["baselines"].as_array().is_some_and(Vec::is_empty));
     std::fs::remove_dir_all(&dir).ok();
 }
 

@@ -43,8 +43,10 @@ pub struct Report {
     pub runs: Vec<Run>,
     /// The baselines' runs.
     pub baselines: Vec<Run>,
-    /// What could not be measured, and why (a baseline's missing library, …).
+    /// What could not be measured, and why (a failed run, a baseline's missing library, …).
     pub notes: Vec<String>,
+    /// heatsql runs that failed (each also has a note).
+    pub failed_runs: usize,
 }
 
 /// The agreement of one operation's check value across rank counts (strong series).
@@ -168,6 +170,7 @@ pub fn measure(o: &Options) -> Report {
         runs: Vec::new(),
         baselines: Vec::new(),
         notes: Vec::new(),
+        failed_runs: 0,
     };
     if o.limits {
         say("measuring the GEMM rate and the memory bandwidth");
@@ -190,9 +193,12 @@ pub fn measure(o: &Options) -> Report {
                 say(&format!("{op}: heatsql, {} scaling, P = {p}", scaling.name()));
                 match runs::heatsql_run(&bin_dir, op, &d, p, o.threads_per_rank, o.rounds, scaling) {
                     Ok(r) => report.runs.push(r),
-                    Err(e) => report
-                        .notes
-                        .push(format!("{op} at P = {p} ({}) failed: {e}", scaling.name())),
+                    Err(e) => {
+                        report.failed_runs += 1;
+                        report
+                            .notes
+                            .push(format!("{op} at P = {p} ({}) failed: {e}", scaling.name()));
+                    }
                 }
             }
             if scaling == Scaling::Strong {
