@@ -6,7 +6,8 @@
 //!
 //! * Householder R of `[R; block]` accumulated block by block, for several block heights;
 //! * the Gram matrix XᵀX, at once and accumulated over blocks;
-//! * CholeskyQR2's R (Gram, Cholesky, X·R₁⁻¹ by blocks with its Gram, Cholesky, R₂·R₁).
+//! * CholeskyQR2's R (Gram, Cholesky, X·R₁⁻¹ by blocks with its Gram, Cholesky, R₂·R₁);
+//! * the SVD's last pass U = X·W (W: d × 8) by libtorch and by `engine::linalg::skinny`.
 //!
 //! Each line states seconds and the rate in GFLOP/s of the nominal flops (2·n·d² for a
 //! Householder R or a Gram matrix; n·d² for a triangular solve).
@@ -198,6 +199,21 @@ fn main() {
         engine::linalg::gram::solve_rows_in_place(&q, &rv).expect("solve");
     });
     line("X·R⁻¹ in place, heatsql kernel (incl. a copy)", s, nd2);
+    // The SVD's last pass: U = X · W (W: d × 8), row-major and column-major X.
+    let w = Tensor::randn([d, 8], (Kind::Double, Device::Cpu));
+    let flops = 2.0 * (n * d * 8) as f64;
+    for (what, rows) in [("row-major", &x), ("column-major", &xc)] {
+        let s = time(rounds, || {
+            let _ = rows.matmul(&w);
+        });
+        line(&format!("U = X·W (k = 8), libtorch, {what}"), s, flops);
+        let s = time(rounds, || {
+            let _ = engine::linalg::skinny::times_small(rows, &w)
+                .expect("times")
+                .expect("kernel");
+        });
+        line(&format!("U = X·W (k = 8), heatsql kernel, {what}"), s, flops);
+    }
 }
 
 /// CholeskyQR2's R by the heatsql kernels (as `tsqr` runs it on one rank).

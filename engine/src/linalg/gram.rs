@@ -1,10 +1,5 @@
-//! Gram matrices `YᵀY` of prepared rows: kernels for the two passes of CholeskyQR2
-//! ([`crate::linalg::tsqr`]). **Not used by `tsqr` yet**: wired in (one pass per CholeskyQR
-//! step), the SVD of 2,000,000 × 32 got slower, most at one thread per rank (P = 2: 1.77 s
-//! against hierarchical's 0.56 s), because the substitution inside each 8-column tile is one
-//! serial chain of divisions per row (measured by `heatsql-bench-qr-kernels` at one thread:
-//! X·R⁻¹ 0.43 s for 1,000,000 × 32, 2.4 GFLOP/s). Next: interleave four rows per chain (or
-//! vectorise across rows) and multiply by the diagonal's reciprocals.
+//! Gram matrices `YᵀY` of prepared rows: the CPU kernels of CholeskyQR2's two passes
+//! ([`crate::linalg::tsqr`]).
 //!
 //! A pass reads a rank's rows (rows × d, split along rows; f32 or f64, any strides) once, in
 //! panels that stay in cache: each panel is packed row-major in f64, optionally centred and
@@ -17,11 +12,15 @@
 //!
 //! The Gram product computes only the tiles on and above the diagonal (about half the flops),
 //! in 4 × 8 register tiles, and mirrors the upper triangle at the end. The triangular solve is
-//! a left-looking forward substitution per row (backward stable like LAPACK's `trsm`): columns
-//! in tiles of 8, each tile first updated by the columns already solved (4 rows × 8 columns
-//! register tiles), then solved within the tile. Both use AVX2 + FMA when the CPU has them
-//! (plain Rust otherwise). Rows are split over libtorch's intra-op thread count, each thread
-//! summing its own matrix; nothing else runs in the pass, so no thread pool competes with it.
+//! a forward substitution per row (backward stable like LAPACK's `trsm`), multiplying by the
+//! reciprocals of R's diagonal: four rows at a time, columns in tiles of 8, each tile first
+//! updated by the columns already solved (a 4 × 8 register tile), then transposed in registers
+//! so that the substitution inside the tile runs the four rows' dependency chains side by side
+//! in the vector lanes (one chain per row was latency-bound: 2.4 GFLOP/s at one thread, against
+//! 19 now for 2,000,000 × 32 by `heatsql-bench-qr-kernels`). Both use AVX2 + FMA when the CPU
+//! has them (plain Rust otherwise). Rows are split over libtorch's intra-op thread count, each
+//! thread summing its own matrix; nothing else runs in the pass, so no thread pool competes
+//! with it.
 
 use tch::{Device, Kind, TchError, Tensor};
 
@@ -35,9 +34,9 @@ const PANEL_BYTES: usize = 128 * 1024;
 const ROWS_PER_THREAD: usize = 4096;
 
 /// Rows of G in a register tile (and rows of a triangular-solve tile).
-const TI: usize = 4;
+pub(super) const TI: usize = 4;
 /// Columns of G in a register tile (two 4-lane registers; also columns of a solve tile).
-const TJ: usize = 8;
+pub(super) const TJ: usize = 8;
 
 /// How a pass prepares each row before its Gram product (all on the CPU, f64, length d or
 /// d × d row-major).
@@ -168,7 +167,7 @@ pub fn solve_rows_in_place(q: &Tensor, r: &[f64]) -> Result<bool, TchError> {
 
 /// Local. The pass of [`prepared_gram`] over the `rows` × d matrix in `x` with `strides`
 /// (row, column), split over threads (each writes its own rows of `out`).
-fn gram_of_slice<T: Copy + Into<f64> + Sync>(
+fn gram_of_slice<T: Element>(
     x: &[T],
     strides: (usize, usize),
     rows: usize,
@@ -218,14 +217,14 @@ fn gram_of_slice<T: Copy + Into<f64> + Sync>(
 
 /// Threads for a pass over `rows` rows: libtorch's intra-op count, at most one per
 /// [`ROWS_PER_THREAD`] rows, at least one.
-fn threads_for(rows: usize) -> usize {
+pub(super) fn threads_for(rows: usize) -> usize {
     (tch::get_num_threads().max(1) as usize)
         .min(rows / ROWS_PER_THREAD)
         .max(1)
 }
 
 /// Rows of a packed panel of d columns: [`PANEL_BYTES`] of f64, a multiple of [`TI`].
-fn panel_rows(d: usize) -> usize {
+pub(super) fn panel_rows(d: usize) -> usize {
     ((PANEL_BYTES / (8 * d)).max(16) / TI) * TI
 }
 
@@ -243,7 +242,7 @@ fn mirror_upper(g: &mut [f64], d: usize) {
 /// `g` (d × d; the tiles meeting the upper triangle), panel by panel; the prepared rows go
 /// to `out` (rows.len() × d) when given.
 #[allow(clippy::too_many_arguments)]
-fn pass<T: Copy + Into<f64>>(
+fn pass<T: Element>(
     v: Variant,
     x: &[T],
     strides: (usize, usize),
@@ -260,10 +259,7 @@ fn pass<T: Copy + Into<f64>>(
         let r1 = (r0 + panel).min(rows.end);
         let len = r1 - r0;
         let p = &mut buf[..len * d];
-        match prep.centring {
-            Some((mean, scale)) => pack(x, strides, r0..r1, d, p, |v, j| (v - mean[j]) / scale[j]),
-            None => pack(x, strides, r0..r1, d, p, |v, _| v),
-        }
+        pack_prepared(v, x, strides, r0..r1, d, p, prep.centring);
         if let Some(r) = prep.solve {
             solve_panel(v, p, len, d, r);
         }
@@ -281,9 +277,127 @@ fn pass<T: Copy + Into<f64>>(
     }
 }
 
+/// An element type the kernels read (f32 or f64), converted to f64 as it is packed.
+pub(super) trait Element: Copy + Into<f64> + Sync {
+    /// `x` itself when the elements are f64 (packing then has a fast path).
+    fn as_f64(x: &[Self]) -> Option<&[f64]>;
+}
+impl Element for f64 {
+    fn as_f64(x: &[Self]) -> Option<&[f64]> {
+        Some(x)
+    }
+}
+impl Element for f32 {
+    fn as_f64(_: &[Self]) -> Option<&[f64]> {
+        None
+    }
+}
+
+/// Packs `rows` of `x` (strides (row, column)) row-major into `p` (rows.len() × d), centred
+/// and scaled per column (`(v − mean) / scale`) when `centring` is given. f64 columns stored
+/// contiguously (as tables load) are transposed four rows × four columns at a time in AVX2
+/// registers; anything else goes through [`pack`].
+#[allow(clippy::too_many_arguments)]
+pub(super) fn pack_prepared<T: Element>(
+    v: Variant,
+    x: &[T],
+    (rs, cs): (usize, usize),
+    rows: std::ops::Range<usize>,
+    d: usize,
+    p: &mut [f64],
+    centring: Option<(&[f64], &[f64])>,
+) {
+    #[cfg(target_arch = "x86_64")]
+    if v == Variant::Avx2
+        && rs == 1
+        && cs > 1
+        && let Some(xf) = T::as_f64(x)
+    {
+        // SAFETY: `v` is what `Variant::detect` found on this CPU; every element read is of a
+        // row in `rows` and a column < d of `x` (asserted inside).
+        unsafe { pack_columns_avx2(xf, cs, rows, d, p, centring) };
+        return;
+    }
+    let _ = v;
+    match centring {
+        Some((mean, scale)) => pack(x, (rs, cs), rows, d, p, |v, j| (v - mean[j]) / scale[j]),
+        None => pack(x, (rs, cs), rows, d, p, |v, _| v),
+    }
+}
+
+/// [`pack_prepared`] for f64 columns stored contiguously (row stride 1, column stride `cs`):
+/// per four columns and four rows, four loads along the columns, the centring, a transpose in
+/// registers and four stores along the rows; the columns and rows beyond the last group of
+/// four go one by one.
+///
+/// # Safety
+/// The CPU must have AVX2 and FMA.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn pack_columns_avx2(
+    x: &[f64],
+    cs: usize,
+    rows: std::ops::Range<usize>,
+    d: usize,
+    p: &mut [f64],
+    centring: Option<(&[f64], &[f64])>,
+) {
+    use std::arch::x86_64::*;
+    let m = rows.len();
+    if m == 0 || d == 0 {
+        return;
+    }
+    assert!((rows.end - 1) + (d - 1) * cs < x.len() && p.len() >= m * d);
+    if let Some((mean, scale)) = centring {
+        assert!(mean.len() >= d && scale.len() >= d);
+    }
+    let prep = |v: f64, j: usize| match centring {
+        Some((mean, scale)) => (v - mean[j]) / scale[j],
+        None => v,
+    };
+    let (xp, pp) = (x.as_ptr(), p.as_mut_ptr());
+    let (m4, d4) = (m / 4 * 4, d / 4 * 4);
+    // SAFETY: every read is of row r < rows.end and column j < d (at r + j·cs < x.len()), every
+    // write of row i < m and column j < d of `p` (asserted above).
+    unsafe {
+        for j in (0..d4).step_by(4) {
+            let (sub, div) = match centring {
+                Some((mean, scale)) => (
+                    [0, 1, 2, 3].map(|t| _mm256_set1_pd(mean[j + t])),
+                    [0, 1, 2, 3].map(|t| _mm256_set1_pd(scale[j + t])),
+                ),
+                None => ([_mm256_setzero_pd(); 4], [_mm256_set1_pd(1.0); 4]),
+            };
+            for i in (0..m4).step_by(4) {
+                let r = rows.start + i;
+                let mut c = [_mm256_setzero_pd(); 4];
+                for t in 0..4 {
+                    let v = _mm256_loadu_pd(xp.add(r + (j + t) * cs));
+                    c[t] = if centring.is_some() {
+                        _mm256_div_pd(_mm256_sub_pd(v, sub[t]), div[t])
+                    } else {
+                        v
+                    };
+                }
+                let (r0, r1, r2, r3) = transpose4(c[0], c[1], c[2], c[3]);
+                for (ii, row) in [r0, r1, r2, r3].into_iter().enumerate() {
+                    _mm256_storeu_pd(pp.add((i + ii) * d + j), row);
+                }
+            }
+        }
+        for i in 0..m {
+            let r = rows.start + i;
+            let from = if i < m4 { d4 } else { 0 };
+            for j in from..d {
+                *pp.add(i * d + j) = prep(*xp.add(r + j * cs), j);
+            }
+        }
+    }
+}
+
 /// Packs `rows` of `x` (strides (row, column)) row-major into `p` (rows.len() × d), each value
 /// mapped by `f(value, column)`; reads along whichever axis is contiguous.
-fn pack<T: Copy + Into<f64>>(
+pub(super) fn pack<T: Copy + Into<f64>>(
     x: &[T],
     (rs, cs): (usize, usize),
     rows: std::ops::Range<usize>,
@@ -308,67 +422,64 @@ fn pack<T: Copy + Into<f64>>(
 }
 
 /// Solves `p ← p R⁻¹` in place for the `m` rows of the row-major panel `p` (m × d), R upper
-/// triangular (d × d row-major): per tile of 8 columns, the update by the columns already
-/// solved, then forward substitution inside the tile.
+/// triangular (d × d row-major): forward substitution per row (backward stable like LAPACK's
+/// `trsm`), multiplying by the reciprocals of R's diagonal. With AVX2, four rows at a time:
+/// per tile of 8 columns, the update by the columns already solved (4 × 8 register tile), then
+/// the substitution inside the tile on the transposed tile, so that the four rows' chains run
+/// side by side in the vector lanes; the columns after the last full tile and the rows after
+/// the last group of four go the portable way.
 fn solve_panel(v: Variant, p: &mut [f64], m: usize, d: usize, r: &[f64]) {
-    for k0 in (0..d).step_by(TJ) {
-        let kw = TJ.min(d - k0);
-        if k0 > 0 {
-            let mut row = 0;
-            #[cfg(target_arch = "x86_64")]
-            if v == Variant::Avx2 && kw == TJ {
-                while row + TI <= m {
-                    // SAFETY: `v` is what `Variant::detect` found on this CPU; rows
-                    // row..row + 4 < m and columns k0..k0 + 8 ≤ d lie inside `p` (asserted
-                    // inside).
-                    unsafe { update_avx2(p, d, row, k0, r) };
-                    row += TI;
-                }
+    let inv: Vec<f64> = (0..d).map(|j| 1.0 / r[j * d + j]).collect();
+    let full = d / TJ * TJ;
+    let mut row = 0;
+    #[cfg(target_arch = "x86_64")]
+    if v == Variant::Avx2 && full > 0 {
+        while row + TI <= m {
+            for k0 in (0..full).step_by(TJ) {
+                // SAFETY: `v` is what `Variant::detect` found on this CPU; rows row..row + 4
+                // < m and columns k0..k0 + 8 ≤ d lie inside `p` (asserted inside).
+                unsafe { solve_tile_avx2(p, d, row, k0, r, &inv) };
             }
-            let _ = v;
-            for y in p[row * d..m * d].chunks_exact_mut(d) {
-                let (done, rest) = y.split_at_mut(k0);
-                for (j, &a) in done.iter().enumerate() {
-                    let rj = &r[j * d + k0..j * d + k0 + kw];
-                    for (t, &b) in rest[..kw].iter_mut().zip(rj) {
-                        *t -= a * b;
-                    }
-                }
+            for y in p[row * d..(row + TI) * d].chunks_exact_mut(d) {
+                solve_row(y, d, r, &inv, full);
             }
+            row += TI;
         }
-        for y in p[..m * d].chunks_exact_mut(d) {
-            // y[j] ← y[j] / R[j, j], then y[j+1..] −= y[j] · R[j, j+1..], for j in the tile.
-            let mut tile: &mut [f64] = &mut y[k0..k0 + kw];
-            let mut j = k0;
-            while let Some((first, rest)) = std::mem::take(&mut tile).split_first_mut() {
-                let rj = &r[j * d + j..j * d + k0 + kw];
-                let a = *first / rj[0];
-                *first = a;
-                for (t, &b) in rest.iter_mut().zip(&rj[1..]) {
-                    *t -= a * b;
-                }
-                tile = rest;
-                j += 1;
-            }
-        }
+    }
+    let _ = v;
+    for y in p[row * d..m * d].chunks_exact_mut(d) {
+        solve_row(y, d, r, &inv, 0);
     }
 }
 
-/// The update of [`solve_panel`] for 4 rows × 8 columns with AVX2 + FMA:
-/// `p[row.., k0..k0+8] −= p[row.., ..k0] · R[..k0, k0..k0+8]`, eight accumulators, per solved
-/// column four broadcasts and two loads of R.
+/// Forward substitution of one row from column `from` on (columns before it already solved):
+/// `y[j] ← (y[j] − Σ_{i<j} y[i] R[i, j]) / R[j, j]`, the division as a product with `inv[j]`.
+fn solve_row(y: &mut [f64], d: usize, r: &[f64], inv: &[f64], from: usize) {
+    for j in from..d {
+        let mut s = y[j];
+        for i in 0..j {
+            s -= y[i] * r[i * d + j];
+        }
+        y[j] = s * inv[j];
+    }
+}
+
+/// One 4 rows × 8 columns tile of [`solve_panel`] with AVX2 + FMA: `p[row.., k0..k0+8] −=
+/// p[row.., ..k0] · R[..k0, k0..k0+8]` (eight accumulators, per solved column four broadcasts
+/// and two loads of R), then the tile transposed (one register per column, the four rows in
+/// its lanes), solved column after column, transposed back and stored.
 ///
 /// # Safety
 /// The CPU must have AVX2 and FMA.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-unsafe fn update_avx2(p: &mut [f64], d: usize, row: usize, k0: usize, r: &[f64]) {
+unsafe fn solve_tile_avx2(p: &mut [f64], d: usize, row: usize, k0: usize, r: &[f64], inv: &[f64]) {
     use std::arch::x86_64::*;
-    assert!((row + TI) * d <= p.len() && k0 + TJ <= d && r.len() >= d * d);
+    assert!((row + TI) * d <= p.len() && k0 + TJ <= d && r.len() >= d * d && inv.len() >= d);
     let pp = p.as_mut_ptr();
     let rp = r.as_ptr();
-    // SAFETY: every access is of a row < row + 4 at a column < d of `p`, or inside R (both
-    // asserted above).
+    // SAFETY: every access is of a row < row + 4 at a column < d of `p`, inside R, or at a
+    // column < d of `inv` (all asserted above).
     unsafe {
         let mut acc = [_mm256_setzero_pd(); 2 * TI];
         for ii in 0..TI {
@@ -385,12 +496,57 @@ unsafe fn update_avx2(p: &mut [f64], d: usize, row: usize, k0: usize, r: &[f64])
                 acc[2 * ii + 1] = _mm256_fnmadd_pd(a, b1, acc[2 * ii + 1]);
             }
         }
-        for ii in 0..TI {
+        // Rows → columns: c[t] holds column k0 + t of the four rows.
+        let (c0, c1, c2, c3) = transpose4(acc[0], acc[2], acc[4], acc[6]);
+        let (c4, c5, c6, c7) = transpose4(acc[1], acc[3], acc[5], acc[7]);
+        let mut c = [c0, c1, c2, c3, c4, c5, c6, c7];
+        for j in 0..TJ {
+            let cj = _mm256_mul_pd(c[j], _mm256_broadcast_sd(&*inv.as_ptr().add(k0 + j)));
+            c[j] = cj;
+            for t in j + 1..TJ {
+                let rjt = _mm256_broadcast_sd(&*rp.add((k0 + j) * d + k0 + t));
+                c[t] = _mm256_fnmadd_pd(cj, rjt, c[t]);
+            }
+        }
+        let (r0, r1, r2, r3) = transpose4(c[0], c[1], c[2], c[3]);
+        let (r4, r5, r6, r7) = transpose4(c[4], c[5], c[6], c[7]);
+        for (ii, (lo, hi)) in [(r0, r4), (r1, r5), (r2, r6), (r3, r7)].into_iter().enumerate() {
             let o = pp.add((row + ii) * d + k0);
-            _mm256_storeu_pd(o, acc[2 * ii]);
-            _mm256_storeu_pd(o.add(4), acc[2 * ii + 1]);
+            _mm256_storeu_pd(o, lo);
+            _mm256_storeu_pd(o.add(4), hi);
         }
     }
+}
+
+/// The transpose of the 4 × 4 matrix whose rows are `a`, `b`, `c`, `e`.
+///
+/// # Safety
+/// The CPU must have AVX.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+unsafe fn transpose4(
+    a: std::arch::x86_64::__m256d,
+    b: std::arch::x86_64::__m256d,
+    c: std::arch::x86_64::__m256d,
+    e: std::arch::x86_64::__m256d,
+) -> (
+    std::arch::x86_64::__m256d,
+    std::arch::x86_64::__m256d,
+    std::arch::x86_64::__m256d,
+    std::arch::x86_64::__m256d,
+) {
+    use std::arch::x86_64::*;
+    let t0 = _mm256_unpacklo_pd(a, b); // a0 b0 a2 b2
+    let t1 = _mm256_unpackhi_pd(a, b); // a1 b1 a3 b3
+    let t2 = _mm256_unpacklo_pd(c, e); // c0 e0 c2 e2
+    let t3 = _mm256_unpackhi_pd(c, e); // c1 e1 c3 e3
+    (
+        _mm256_permute2f128_pd(t0, t2, 0x20),
+        _mm256_permute2f128_pd(t1, t3, 0x20),
+        _mm256_permute2f128_pd(t0, t2, 0x31),
+        _mm256_permute2f128_pd(t1, t3, 0x31),
+    )
 }
 
 /// One register tile: `g[i0.., j0..] += Σ_r x[r, i0..]ᵀ x[r, j0..]` over `rows`.

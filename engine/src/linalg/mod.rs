@@ -1,8 +1,9 @@
 //! Distributed linear algebra on row-split DNDarrays.
 //!
-//! * [`gram`]: Gram matrices of prepared (centred, triangular-solved) rows in one pass
-//!   (kernels measured for CholeskyQR2, not yet used by `tsqr`).
+//! * [`gram`]: Gram matrices of prepared (centred, triangular-solved) rows in one pass: the
+//!   CPU kernels of CholeskyQR2.
 //! * [`tsqr`]: QR of a tall-skinny (n × d, rows split) array: R replicated, Q row-split.
+//! * [`skinny`]: X · W for a tall local block and a small W in one pass (the U of an SVD).
 //! * [`sign`]: the project's sign convention for singular and principal vectors.
 //! * [`svd`]: truncated SVD (TSQR, randomized, hierarchical).
 //! * [`matmul`]: products of two row-split arrays (a ring for A·B; Aᵀ·B by one allreduce).
@@ -10,6 +11,7 @@
 pub mod gram;
 pub mod matmul;
 pub mod sign;
+pub mod skinny;
 pub mod svd;
 pub mod tsqr;
 

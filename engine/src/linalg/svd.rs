@@ -13,8 +13,8 @@
 //! * [`Method::Auto`]: TSQR when d ≤ 1024 or k > d / 10; randomized otherwise.
 //!
 //! V follows [`crate::linalg::flip_signs`] and U the same signs, so results agree at every P.
-//! U = X V Σ⁻¹ is computed on each rank for its rows (columns of U for zero singular values are
-//! zero).
+//! U = X V Σ⁻¹ is computed on each rank for its rows by [`crate::linalg::skinny`] on the CPU
+//! (columns of U for zero singular values are zero).
 
 use tch::{Kind, Tensor};
 
@@ -22,7 +22,8 @@ use crate::comm::ReduceOp;
 use crate::dndarray::DNDarray;
 use crate::error::{EngineError, Result};
 use crate::linalg::flip_signs;
-use crate::linalg::tsqr::{local_r, tsqr, tsqr_r_of};
+use crate::linalg::skinny::times_small;
+use crate::linalg::tsqr::{local_r, prepared, tsqr, tsqr_r_of};
 
 const OP: &str = "svd";
 
@@ -130,12 +131,14 @@ pub fn svd(x: &DNDarray, k: i64, method: Method, want_u: bool) -> Result<Svd> {
     let u = if want_u {
         let inv = s.where_self(&s.gt(0.0), &s.ones_like()).reciprocal() * s.gt(0.0).to_kind(Kind::Double);
         let dev = x.device();
-        let u = comm.agree(
-            x.local()
-                .to_kind(Kind::Double)
-                .f_matmul(&(&v * inv.unsqueeze(0)).to_device(dev))
-                .map(|u| u.to_kind(x.kind())),
-        )?;
+        let w = (&v * inv.unsqueeze(0)).to_device(dev);
+        let u = comm.agree((|| {
+            let u = match times_small(x.local(), &w)? {
+                Some(u) => u,
+                None => x.local().f_to_kind(Kind::Double)?.f_matmul(&w)?,
+            };
+            u.f_to_kind(x.kind())
+        })())?;
         Some(DNDarray::from_pieces(u, 0)?)
     } else {
         None
@@ -173,17 +176,6 @@ pub(crate) struct Centring<'a> {
     pub scale: &'a Tensor,
 }
 
-/// Local. `block` (rows of x) as the f64 rows the solvers factor: centred and scaled when
-/// `centring` is given (tensors already on the block's device), else `block` itself
-/// (no copy for f64).
-fn prepared(block: Tensor, centring: Option<(&Tensor, &Tensor)>) -> std::result::Result<Tensor, tch::TchError> {
-    let block = block.f_to_kind(Kind::Double)?;
-    match centring {
-        Some((mean, scale)) => block.f_sub(mean)?.f_div(scale),
-        None => Ok(block),
-    }
-}
-
 /// `centring`'s mean and scale on `dev`.
 fn on_device(centring: Option<Centring<'_>>, dev: tch::Device) -> Option<(Tensor, Tensor)> {
     centring.map(|c| (c.mean.to_device(dev), c.scale.to_device(dev)))
@@ -194,7 +186,7 @@ fn on_device(centring: Option<Centring<'_>>, dev: tch::Device) -> Option<(Tensor
 pub(crate) fn by_tsqr(x: &DNDarray, centring: Option<Centring<'_>>) -> Result<(Tensor, Tensor)> {
     let comm = x.comm();
     let c = on_device(centring, x.local().device());
-    let r = tsqr_r_of(x, |b| prepared(b, c.as_ref().map(|(m, s)| (m, s))))?;
+    let r = tsqr_r_of(x, c.as_ref().map(|(m, s)| (m, s)))?;
     // torch.svd (reduced): (U, S, V) with V, not Vᵀ.
     let (_, s, v) = comm.agree(r.f_svd(true, true))?;
     Ok((s, v))

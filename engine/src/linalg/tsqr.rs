@@ -24,18 +24,24 @@
 //! about 10⁷ in f64: rank-deficient, wide or badly scaled data), every rank falls back to
 //! Householder TSQR, so the result is always the accurate one. Blocks are computed in f64
 //! (f32 input is promoted block by block) and R is returned in the input's dtype.
+//!
+//! On the CPU both passes run the kernels of [`crate::linalg::gram`]: one read of the rank's
+//! rows per pass, centring and the solve by R₁ applied panel by panel in cache, Q₁ stored only
+//! when Q is wanted. On other devices the passes are libtorch's, in blocks of
+//! [`GRAM_BLOCK_ROWS`] rows.
 
-use tch::{Kind, TchError, Tensor};
+use tch::{Device, Kind, TchError, Tensor};
 
 use crate::comm::{Comm, ReduceOp};
 use crate::dndarray::DNDarray;
 use crate::error::Result;
+use crate::linalg::gram::{Prep, prepared_gram, solve_rows_in_place};
 
 /// Rows per block when a rank accumulates its Householder R factor (a block of 32 f64 columns
 /// is 256 KiB: Householder panels are level-2 BLAS, so the block should stay in cache).
 pub(crate) const QR_BLOCK_ROWS: i64 = 1024;
 
-/// Rows per block of CholeskyQR2's Gram matrices and triangular solves.
+/// Rows per block of CholeskyQR2's Gram matrices and triangular solves off the CPU.
 pub(crate) const GRAM_BLOCK_ROWS: i64 = 16_384;
 
 /// The largest `‖Q₁ᵀQ₁ − I‖_F` (Q₁ = A R₁⁻¹ after CholeskyQR's first step) for which the
@@ -63,7 +69,7 @@ pub fn tsqr_r(a: &DNDarray) -> Result<Tensor> {
 pub fn tsqr_r_reporting(a: &DNDarray) -> Result<(Tensor, QrAlgorithm)> {
     a.comm().agree(super::check_row_split_float("tsqr", a))?;
     let kind = a.kind();
-    let (r, how) = tsqr_r_of_reporting(a, Ok)?;
+    let (r, how) = tsqr_r_of_reporting(a, None)?;
     Ok((a.comm().agree(r.f_to_kind(kind))?, how))
 }
 
@@ -78,7 +84,7 @@ pub fn tsqr(a: &DNDarray) -> Result<(DNDarray, Tensor)> {
 pub fn tsqr_reporting(a: &DNDarray) -> Result<(DNDarray, Tensor, QrAlgorithm)> {
     let comm = a.comm();
     comm.agree(super::check_row_split_float("tsqr", a))?;
-    if let Some((q, r)) = cholesky_qr2(a, true, Ok)? {
+    if let Some((q, r)) = cholesky_qr2(a, true, None)? {
         let kind = a.kind();
         let q = comm.agree(q.expect("Q was asked for").f_to_kind(kind))?;
         let r = comm.agree(r.f_to_kind(kind))?;
@@ -98,40 +104,42 @@ pub fn tsqr_reporting(a: &DNDarray) -> Result<(DNDarray, Tensor, QrAlgorithm)> {
     Ok((q, r, QrAlgorithm::Householder))
 }
 
-/// Collective. The replicated R factor (as [`tsqr_r`]) of the rows `prep` makes of `a`'s
-/// rows, block by block (`prep` maps a block of rows to the block to factor, e.g. centred
-/// f64; it must keep the row count and give every block the same columns and dtype).
-/// `a` is split along rows (the caller checks). R is f64 by CholeskyQR2 and `prep`'s dtype by
-/// the Householder fallback.
-pub(crate) fn tsqr_r_of(
-    a: &DNDarray,
-    prep: impl FnMut(Tensor) -> std::result::Result<Tensor, TchError>,
-) -> Result<Tensor> {
-    Ok(tsqr_r_of_reporting(a, prep)?.0)
+/// Column means and scales (d each, f64, on the rows' device): rows are factored as
+/// `(x − mean) / scale`.
+pub(crate) type Centring<'a> = Option<(&'a Tensor, &'a Tensor)>;
+
+/// Local. `block` (rows of x) as the f64 rows the solvers factor: centred and scaled when
+/// `centring` is given (tensors already on the block's device), else `block` itself
+/// (no copy for f64).
+pub(crate) fn prepared(block: Tensor, centring: Centring<'_>) -> std::result::Result<Tensor, TchError> {
+    let block = block.f_to_kind(Kind::Double)?;
+    match centring {
+        Some((mean, scale)) => block.f_sub(mean)?.f_div(scale),
+        None => Ok(block),
+    }
+}
+
+/// Collective. The replicated R factor (as [`tsqr_r`], f64) of `a`'s rows prepared by
+/// [`prepared`] with `centring`. `a` is split along rows (the caller checks).
+pub(crate) fn tsqr_r_of(a: &DNDarray, centring: Centring<'_>) -> Result<Tensor> {
+    Ok(tsqr_r_of_reporting(a, centring)?.0)
 }
 
 /// Collective. [`tsqr_r_of`] and the algorithm that produced R.
-fn tsqr_r_of_reporting(
-    a: &DNDarray,
-    mut prep: impl FnMut(Tensor) -> std::result::Result<Tensor, TchError>,
-) -> Result<(Tensor, QrAlgorithm)> {
-    if let Some((_, r)) = cholesky_qr2(a, false, &mut prep)? {
+fn tsqr_r_of_reporting(a: &DNDarray, centring: Centring<'_>) -> Result<(Tensor, QrAlgorithm)> {
+    if let Some((_, r)) = cholesky_qr2(a, false, centring)? {
         return Ok((r, QrAlgorithm::CholeskyQr2));
     }
     let comm = a.comm();
-    let r_local = comm.agree(local_r(a.local(), prep))?;
+    let r_local = comm.agree(local_r(a.local(), |b| prepared(b, centring)))?;
     Ok((merge(comm, &r_local, false)?.1, QrAlgorithm::Householder))
 }
 
-/// Collective. CholeskyQR2 of `prep` applied to `a`'s rows (see the module documentation):
+/// Collective. CholeskyQR2 of `a`'s rows prepared with `centring` (see the module documentation):
 /// `Some((Q when asked for, R))` in f64, R upper triangular with a positive diagonal, or
 /// `None` on every rank when `a` is wide, G is not numerically positive definite or Q₁ is too
 /// far from orthonormal (the caller then runs Householder TSQR).
-fn cholesky_qr2(
-    a: &DNDarray,
-    want_q: bool,
-    mut prep: impl FnMut(Tensor) -> std::result::Result<Tensor, TchError>,
-) -> Result<Option<(Option<Tensor>, Tensor)>> {
+fn cholesky_qr2(a: &DNDarray, want_q: bool, centring: Centring<'_>) -> Result<Option<(Option<Tensor>, Tensor)>> {
     let comm = a.comm();
     let (n, d) = (a.gshape()[0], a.gshape()[1]);
     if d == 0 || n < d {
@@ -139,9 +147,8 @@ fn cholesky_qr2(
     }
     let rows = a.local();
     let dev = rows.device();
-    let mut prep64 = |b: Tensor| prep(b).and_then(|b| b.f_to_kind(Kind::Double));
     // Step 1: G = AᵀA, R₁ = chol(G).
-    let g = comm.agree(gram_of_blocks(rows, d, &mut prep64))?;
+    let g = comm.agree(gram_of_prepared(rows, d, centring, None, None))?;
     let g = comm.allreduce_tensor(&g, ReduceOp::Sum)?;
     let Some(r1) = all_agree(comm, comm.agree(cholesky_upper(&g))?)? else {
         return Ok(None);
@@ -155,16 +162,7 @@ fn cholesky_qr2(
     } else {
         None
     };
-    let mut at = 0;
-    let g2 = comm.agree(gram_of_blocks(rows, d, |b| {
-        let q1 = r1.f_linalg_solve_triangular(&prep64(b)?, true, false, false)?;
-        if let Some(q) = &q {
-            let len = q1.size()[0];
-            q.narrow(0, at, len).f_copy_(&q1)?;
-            at += len;
-        }
-        Ok(q1)
-    }))?;
+    let g2 = comm.agree(gram_of_prepared(rows, d, centring, Some(&r1), q.as_ref()))?;
     let g2 = comm.allreduce_tensor(&g2, ReduceOp::Sum)?;
     let step2 = comm.agree((|| {
         let eye = Tensor::f_eye(d, (Kind::Double, g2.device()))?;
@@ -190,6 +188,12 @@ fn cholesky_qr2(
     // Q = Q₁ R₂⁻¹ block by block in place (R₂ is within ORTHOGONALITY_LIMIT of I: perfectly
     // conditioned).
     comm.agree((|| {
+        if dev == Device::Cpu {
+            let r2v = Vec::<f64>::try_from(r2.f_contiguous()?.f_reshape([-1])?)?;
+            if solve_rows_in_place(&q, &r2v)? {
+                return Ok(());
+            }
+        }
         let mut at = 0;
         while at < n_local {
             let len = GRAM_BLOCK_ROWS.min(n_local - at);
@@ -203,19 +207,45 @@ fn cholesky_qr2(
     Ok(Some((Some(q), r)))
 }
 
-/// Local. Σ over blocks of [`GRAM_BLOCK_ROWS`] rows of `f(block)ᵀ f(block)` (d × d, f64;
-/// zeros for zero rows).
-fn gram_of_blocks(
+/// Local. Σ over the rank's `rows` (n × d) of `yᵀy` (d × d, f64; zeros for zero rows), y a row
+/// [`prepared`] with `centring` and then solved by the upper triangular `solve` (y R⁻¹) when
+/// given; the y are written to `out` (a contiguous n × d f64 tensor on the rows' device) when
+/// given. CPU rows run [`prepared_gram`]'s single pass; other devices run libtorch in blocks of
+/// [`GRAM_BLOCK_ROWS`] rows.
+fn gram_of_prepared(
     rows: &Tensor,
     d: i64,
-    mut f: impl FnMut(Tensor) -> std::result::Result<Tensor, TchError>,
+    centring: Centring<'_>,
+    solve: Option<&Tensor>,
+    out: Option<&Tensor>,
 ) -> std::result::Result<Tensor, TchError> {
+    if rows.device() == Device::Cpu {
+        let values = |t: &Tensor| Vec::<f64>::try_from(t.f_to_kind(Kind::Double)?.f_contiguous()?.f_reshape([-1])?);
+        let c = match centring {
+            Some((m, s)) => Some((values(m)?, values(s)?)),
+            None => None,
+        };
+        let r = solve.map(values).transpose()?;
+        let prep = Prep {
+            centring: c.as_ref().map(|(m, s)| (&m[..], &s[..])),
+            solve: r.as_deref(),
+        };
+        if let Some(g) = prepared_gram(rows, prep, out)? {
+            return Ok(g);
+        }
+    }
     let n = rows.size()[0];
     let mut g = Tensor::f_zeros([d, d], (Kind::Double, rows.device()))?;
     let mut at = 0;
     while at < n {
         let len = GRAM_BLOCK_ROWS.min(n - at);
-        let b = f(rows.narrow(0, at, len))?;
+        let mut b = prepared(rows.narrow(0, at, len), centring)?;
+        if let Some(r) = solve {
+            b = r.f_linalg_solve_triangular(&b, true, false, false)?;
+        }
+        if let Some(o) = out {
+            o.narrow(0, at, len).f_copy_(&b)?;
+        }
         let _ = g.f_addmm_(&b.tr(), &b)?;
         at += len;
     }
