@@ -371,9 +371,9 @@ unsafe fn pack_columns_avx2(
             for i in (0..m4).step_by(4) {
                 let r = rows.start + i;
                 let mut c = [_mm256_setzero_pd(); 4];
-                for t in 0..4 {
+                for (t, ct) in c.iter_mut().enumerate() {
                     let v = _mm256_loadu_pd(xp.add(r + (j + t) * cs));
-                    c[t] = if centring.is_some() {
+                    *ct = if centring.is_some() {
                         _mm256_div_pd(_mm256_sub_pd(v, sub[t]), div[t])
                     } else {
                         v
@@ -503,9 +503,9 @@ unsafe fn solve_tile_avx2(p: &mut [f64], d: usize, row: usize, k0: usize, r: &[f
         for j in 0..TJ {
             let cj = _mm256_mul_pd(c[j], _mm256_broadcast_sd(&*inv.as_ptr().add(k0 + j)));
             c[j] = cj;
-            for t in j + 1..TJ {
+            for (t, ct) in c.iter_mut().enumerate().skip(j + 1) {
                 let rjt = _mm256_broadcast_sd(&*rp.add((k0 + j) * d + k0 + t));
-                c[t] = _mm256_fnmadd_pd(cj, rjt, c[t]);
+                *ct = _mm256_fnmadd_pd(cj, rjt, *ct);
             }
         }
         let (r0, r1, r2, r3) = transpose4(c[0], c[1], c[2], c[3]);
