@@ -224,7 +224,7 @@ pub(super) fn threads_for(rows: usize) -> usize {
 }
 
 /// Rows of a packed panel of d columns: [`PANEL_BYTES`] of f64, a multiple of [`TI`].
-pub(super) fn panel_rows(d: usize) -> usize {
+fn panel_rows(d: usize) -> usize {
     ((PANEL_BYTES / (8 * d)).max(16) / TI) * TI
 }
 
@@ -252,20 +252,12 @@ fn pass<T: Element>(
     mut out: Option<&mut [f64]>,
     g: &mut [f64],
 ) {
-    let panel = panel_rows(d);
-    let mut buf = vec![0.0; panel.min(rows.len()) * d];
-    let mut r0 = rows.start;
-    while r0 < rows.end {
-        let r1 = (r0 + panel).min(rows.end);
-        let len = r1 - r0;
-        let p = &mut buf[..len * d];
-        pack_prepared(v, x, strides, r0..r1, d, p, prep.centring);
+    for_each_panel(v, x, strides, rows, d, prep.centring, |at, len, p| {
         if let Some(r) = prep.solve {
             solve_panel(v, p, len, d, r);
         }
         if let Some(o) = out.as_deref_mut() {
-            let at = (r0 - rows.start) * d;
-            o[at..at + len * d].copy_from_slice(p);
+            o[at * d..(at + len) * d].copy_from_slice(p);
         }
         for i0 in (0..d).step_by(TI) {
             // Column tiles that reach the diagonal or beyond.
@@ -273,6 +265,31 @@ fn pass<T: Element>(
                 tile_dispatch(v, p, d, 0..len, d, i0, j0, g);
             }
         }
+    });
+}
+
+/// Calls `f(at, len, panel)` for consecutive panels of [`panel_rows`] rows of `rows` of `x`
+/// (strides (row, column)), each packed row-major in f64 by [`pack_prepared`] with `centring`
+/// (`panel`: len × d; `at`: its first row counted from `rows.start`).
+#[allow(clippy::too_many_arguments)]
+pub(super) fn for_each_panel<T: Element>(
+    v: Variant,
+    x: &[T],
+    strides: (usize, usize),
+    rows: std::ops::Range<usize>,
+    d: usize,
+    centring: Option<(&[f64], &[f64])>,
+    mut f: impl FnMut(usize, usize, &mut [f64]),
+) {
+    let panel = panel_rows(d);
+    let mut buf = vec![0.0; panel.min(rows.len()) * d];
+    let mut r0 = rows.start;
+    while r0 < rows.end {
+        let r1 = (r0 + panel).min(rows.end);
+        let len = r1 - r0;
+        let p = &mut buf[..len * d];
+        pack_prepared(v, x, strides, r0..r1, d, p, centring);
+        f(r0 - rows.start, len, p);
         r0 = r1;
     }
 }
@@ -298,7 +315,7 @@ impl Element for f32 {
 /// contiguously (as tables load) are transposed four rows × four columns at a time in AVX2
 /// registers; anything else goes through [`pack`].
 #[allow(clippy::too_many_arguments)]
-pub(super) fn pack_prepared<T: Element>(
+fn pack_prepared<T: Element>(
     v: Variant,
     x: &[T],
     (rs, cs): (usize, usize),
@@ -397,7 +414,7 @@ unsafe fn pack_columns_avx2(
 
 /// Packs `rows` of `x` (strides (row, column)) row-major into `p` (rows.len() × d), each value
 /// mapped by `f(value, column)`; reads along whichever axis is contiguous.
-pub(super) fn pack<T: Copy + Into<f64>>(
+fn pack<T: Copy + Into<f64>>(
     x: &[T],
     (rs, cs): (usize, usize),
     rows: std::ops::Range<usize>,

@@ -10,7 +10,7 @@
 
 use tch::{Device, Kind, TchError, Tensor};
 
-use super::gram::{Element, TI, TJ, pack_prepared, panel_rows, threads_for};
+use super::gram::{Element, TI, TJ, for_each_panel, threads_for};
 use crate::simd::Variant;
 
 /// Local. `x · w` (rows × k, f64, contiguous) for `x` (rows × d, 2-D, f32/f64 on the CPU, any
@@ -100,18 +100,9 @@ fn pass<T: Element>(
     k: usize,
     out: &mut [f64],
 ) {
-    let panel = panel_rows(d);
-    let mut buf = vec![0.0; panel.min(rows.len()) * d];
-    let mut r0 = rows.start;
-    while r0 < rows.end {
-        let r1 = (r0 + panel).min(rows.end);
-        let len = r1 - r0;
-        let p = &mut buf[..len * d];
-        pack_prepared(v, x, strides, r0..r1, d, p, None);
-        let at = (r0 - rows.start) * k;
-        panel_times(v, p, len, d, w, k, &mut out[at..at + len * k]);
-        r0 = r1;
-    }
+    for_each_panel(v, x, strides, rows, d, None, |at, len, p| {
+        panel_times(v, p, len, d, w, k, &mut out[at * k..(at + len) * k]);
+    });
 }
 
 /// `o ← p · w` for the `m` rows of the packed panel `p` (m × d): 4 × 8 tiles with AVX2, the
