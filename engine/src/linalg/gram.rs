@@ -148,9 +148,10 @@ pub fn solve_rows_in_place(q: &Tensor, r: &[f64]) -> Result<bool, TchError> {
     let threads = threads_for(rows);
     let v = Variant::detect();
     let panel = panel_rows(d);
+    let inv = reciprocal_diagonal(r, d);
     let solve = |part: &mut [f64]| {
         for p in part.chunks_mut(panel * d) {
-            solve_panel(v, p, p.len() / d, d, r);
+            solve_panel(v, p, p.len() / d, d, r, &inv);
         }
     };
     if threads == 1 {
@@ -252,9 +253,10 @@ fn pass<T: Element>(
     mut out: Option<&mut [f64]>,
     g: &mut [f64],
 ) {
+    let inv = prep.solve.map(|r| reciprocal_diagonal(r, d));
     for_each_panel(v, x, strides, rows, d, prep.centring, |at, len, p| {
-        if let Some(r) = prep.solve {
-            solve_panel(v, p, len, d, r);
+        if let (Some(r), Some(inv)) = (prep.solve, &inv) {
+            solve_panel(v, p, len, d, r, inv);
         }
         if let Some(o) = out.as_deref_mut() {
             o[at * d..(at + len) * d].copy_from_slice(p);
@@ -438,15 +440,30 @@ fn pack<T: Copy + Into<f64>>(
     }
 }
 
+/// `1 / R[j, j]` for each of the d columns of the row-major d × d `r`.
+fn reciprocal_diagonal(r: &[f64], d: usize) -> Vec<f64> {
+    (0..d).map(|j| 1.0 / r[j * d + j]).collect()
+}
+
+/// The values of a tensor of any float dtype and device as f64 on the CPU, row-major
+/// (the small operands the kernels take as slices: R, W, means, scales).
+pub(crate) fn f64_values(t: &Tensor) -> Result<Vec<f64>, TchError> {
+    Vec::<f64>::try_from(
+        t.f_to_device(Device::Cpu)?
+            .f_to_kind(Kind::Double)?
+            .f_contiguous()?
+            .f_reshape([-1])?,
+    )
+}
+
 /// Solves `p ← p R⁻¹` in place for the `m` rows of the row-major panel `p` (m × d), R upper
 /// triangular (d × d row-major): forward substitution per row (backward stable like LAPACK's
-/// `trsm`), multiplying by the reciprocals of R's diagonal. With AVX2, four rows at a time:
+/// `trsm`), multiplying by the reciprocals of R's diagonal (`inv`). With AVX2, four rows at a time:
 /// per tile of 8 columns, the update by the columns already solved (4 × 8 register tile), then
 /// the substitution inside the tile on the transposed tile, so that the four rows' chains run
 /// side by side in the vector lanes; the columns after the last full tile and the rows after
 /// the last group of four go the portable way.
-fn solve_panel(v: Variant, p: &mut [f64], m: usize, d: usize, r: &[f64]) {
-    let inv: Vec<f64> = (0..d).map(|j| 1.0 / r[j * d + j]).collect();
+fn solve_panel(v: Variant, p: &mut [f64], m: usize, d: usize, r: &[f64], inv: &[f64]) {
     let full = d / TJ * TJ;
     let mut row = 0;
     #[cfg(target_arch = "x86_64")]
@@ -455,17 +472,17 @@ fn solve_panel(v: Variant, p: &mut [f64], m: usize, d: usize, r: &[f64]) {
             for k0 in (0..full).step_by(TJ) {
                 // SAFETY: `v` is what `Variant::detect` found on this CPU; rows row..row + 4
                 // < m and columns k0..k0 + 8 ≤ d lie inside `p` (asserted inside).
-                unsafe { solve_tile_avx2(p, d, row, k0, r, &inv) };
+                unsafe { solve_tile_avx2(p, d, row, k0, r, inv) };
             }
             for y in p[row * d..(row + TI) * d].chunks_exact_mut(d) {
-                solve_row(y, d, r, &inv, full);
+                solve_row(y, d, r, inv, full);
             }
             row += TI;
         }
     }
     let _ = v;
     for y in p[row * d..m * d].chunks_exact_mut(d) {
-        solve_row(y, d, r, &inv, 0);
+        solve_row(y, d, r, inv, 0);
     }
 }
 

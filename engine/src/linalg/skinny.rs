@@ -10,7 +10,7 @@
 
 use tch::{Device, Kind, TchError, Tensor};
 
-use super::gram::{Element, TI, TJ, for_each_panel, threads_for};
+use super::gram::{Element, TI, TJ, f64_values, for_each_panel, threads_for};
 use crate::simd::Variant;
 
 /// Local. `x · w` (rows × k, f64, contiguous) for `x` (rows × d, 2-D, f32/f64 on the CPU, any
@@ -29,12 +29,7 @@ pub fn times_small(x: &Tensor, w: &Tensor) -> Result<Option<Tensor>, TchError> {
         )));
     }
     let k = w.size()[1] as usize;
-    let wv = Vec::<f64>::try_from(
-        w.f_to_device(Device::Cpu)?
-            .f_to_kind(Kind::Double)?
-            .f_contiguous()?
-            .f_reshape([-1])?,
-    )?;
+    let wv = f64_values(w)?;
     if rows == 0 || d == 0 || k == 0 {
         return Ok(Some(Tensor::f_zeros(
             [rows as i64, k as i64],

@@ -35,7 +35,7 @@ use tch::{Device, Kind, TchError, Tensor};
 use crate::comm::{Comm, ReduceOp};
 use crate::dndarray::DNDarray;
 use crate::error::Result;
-use crate::linalg::gram::{Prep, prepared_gram, solve_rows_in_place};
+use crate::linalg::gram::{Prep, f64_values, prepared_gram, solve_rows_in_place};
 
 /// Rows per block when a rank accumulates its Householder R factor (a block of 32 f64 columns
 /// is 256 KiB: Householder panels are level-2 BLAS, so the block should stay in cache).
@@ -189,7 +189,7 @@ fn cholesky_qr2(a: &DNDarray, want_q: bool, centring: Centring<'_>) -> Result<Op
     // conditioned).
     comm.agree((|| {
         if dev == Device::Cpu {
-            let r2v = Vec::<f64>::try_from(r2.f_contiguous()?.f_reshape([-1])?)?;
+            let r2v = f64_values(&r2)?;
             if solve_rows_in_place(&q, &r2v)? {
                 return Ok(());
             }
@@ -220,12 +220,11 @@ fn gram_of_prepared(
     out: Option<&Tensor>,
 ) -> std::result::Result<Tensor, TchError> {
     if rows.device() == Device::Cpu {
-        let values = |t: &Tensor| Vec::<f64>::try_from(t.f_to_kind(Kind::Double)?.f_contiguous()?.f_reshape([-1])?);
         let c = match centring {
-            Some((m, s)) => Some((values(m)?, values(s)?)),
+            Some((m, s)) => Some((f64_values(m)?, f64_values(s)?)),
             None => None,
         };
-        let r = solve.map(values).transpose()?;
+        let r = solve.map(f64_values).transpose()?;
         let prep = Prep {
             centring: c.as_ref().map(|(m, s)| (&m[..], &s[..])),
             solve: r.as_deref(),
