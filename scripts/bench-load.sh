@@ -24,5 +24,6 @@ for _ in $(seq "$rounds"); do
   for p in 1 2; do
     mpirun --oversubscribe -n "$p" "$bin" "$rows" "$cols" --once load >>"$lines"
   done
+  mpirun --oversubscribe -n 2 "$bin" "$rows" "$cols" --once own >>"$lines"
 done
 "$bin" --summarize <"$lines"

@@ -5,8 +5,9 @@
 //! (`benches/`, 2M × 32 f64) that was a third of the load time. Two remedies live here:
 //!
 //! * [`advise_huge_pages`]: ask the kernel for transparent huge pages (2 MiB) on one large
-//!   tensor before it is first written (effective when
-//!   `/sys/kernel/mm/transparent_hugepage/enabled` is `always` or `madvise`).
+//!   tensor before it is first written, when `HEATSQL_HUGE_PAGES=1` (effective when
+//!   `/sys/kernel/mm/transparent_hugepage/enabled` is `always` or `madvise`; off by default,
+//!   see [`huge_pages_enabled`]).
 //! * [`retain_freed_memory`]: keep memory that Arrow and Parquet buffers free inside the
 //!   process for reuse, instead of returning it to the kernel and faulting it in again for
 //!   the next row group. Process-wide, so only binaries call it (the `heatsql` shell and the
@@ -33,24 +34,26 @@ pub fn advise_huge_pages(tensor: &Tensor) -> bool {
     advise(tensor.data_ptr() as usize, bytes)
 }
 
-/// Whether [`advise_huge_pages`] advises at all (default on): `HEATSQL_HUGE_PAGES=0` turns it
-/// off. Huge pages make a load that reuses memory freed moments before several times faster
-/// (fewer faults). On virtual machines that return free memory to the host (virtio-balloon
-/// free page reporting, which reports free 2 MiB blocks), a fresh huge page can instead cost
-/// far more than small pages: measured on this project's 2-core development VM, first touch of 512 MiB took
-/// 1.1–1.2 s with huge pages a few seconds after they were freed, 0.04 s when reused at once,
-/// and 0.19 s with 4 KiB pages (docs/operations.md).
+/// Whether [`advise_huge_pages`] advises at all (default off): `HEATSQL_HUGE_PAGES=1` turns it
+/// on. Huge pages make a load that reuses memory freed moments before faster (fewer faults).
+/// On virtual machines that return free memory to the host (virtio-balloon free page
+/// reporting, which reports free 2 MiB blocks), a fresh huge page can instead cost far more
+/// than small pages: measured on this project's 2-core development VM, first touch of 512 MiB
+/// took 1.1–1.2 s with huge pages a few seconds after they were freed, 0.04 s when reused at
+/// once, and 0.19 s with 4 KiB pages; a load of 2,000,000 × 32 f64 in a fresh process took
+/// 1.3–2.0 s with huge pages and 0.55–0.65 s without (docs/operations.md). A job loads its
+/// tables once, in a fresh process: hence off by default.
 pub fn huge_pages_enabled() -> bool {
     static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     *ON.get_or_init(|| match std::env::var("HEATSQL_HUGE_PAGES").as_deref() {
-        Ok("0") | Ok("false") | Ok("off") => false,
+        Ok("0") | Ok("false") | Ok("off") | Ok("") => false,
         Ok(_) => true,
         Err(_) => DEFAULT_HUGE_PAGES,
     })
 }
 
 /// The default of [`huge_pages_enabled`].
-const DEFAULT_HUGE_PAGES: bool = true;
+const DEFAULT_HUGE_PAGES: bool = false;
 
 #[cfg(target_os = "linux")]
 fn advise(start: usize, bytes: usize) -> bool {

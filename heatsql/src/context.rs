@@ -90,7 +90,9 @@ impl HeatContext {
             .set_bool("datafusion.optimizer.repartition_file_scans", false)
             .set_bool("datafusion.optimizer.enable_join_dynamic_filter_pushdown", false)
             .set_bool("datafusion.execution.enable_file_stream_work_stealing", false)
-            .with_option_extension(udfs::settings::HeatsqlOptions::default());
+            .with_option_extension(udfs::settings::HeatsqlOptions::default())
+            // DNDarray loads of plain Parquet scans decode straight into the tensor.
+            .with_extension(Arc::new(crate::dense::parquet_dense_scans()));
         let state = SessionStateBuilder::new().with_config(config).with_default_features();
         let state = udfs::functions::install_in_builder(connectors::install_in_builder(state)).build();
         let ctx = SessionContext::new_with_state(state);

@@ -150,10 +150,18 @@ impl HeatFrame {
     /// # }
     /// ```
     pub async fn to_dndarray(self, spec: &udfs::convert::LoadSpec) -> Result<udfs::convert::Loaded> {
-        // execute_local's last step (opening this rank's streams) can fail on one rank only.
-        let comm = self.comm;
-        let stream = comm.agree(self.execute_local().await).map_err(agreed)?;
-        udfs::convert::load(stream, spec).await.map_err(DataFusionError::from)
+        let result = async {
+            let plan = self.distributed_plan().await?;
+            let ctx = Arc::new(self.df.task_ctx());
+            plan.gather_to_root();
+            plan.materialize(self.comm, Arc::clone(&ctx), &self.cancel).await?;
+            // Opening this rank's streams can fail on one rank only.
+            let input = self.comm.agree(plan.local_input(self.comm, ctx)).map_err(agreed)?;
+            udfs::convert::load(input, spec).await.map_err(DataFusionError::from)
+        }
+        .await;
+        self.cancel.store(false, Ordering::Relaxed);
+        result
     }
 
     /// Collective. This rank's share of the result (see [`Self::execute_local`]) collected,

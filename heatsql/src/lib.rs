@@ -5,6 +5,7 @@
 //! distributed n-dimensional array; [`convert`] moves data between query results and arrays.
 
 mod context;
+mod dense;
 mod frame;
 
 pub use context::{HeatContext, REQUIRED_SETTINGS};

@@ -37,7 +37,7 @@ fn run_suite(base: &str, out: &dyn Fn(usize) -> String, envs: &[(&str, String)])
         let out = out(p);
         let run = mpirun(BIN, p, &["check", base, &out], envs, Duration::from_secs(300));
         assert!(
-            assert_checks_passed(&run, "table checks", p) >= 30,
+            assert_checks_passed(&run, "table checks", p) >= 80,
             "too few checks ran at P={p}"
         );
     }

@@ -12,8 +12,8 @@
 use std::sync::Arc;
 
 use datafusion::arrow::array::{
-    Array, ArrayRef, AsArray, Decimal128Array, Float32Array, Float64Array, Int32Array, Int64Array, RecordBatch,
-    StringArray,
+    Array, ArrayRef, AsArray, Decimal128Array, Float32Array, Float64Array, Int8Array, Int16Array, Int32Array,
+    Int64Array, RecordBatch, StringArray, UInt8Array, UInt16Array, UInt32Array, UInt64Array,
 };
 use datafusion::arrow::datatypes::{DataType, Field, Int64Type, Schema};
 use datafusion::parquet::arrow::ArrowWriter;
@@ -78,6 +78,81 @@ fn batch(start: i64, n: i64, nulls: bool) -> RecordBatch {
     RecordBatch::try_new(Arc::new(schema), cols).expect("batch")
 }
 
+/// Rows of `ints.parquet`.
+const INT_ROWS: i64 = 50;
+
+/// Integer columns of every width and sign (values near the top of the unsigned ranges, so a
+/// signed reading would be wrong), a nullable one, and an f32 with one NaN (id 7).
+fn int_batch(n: i64) -> RecordBatch {
+    let ids: Vec<i64> = (0..n).collect();
+    let cols: Vec<(&str, ArrayRef, bool)> = vec![
+        ("id", Arc::new(Int64Array::from(ids.clone())), false),
+        (
+            "i8",
+            Arc::new(Int8Array::from_iter_values(ids.iter().map(|&i| (i - 25) as i8))),
+            false,
+        ),
+        (
+            "i16",
+            Arc::new(Int16Array::from_iter(
+                ids.iter().map(|&i| (i % 9 != 4).then_some((i * -300) as i16)),
+            )),
+            true,
+        ),
+        (
+            "u8",
+            Arc::new(UInt8Array::from_iter_values(ids.iter().map(|&i| 255 - i as u8))),
+            false,
+        ),
+        (
+            "u16",
+            Arc::new(UInt16Array::from_iter_values(ids.iter().map(|&i| u16::MAX - i as u16))),
+            false,
+        ),
+        (
+            "u32",
+            Arc::new(UInt32Array::from_iter_values(ids.iter().map(|&i| u32::MAX - i as u32))),
+            false,
+        ),
+        (
+            "u64",
+            Arc::new(UInt64Array::from_iter_values(ids.iter().map(|&i| u64_of(i)))),
+            false,
+        ),
+        (
+            "f",
+            Arc::new(Float32Array::from_iter_values(
+                ids.iter().map(|&i| if i == 7 { f32::NAN } else { i as f32 * 0.5 }),
+            )),
+            false,
+        ),
+    ];
+    let schema = Schema::new(
+        cols.iter()
+            .map(|(n, a, null)| Field::new(*n, a.data_type().clone(), *null))
+            .collect::<Vec<_>>(),
+    );
+    RecordBatch::try_new(Arc::new(schema), cols.into_iter().map(|c| c.1).collect()).expect("ints")
+}
+
+/// `ints.parquet`'s u64 column: above i64::MAX.
+fn u64_of(id: i64) -> u64 {
+    u64::MAX - 3 * id as u64
+}
+
+/// `bytes` (a Parquet file) with the first page header of row group `rg`, column `col`
+/// overwritten by garbage: the footer stays valid, reading that column chunk fails.
+fn with_bad_page(bytes: Vec<u8>, rg: usize, col: usize) -> Vec<u8> {
+    use datafusion::parquet::file::reader::{FileReader, SerializedFileReader};
+    let reader = SerializedFileReader::new(bytes::Bytes::from(bytes.clone())).expect("fixture footer");
+    let (start, _) = reader.metadata().row_group(rg).column(col).byte_range();
+    let mut bytes = bytes;
+    for b in &mut bytes[start as usize..start as usize + 12] {
+        *b = 0xff;
+    }
+    bytes
+}
+
 fn parquet_bytes(b: &RecordBatch, row_group: i64) -> Vec<u8> {
     let props = WriterProperties::builder()
         .set_max_row_group_row_count(Some(row_group.max(1) as usize))
@@ -136,6 +211,14 @@ async fn write_fixtures(ctx: &HeatContext, base: &str) {
         &prefix,
         "conflict/a.parquet",
         parquet_bytes(&batch(0, 5, false), 5),
+    )
+    .await;
+    put(&store, &prefix, "ints.parquet", parquet_bytes(&int_batch(INT_ROWS), 12)).await;
+    put(
+        &store,
+        &prefix,
+        "badpage.parquet",
+        with_bad_page(clean_bytes.clone(), 3, 1),
     )
     .await;
     let other =
@@ -452,6 +535,231 @@ async fn check_arrays(c: &mut Checker, ctx: &HeatContext) {
     );
 }
 
+/// Loads of plain scans read straight from the Parquet pages (`connectors::dense`, via
+/// `to_dndarray` and the SQL functions); everything else goes through Arrow batches. Each
+/// case loads the same query both ways and requires the same array (bit for bit) or the
+/// same error, on every rank.
+async fn check_dense(c: &mut Checker, ctx: &HeatContext, base: &str) {
+    for (name, file) in [
+        ("clean", "clean.parquet"),
+        ("ints", "ints.parquet"),
+        ("badpage", "badpage.parquet"),
+    ] {
+        let r = ctx.register_parquet(name, &format!("{base}/{file}")).await;
+        c.check(&format!("dense/register_{name}"), r.is_ok(), || format!("{r:?}"));
+    }
+    let spec = |columns: Option<&[&str]>, kind: Kind, nulls: NullPolicy| {
+        let mut spec = LoadSpec::new("pca");
+        spec.columns = columns.map(|c| c.iter().map(|s| s.to_string()).collect());
+        spec.kind = kind;
+        spec.nulls = nulls;
+        spec
+    };
+    const INTS: [&str; 8] = ["i8", "i16", "u8", "u16", "u32", "u64", "f", "id"];
+    let ints_want_nulls = "pca: column 'i16' has 6 NULL/NaN values, column 'f' has 1 NULL/NaN values; filter them or pass nulls => 'drop'";
+    // (case, query, spec, read directly?, the error both ways when not "")
+    let cases: Vec<(&str, &str, LoadSpec, bool, &str)> = vec![
+        (
+            "points_nulls_error",
+            "SELECT * FROM points",
+            spec(Some(&["x", "y", "k", "id"]), Kind::Double, NullPolicy::Error),
+            true,
+            "pca: column 'x' has 1 NULL/NaN values, column 'y' has 7 NULL/NaN values; filter them or pass nulls => 'drop'",
+        ),
+        (
+            "points_nulls_drop",
+            "SELECT * FROM points",
+            spec(Some(&["x", "y", "k", "id"]), Kind::Double, NullPolicy::Drop),
+            true,
+            "",
+        ),
+        (
+            "points_f32",
+            "SELECT * FROM points",
+            spec(Some(&["k", "x"]), Kind::Float, NullPolicy::Drop),
+            true,
+            "",
+        ),
+        (
+            "clean_reordered_projection",
+            "SELECT k, x, id FROM clean",
+            spec(None, Kind::Double, NullPolicy::Error),
+            true,
+            "",
+        ),
+        (
+            "single_row_group",
+            "SELECT x, k FROM single",
+            spec(None, Kind::Double, NullPolicy::Error),
+            true,
+            "",
+        ),
+        (
+            "empty_file",
+            "SELECT x, y FROM empty",
+            spec(None, Kind::Double, NullPolicy::Error),
+            true,
+            "",
+        ),
+        (
+            "ints_drop_f64",
+            "SELECT * FROM ints",
+            spec(Some(&INTS), Kind::Double, NullPolicy::Drop),
+            true,
+            "",
+        ),
+        (
+            "ints_drop_f32",
+            "SELECT * FROM ints",
+            spec(Some(&INTS), Kind::Float, NullPolicy::Drop),
+            true,
+            "",
+        ),
+        (
+            "ints_nulls_error",
+            "SELECT * FROM ints",
+            spec(Some(&INTS), Kind::Double, NullPolicy::Error),
+            true,
+            ints_want_nulls,
+        ),
+        // Through Arrow batches: a filter, a computed column, a decimal, keep columns.
+        (
+            "filter_not_direct",
+            "SELECT x, k FROM clean WHERE id >= 0",
+            spec(None, Kind::Double, NullPolicy::Error),
+            false,
+            "",
+        ),
+        (
+            "computed_not_direct",
+            "SELECT x * 2 AS x2, k FROM clean",
+            spec(None, Kind::Double, NullPolicy::Error),
+            false,
+            "",
+        ),
+        (
+            "decimal_not_direct",
+            "SELECT x, d FROM clean",
+            spec(None, Kind::Double, NullPolicy::Error),
+            false,
+            "",
+        ),
+    ];
+    for (case, sql, spec, direct, want_error) in cases {
+        let tag = format!("dense/{case}");
+        let direct_load = match ctx.sql(sql).await {
+            Ok(df) => df.to_dndarray(&spec).await.map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        }
+        .map_err(|e| e.trim_start_matches("Execution error: ").to_string());
+        let stream = ctx
+            .sql(sql)
+            .await
+            .expect("query")
+            .execute_local()
+            .await
+            .expect("stream");
+        let batches = load(stream, &spec).await.map_err(|e| e.to_string());
+        match (direct_load, batches) {
+            (Ok(a), Ok(b)) => {
+                c.check(&format!("{tag}/path"), a.dense == direct && !b.dense, || {
+                    format!("dense: {} (expected {direct}), through batches: {}", a.dense, b.dense)
+                });
+                let same = a.columns == b.columns
+                    && a.array.gshape() == b.array.gshape()
+                    && a.array.local().size() == b.array.local().size()
+                    && a.array.local().kind() == b.array.local().kind()
+                    && a.array.local().equal(b.array.local());
+                c.check(&format!("{tag}/same_array"), same, || {
+                    format!(
+                        "{:?} {:?} vs {:?} {:?}",
+                        a.columns,
+                        a.array.gshape(),
+                        b.columns,
+                        b.array.gshape()
+                    )
+                });
+                c.check(&format!("{tag}/no_error_expected"), want_error.is_empty(), || {
+                    format!("expected '{want_error}'")
+                });
+                if case == "ints_drop_f64" {
+                    // Against the formulas: unsigned values read as unsigned.
+                    let ids = a.array.local().select(1, 7);
+                    let u64s = a.array.local().select(1, 5);
+                    let want: Vec<f64> = Vec::<f64>::try_from(&ids)
+                        .unwrap_or_default()
+                        .iter()
+                        .map(|&i| u64_of(i as i64) as f64)
+                        .collect();
+                    let rows: Vec<i64> = Vec::<f64>::try_from(&ids)
+                        .unwrap_or_default()
+                        .iter()
+                        .map(|&i| i as i64)
+                        .collect();
+                    let (all, _) = c.comm.allgatherv(&rows).unwrap_or_default();
+                    let kept: Vec<i64> = (0..INT_ROWS).filter(|i| i % 9 != 4 && *i != 7).collect();
+                    c.check(&format!("{tag}/rows"), all == kept, || format!("{all:?}"));
+                    c.close(
+                        &format!("{tag}/u64_values"),
+                        Ok::<_, String>(u64s),
+                        &Tensor::from_slice(&want),
+                        0.0,
+                    );
+                }
+            }
+            (Err(a), Err(b)) => {
+                c.check(&format!("{tag}/same_error"), a == b && a == want_error, || {
+                    format!("directly: '{a}'; through batches: '{b}'; expected '{want_error}'")
+                });
+            }
+            (a, b) => c.check(&format!("{tag}/same_outcome"), false, || {
+                format!(
+                    "directly: {:?}; through batches: {:?}",
+                    a.map(|l| l.array),
+                    b.map(|l| l.array)
+                )
+            }),
+        }
+    }
+    // A corrupt page (valid footer): an error naming the file on every rank, from the rank
+    // reading it, no panic and no hang.
+    let e = match ctx.sql("SELECT x, k FROM badpage").await {
+        Ok(df) => df.to_dndarray(&LoadSpec::new("pca")).await.map(|_| ()).err(),
+        Err(e) => Some(e),
+    }
+    .map(|e| e.to_string())
+    .unwrap_or_default();
+    c.check(
+        "dense/corrupt_page_error",
+        e.contains("parquet: cannot read") && e.contains("badpage.parquet") && e.contains("column 'x'"),
+        || format!("'{e}'"),
+    );
+    // The SQL functions read plain scans directly: the same singular values as through a
+    // filter (which goes through Arrow batches).
+    let s = |sql: &'static str| async move {
+        let batches = ctx.sql(sql).await.expect("query").collect().await;
+        batches.map(|b| {
+            b.iter()
+                .flat_map(|b| {
+                    b.column(1)
+                        .as_primitive::<datafusion::arrow::datatypes::Float64Type>()
+                        .values()
+                        .to_vec()
+                })
+                .collect::<Vec<f64>>()
+        })
+    };
+    let direct = s("SELECT * FROM svd((SELECT x, k, id FROM clean), k => 3)").await;
+    let filtered = s("SELECT * FROM svd((SELECT x, k, id FROM clean WHERE id >= 0), k => 3)").await;
+    let close = match (&direct, &filtered) {
+        (Ok(a), Ok(b)) => a.len() == 3 && a.iter().zip(b).all(|(a, b)| (a - b).abs() <= 1e-12 * b.abs()),
+        _ => false,
+    };
+    c.check("dense/svd_same_as_through_batches", close, || {
+        format!("{direct:?} vs {filtered:?}")
+    });
+}
+
 async fn check_copy(c: &mut Checker, ctx: &HeatContext, out: &str) {
     let p = c.comm.size();
     let target = format!("{out}/copy/");
@@ -717,6 +1025,7 @@ async fn main() {
             let mut c = Checker::new(rest.contains(&"-v"));
             check_tables(&mut c, &ctx, base.trim_end_matches('/')).await;
             check_arrays(&mut c, &ctx).await;
+            check_dense(&mut c, &ctx, base.trim_end_matches('/')).await;
             check_sql(&mut c, &ctx).await;
             check_copy(&mut c, &ctx, out.trim_end_matches('/')).await;
             if !c.summary("table checks") {

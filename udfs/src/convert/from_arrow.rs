@@ -15,6 +15,7 @@ use futures::TryStreamExt;
 use tch::{Device, Kind, Tensor};
 
 use super::ConvertError;
+use super::dense::{DenseOut, DenseSource, LoadInput};
 
 /// What to do with rows holding NULL or NaN in a feature column.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -71,6 +72,9 @@ pub struct Loaded {
     pub columns: Vec<String>,
     /// This rank's keep columns, one row per local array row (absent when `keep` is empty).
     pub keep: Option<RecordBatch>,
+    /// Whether the rows were decoded straight from the source into the array (a
+    /// [`DenseSource`]) rather than through Arrow batches. The same on every rank.
+    pub dense: bool,
 }
 
 pub(crate) fn is_numeric(t: &DataType) -> bool {
@@ -172,16 +176,37 @@ fn valid_rows(batch: &RecordBatch, features: &[usize]) -> BooleanArray {
     BooleanArray::from(valid)
 }
 
-/// Collective. Drains `stream` (this rank's rows) into a row-split DNDarray (see [`LoadSpec`]).
+/// Collective. Reads `input` (this rank's rows) into a row-split DNDarray (see [`LoadSpec`]).
 ///
-/// Each feature column is decoded straight into its slot of the rank's tensor (one copy from
-/// the Arrow buffers; integers and decimals are converted on the way). NULL/NaN counts are
-/// summed over ranks, so an error names each column's global count on every rank. Any rank's
-/// failure (a read error, a bad column) is an error on every rank.
-pub async fn load(stream: SendableRecordBatchStream, spec: &LoadSpec) -> Result<Loaded, ConvertError> {
+/// When the input has a [`DenseSource`] (a plain scan of a Parquet table, see
+/// [`super::dense`]) and no keep columns are asked for, the feature columns are decoded
+/// straight into the rank's tensor, one column chunk at a time. Otherwise the batch stream is
+/// drained and each feature column is copied into its slot of the tensor (one copy from the
+/// Arrow buffers; integers and decimals are converted on the way). Both give the same array.
+/// NULL/NaN counts are summed over ranks, so an error names each column's global count on
+/// every rank. Any rank's failure (a read error, a bad column) is an error on every rank.
+pub async fn load(input: impl Into<LoadInput>, spec: &LoadSpec) -> Result<Loaded, ConvertError> {
     let comm = Comm::world();
+    let LoadInput { stream, dense } = input.into();
     let schema = stream.schema();
     let (features, keep) = comm.agree(resolve(&schema, spec))?;
+    // The plan, and so the choice, is the same on every rank; agreed all the same, since the
+    // two paths communicate differently.
+    let dense = dense.filter(|d| {
+        keep.is_empty()
+            && d.schema().fields().len() == schema.fields().len()
+            && d.schema()
+                .fields()
+                .iter()
+                .zip(schema.fields())
+                .all(|(a, b)| a.name() == b.name())
+            && features.iter().all(|&i| d.supports(schema.field(i).data_type()))
+    });
+    let everywhere = comm.allreduce(&[u64::from(dense.is_some())], ReduceOp::Min)?[0] == 1;
+    if let (Some(dense), true) = (dense, everywhere) {
+        drop(stream);
+        return load_dense(dense, &schema, &features, spec).await;
+    }
     if let (Some(cap), NullPolicy::Error) = (spec.expected_rows, spec.nulls) {
         let streamed = decode_stream(stream, &features, &keep, spec.kind, cap).await;
         let (local, counts, keep_parts) = comm.agree(streamed)?;
@@ -201,7 +226,12 @@ pub async fn load(stream: SendableRecordBatchStream, spec: &LoadSpec) -> Result<
         };
         let array = DNDarray::from_pieces(local.to_device(spec.device), 0)?;
         let columns = features.iter().map(|&i| schema.field(i).name().clone()).collect();
-        return Ok(Loaded { array, columns, keep });
+        return Ok(Loaded {
+            array,
+            columns,
+            keep,
+            dense: false,
+        });
     }
     let batches: Result<Vec<RecordBatch>, _> = stream.try_collect().await;
     let batches = comm.agree(batches)?;
@@ -226,7 +256,56 @@ pub async fn load(stream: SendableRecordBatchStream, spec: &LoadSpec) -> Result<
     };
     let array = DNDarray::from_pieces(local.to_device(spec.device), 0)?;
     let columns = features.iter().map(|&i| schema.field(i).name().clone()).collect();
-    Ok(Loaded { array, columns, keep })
+    Ok(Loaded {
+        array,
+        columns,
+        keep,
+        dense: false,
+    })
+}
+
+/// [`load`] through a dense source: the features decoded into a (d × rows) tensor, read as
+/// its transpose. NULLs arrive as NaN; under `nulls = Drop` the rows holding NaN anywhere are
+/// removed afterwards (one local copy, only when some rank has such rows).
+async fn load_dense(
+    mut dense: Box<dyn DenseSource>,
+    schema: &Schema,
+    features: &[usize],
+    spec: &LoadSpec,
+) -> Result<Loaded, ConvertError> {
+    let comm = Comm::world();
+    let rows = comm.agree(dense.open().await)?;
+    let d = features.len();
+    let t = Tensor::empty([d as i64, rows as i64], (spec.kind, Device::Cpu));
+    engine::memory::advise_huge_pages(&t);
+    let read = if rows == 0 {
+        Ok(vec![0; d])
+    } else {
+        // SAFETY: `t` is a fresh contiguous CPU tensor of `spec.kind` (checked by `resolve`)
+        // with d · rows elements, and no other reference to its storage exists during the read.
+        let out = match spec.kind {
+            Kind::Float => DenseOut::F32(unsafe { std::slice::from_raw_parts_mut(t.data_ptr() as *mut f32, d * rows) }),
+            _ => DenseOut::F64(unsafe { std::slice::from_raw_parts_mut(t.data_ptr() as *mut f64, d * rows) }),
+        };
+        dense.read(features, out, rows).await
+    };
+    let counts = comm.allreduce(&comm.agree(read)?, ReduceOp::Sum)?;
+    let mut local = t;
+    if counts.iter().any(|&c| c > 0) {
+        if spec.nulls == NullPolicy::Error {
+            return Err(null_error(schema, features, &counts, spec));
+        }
+        let good = local.isnan().any_dim(0, false).logical_not();
+        local = local.index_select(1, &good.nonzero().squeeze_dim(1));
+    }
+    let array = DNDarray::from_pieces(local.tr().to_device(spec.device), 0)?;
+    let columns = features.iter().map(|&i| schema.field(i).name().clone()).collect();
+    Ok(Loaded {
+        array,
+        columns,
+        keep: None,
+        dense: true,
+    })
 }
 
 /// The error naming each feature column's global NULL/NaN count.

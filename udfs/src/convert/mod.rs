@@ -2,12 +2,15 @@
 //!
 //! [`load`] drains this rank's batch stream into the local block of a row-split DNDarray
 //! (n_local rows × d feature columns, f64 or f32; split axis 0; the global row order is the
-//! stream's order, rank by rank). [`to_batch`] turns a DNDarray's local rows back into a
+//! stream's order, rank by rank), straight from the Parquet pages when the input is a plain
+//! table scan ([`dense`]). [`to_batch`] turns a DNDarray's local rows back into a
 //! record batch, next to pass-through ("keep") columns aligned row by row.
 
+pub mod dense;
 mod from_arrow;
 mod to_arrow;
 
+pub use dense::{DenseOut, DenseScans, DenseSource, LoadInput};
 pub(crate) use from_arrow::is_numeric;
 pub use from_arrow::{LoadSpec, Loaded, NullPolicy, load};
 pub use to_arrow::to_batch;

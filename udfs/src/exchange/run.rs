@@ -14,6 +14,7 @@ use futures::{StreamExt, TryStreamExt};
 use super::node::{ExchangeExec, ExchangeKind};
 use super::placement::Placement;
 use super::subquery::SubqueryStage;
+use crate::convert::{DenseScans, LoadInput};
 use crate::functions::FunctionExec;
 
 /// One step of a distributed plan's execution, collective, in the same order on every rank.
@@ -143,14 +144,8 @@ impl DistributedPlan {
     /// owns (and, on rank 0, those present everywhere), in partition order. The rows of all
     /// ranks' streams, in rank order, are the result.
     pub fn local_stream(&self, comm: &Comm, ctx: Arc<TaskContext>) -> Result<SendableRecordBatchStream> {
-        let me = comm.rank();
-        let mine: Vec<usize> = (0..self.placement.len())
-            .filter(|&i| match self.placement[i] {
-                Placement::Owned(r) => r == me,
-                Placement::Everywhere => me == 0,
-            })
-            .collect();
-        let streams = mine
+        let streams = self
+            .mine(comm.rank())
             .into_iter()
             .map(|i| self.plan.execute(i, Arc::clone(&ctx)))
             .collect::<Result<Vec<_>>>()?;
@@ -159,6 +154,34 @@ impl DistributedPlan {
             schema,
             futures::stream::iter(streams).flatten(),
         )))
+    }
+
+    /// [`Self::local_stream`] for a load into a DNDarray: when this rank's share is exactly its
+    /// own partition of a root the session recognises as a dense source (the plain scan of a
+    /// Parquet table, [`crate::convert::DenseScans`]), that source comes along.
+    pub fn local_input(&self, comm: &Comm, ctx: Arc<TaskContext>) -> Result<LoadInput> {
+        let me = comm.rank();
+        let dense = match self.mine(me).as_slice() {
+            &[p] if p == me && self.placement[p] == Placement::Owned(me) => {
+                DenseScans::find(&ctx, self.plan.as_ref(), p)
+            }
+            _ => None,
+        };
+        Ok(LoadInput {
+            stream: self.local_stream(comm, ctx)?,
+            dense,
+        })
+    }
+
+    /// The root partitions rank `me` serves: those it owns and, on rank 0, those present
+    /// everywhere, in partition order.
+    fn mine(&self, me: usize) -> Vec<usize> {
+        (0..self.placement.len())
+            .filter(|&i| match self.placement[i] {
+                Placement::Owned(r) => r == me,
+                Placement::Everywhere => me == 0,
+            })
+            .collect()
     }
 
     /// Collective. The whole result on every rank (materializes, gathers, agrees).

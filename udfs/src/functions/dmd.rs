@@ -17,7 +17,6 @@ use std::sync::Arc;
 use datafusion::arrow::array::{ArrayRef, Float64Array, Int64Array, RecordBatch, StringArray, new_null_array};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::error::{DataFusionError, Result};
-use datafusion::execution::SendableRecordBatchStream;
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::logical_expr::planner::RelationPlannerContext;
 use datafusion::sql::sqlparser::ast::FunctionArg;
@@ -31,7 +30,7 @@ use super::pca::{float_array, load_spec, one_input, scores_batches};
 use super::plan::{FeatureArgs, feature_args_ordered, order_field, output_schema};
 use super::series::TimeAxis;
 use super::{Layout, RunContext, TableFunction, exec_error};
-use crate::convert::{NullPolicy, load};
+use crate::convert::{LoadInput, NullPolicy, load};
 use crate::settings::HeatsqlOptions;
 
 const DMD_ARGS: [ArgSpec; 7] = [
@@ -300,11 +299,7 @@ impl TableFunction for DmdCall {
         vec![Layout::RowSplit]
     }
 
-    fn run<'a>(
-        &'a self,
-        inputs: Vec<SendableRecordBatchStream>,
-        ctx: RunContext<'a>,
-    ) -> BoxFuture<'a, Result<Vec<RecordBatch>>> {
+    fn run<'a>(&'a self, inputs: Vec<LoadInput>, ctx: RunContext<'a>) -> BoxFuture<'a, Result<Vec<RecordBatch>>> {
         Box::pin(async move {
             let input = one_input(self.name(), inputs)?;
             let comm = ctx.comm;

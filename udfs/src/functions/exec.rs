@@ -32,6 +32,7 @@ use futures::StreamExt;
 
 use super::plan::FunctionNode;
 use super::{Layout, RunContext, TableFunction};
+use crate::convert::{DenseScans, LoadInput};
 use crate::exchange::Placement;
 
 /// A table function call in a physical plan (see the module documentation).
@@ -118,8 +119,10 @@ impl FunctionExec {
 
     /// This rank's stream of input `i`: the partitions it owns (and on rank 0 those present
     /// everywhere) for a row-split input, every partition for a replicated one, in partition
-    /// order.
-    fn input_stream(&self, i: usize, me: usize, ctx: &Arc<TaskContext>) -> Result<SendableRecordBatchStream> {
+    /// order. A row-split input of which this rank owns exactly its own partition comes with
+    /// that partition as a dense source when the session recognises one
+    /// ([`crate::convert::DenseScans`]): the plain scan of a Parquet table.
+    fn input(&self, i: usize, me: usize, ctx: &Arc<TaskContext>) -> Result<LoadInput> {
         let layout = self.call.input_layouts()[i];
         let placement = &self.input_placement[i];
         let mine: Vec<usize> = (0..placement.len())
@@ -137,14 +140,21 @@ impl FunctionExec {
             )));
         }
         let input = &self.inputs[i];
+        let dense = match (layout, mine.as_slice()) {
+            (Layout::RowSplit, &[p]) if p == me && placement[p] == Placement::Owned(me) => {
+                DenseScans::find(ctx, input.as_ref(), p)
+            }
+            _ => None,
+        };
         let streams = mine
             .into_iter()
             .map(|p| input.execute(p, Arc::clone(ctx)))
             .collect::<Result<Vec<_>>>()?;
-        Ok(Box::pin(RecordBatchStreamAdapter::new(
+        let stream: SendableRecordBatchStream = Box::pin(RecordBatchStreamAdapter::new(
             input.schema(),
             futures::stream::iter(streams).flatten(),
-        )))
+        ));
+        Ok(LoadInput { stream, dense })
     }
 
     /// Collective. Runs the call on this rank's inputs and keeps its output; errors are
@@ -156,7 +166,7 @@ impl FunctionExec {
             Err(DataFusionError::Execution(format!("query cancelled on rank {me}")))
         } else {
             (0..self.inputs.len())
-                .map(|i| self.input_stream(i, me, &ctx))
+                .map(|i| self.input(i, me, &ctx))
                 .collect::<Result<Vec<_>>>()
         };
         let streams = comm.agree(streams).map_err(crate::exchange::agreed)?;

@@ -108,15 +108,16 @@ pub(super) fn solver_knobs(args: &Args, what: &str, name: &str) -> Result<(i64, 
 /// argument `argument` of `function`; see [`crate::exchange::order_rows`]), or `input` itself
 /// when no order is given. Duplicate positions are refused.
 pub(super) async fn ordered(
-    input: datafusion::execution::SendableRecordBatchStream,
+    input: crate::convert::LoadInput,
     function: &str,
     argument: &str,
     order: Option<&str>,
     comm: &engine::Comm,
-) -> Result<datafusion::execution::SendableRecordBatchStream> {
+) -> Result<crate::convert::LoadInput> {
     let Some(column) = order else {
         return Ok(input);
     };
+    let input = input.into_stream();
     let schema = input.schema();
     let key = crate::exchange::OrderKey {
         function,
@@ -125,10 +126,10 @@ pub(super) async fn ordered(
         unique: true,
     };
     let rows = crate::exchange::order_rows(input, &key, comm).await?;
-    Ok(Box::pin(
-        datafusion::physical_plan::stream::RecordBatchStreamAdapter::new(
+    let sorted: datafusion::execution::SendableRecordBatchStream =
+        Box::pin(datafusion::physical_plan::stream::RecordBatchStreamAdapter::new(
             schema,
             futures::stream::iter(rows.into_iter().map(Ok)),
-        ),
-    ))
+        ));
+    Ok(sorted.into())
 }

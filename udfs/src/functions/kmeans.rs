@@ -12,7 +12,6 @@ use datafusion::arrow::array::{Array, ArrayRef, BooleanArray, Float64Array, Int6
 use datafusion::arrow::compute::{cast, concat_batches};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::error::{DataFusionError, Result};
-use datafusion::execution::SendableRecordBatchStream;
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::logical_expr::planner::RelationPlannerContext;
 use datafusion::sql::sqlparser::ast::FunctionArg;
@@ -25,7 +24,7 @@ use super::args::{ArgKind, ArgSpec, Args, arg};
 use super::io::{finite_matrix, names, slices, specs};
 use super::plan::{FeatureArgs, feature_args, output_schema};
 use super::{Layout, RunContext, TableFunction, exec_error};
-use crate::convert::{LoadSpec, load};
+use crate::convert::{LoadInput, LoadSpec, load};
 use crate::settings::HeatsqlOptions;
 
 const KMEANS_ARGS: [ArgSpec; 7] = [
@@ -272,11 +271,7 @@ impl TableFunction for KMeans {
         }
     }
 
-    fn run<'a>(
-        &'a self,
-        inputs: Vec<SendableRecordBatchStream>,
-        ctx: RunContext<'a>,
-    ) -> BoxFuture<'a, Result<Vec<RecordBatch>>> {
+    fn run<'a>(&'a self, inputs: Vec<LoadInput>, ctx: RunContext<'a>) -> BoxFuture<'a, Result<Vec<RecordBatch>>> {
         Box::pin(async move {
             let comm = ctx.comm;
             let mut inputs = inputs.into_iter();
@@ -285,9 +280,9 @@ impl TableFunction for KMeans {
             };
             // Initial centroids (the same on every rank), read before the data.
             let given = match inputs.next() {
-                Some(stream) => {
+                Some(given) => {
                     let read = async {
-                        let batches: Vec<RecordBatch> = stream.try_collect().await?;
+                        let batches: Vec<RecordBatch> = given.into_stream().try_collect().await?;
                         let c = read_initial(&batches, &self.f.features)?;
                         if c.size()[0] != self.k {
                             return Err(DataFusionError::Execution(format!(
@@ -512,11 +507,7 @@ impl TableFunction for KMeansPredict {
         vec![Layout::RowSplit, Layout::Replicated]
     }
 
-    fn run<'a>(
-        &'a self,
-        inputs: Vec<SendableRecordBatchStream>,
-        ctx: RunContext<'a>,
-    ) -> BoxFuture<'a, Result<Vec<RecordBatch>>> {
+    fn run<'a>(&'a self, inputs: Vec<LoadInput>, ctx: RunContext<'a>) -> BoxFuture<'a, Result<Vec<RecordBatch>>> {
         Box::pin(async move {
             let comm = ctx.comm;
             let mut inputs = inputs.into_iter();
@@ -524,7 +515,7 @@ impl TableFunction for KMeansPredict {
                 return Err(DataFusionError::Internal("kmeans_predict: expected 2 inputs".into()));
             };
             let centroids = async {
-                let batches: Vec<RecordBatch> = model.try_collect().await?;
+                let batches: Vec<RecordBatch> = model.into_stream().try_collect().await?;
                 let c = read_centroids(&batches, &self.features)?;
                 let device = self.f.device.resolve(comm.local_rank()).map_err(exec_error)?;
                 Ok::<_, DataFusionError>((c, device))

@@ -17,7 +17,6 @@ use std::sync::Arc;
 use datafusion::arrow::array::{ArrayRef, RecordBatch, StringArray};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::error::{DataFusionError, Result};
-use datafusion::execution::SendableRecordBatchStream;
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::logical_expr::planner::RelationPlannerContext;
 use datafusion::sql::sqlparser::ast::FunctionArg;
@@ -28,7 +27,7 @@ use super::io::{names, ordered, specs};
 use super::pca::{float_array, load_spec, scores_batches, values};
 use super::plan::{FeatureArgs, feature_args_ordered, order_field, output_schema};
 use super::{Layout, RunContext, TableFunction, exec_error};
-use crate::convert::{NullPolicy, load};
+use crate::convert::{LoadInput, NullPolicy, load};
 use crate::settings::HeatsqlOptions;
 
 const MATMUL_ARGS: [ArgSpec; 3] = [
@@ -181,11 +180,7 @@ impl TableFunction for Matmul {
         vec![Layout::RowSplit, Layout::RowSplit]
     }
 
-    fn run<'a>(
-        &'a self,
-        inputs: Vec<SendableRecordBatchStream>,
-        ctx: RunContext<'a>,
-    ) -> BoxFuture<'a, Result<Vec<RecordBatch>>> {
+    fn run<'a>(&'a self, inputs: Vec<LoadInput>, ctx: RunContext<'a>) -> BoxFuture<'a, Result<Vec<RecordBatch>>> {
         Box::pin(async move {
             let mut inputs = inputs.into_iter();
             let (Some(a_in), Some(b_in), None) = (inputs.next(), inputs.next(), inputs.next()) else {

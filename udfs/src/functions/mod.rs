@@ -38,9 +38,11 @@ use std::sync::Arc;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::error::{DataFusionError, Result};
-use datafusion::execution::{SendableRecordBatchStream, TaskContext};
+use datafusion::execution::TaskContext;
 use engine::Comm;
 use futures::future::BoxFuture;
+
+use crate::convert::LoadInput;
 
 pub use exec::{FunctionExec, FunctionExtensionPlanner, FunctionQueryPlanner, install_in_builder};
 pub use plan::{FunctionNode, FunctionRelationPlanner};
@@ -85,13 +87,10 @@ pub trait TableFunction: fmt::Debug + Send + Sync {
     fn input_layouts(&self) -> Vec<Layout>;
 
     /// Collective: every rank calls it with its share of each input (all rows of a
-    /// [`Layout::Replicated`] input) and returns its output rows. Errors must be agreed
+    /// [`Layout::Replicated`] input; a stream, with a dense source when the input is a plain
+    /// Parquet scan: pass it to [`crate::convert::load`] whole) and returns its output rows. Errors must be agreed
     /// before any collective that follows them (the `engine` and `convert` calls do that).
-    fn run<'a>(
-        &'a self,
-        inputs: Vec<SendableRecordBatchStream>,
-        ctx: RunContext<'a>,
-    ) -> BoxFuture<'a, Result<Vec<RecordBatch>>>;
+    fn run<'a>(&'a self, inputs: Vec<LoadInput>, ctx: RunContext<'a>) -> BoxFuture<'a, Result<Vec<RecordBatch>>>;
 }
 
 /// The functions [`FunctionRelationPlanner`] knows, by SQL name.

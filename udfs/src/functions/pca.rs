@@ -11,7 +11,6 @@ use datafusion::arrow::array::{Array, ArrayRef, Float64Array, Int64Array, Record
 use datafusion::arrow::compute::{cast, concat_batches};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::error::{DataFusionError, Result};
-use datafusion::execution::SendableRecordBatchStream;
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::logical_expr::planner::RelationPlannerContext;
 use datafusion::sql::sqlparser::ast::FunctionArg;
@@ -24,7 +23,7 @@ use super::args::{ArgKind, ArgSpec, Args, arg};
 use super::io::{f64_column, names, slices, solver_knobs, specs};
 use super::plan::{FeatureArgs, feature_args, output_schema};
 use super::{Layout, RunContext, TableFunction, exec_error};
-use crate::convert::{LoadSpec, load};
+use crate::convert::{LoadInput, LoadSpec, load};
 use crate::settings::HeatsqlOptions;
 
 const PCA_ARGS: [ArgSpec; 8] = [
@@ -234,11 +233,7 @@ impl TableFunction for Pca {
         vec![Layout::RowSplit]
     }
 
-    fn run<'a>(
-        &'a self,
-        inputs: Vec<SendableRecordBatchStream>,
-        ctx: RunContext<'a>,
-    ) -> BoxFuture<'a, Result<Vec<RecordBatch>>> {
+    fn run<'a>(&'a self, inputs: Vec<LoadInput>, ctx: RunContext<'a>) -> BoxFuture<'a, Result<Vec<RecordBatch>>> {
         Box::pin(async move {
             let input = one_input(self.name(), inputs)?;
             let comm = ctx.comm;
@@ -273,7 +268,7 @@ impl TableFunction for Pca {
     }
 }
 
-pub(super) fn one_input(function: &str, inputs: Vec<SendableRecordBatchStream>) -> Result<SendableRecordBatchStream> {
+pub(super) fn one_input(function: &str, inputs: Vec<LoadInput>) -> Result<LoadInput> {
     let n = inputs.len();
     inputs
         .into_iter()
@@ -589,11 +584,7 @@ impl TableFunction for PcaProject {
         vec![Layout::RowSplit, Layout::Replicated]
     }
 
-    fn run<'a>(
-        &'a self,
-        inputs: Vec<SendableRecordBatchStream>,
-        ctx: RunContext<'a>,
-    ) -> BoxFuture<'a, Result<Vec<RecordBatch>>> {
+    fn run<'a>(&'a self, inputs: Vec<LoadInput>, ctx: RunContext<'a>) -> BoxFuture<'a, Result<Vec<RecordBatch>>> {
         Box::pin(async move {
             let comm = ctx.comm;
             let mut inputs = inputs.into_iter();
@@ -602,7 +593,7 @@ impl TableFunction for PcaProject {
             };
             // The model is the same on every rank; reading it can still fail on one.
             let loadings = async {
-                let batches: Vec<RecordBatch> = model.try_collect().await?;
+                let batches: Vec<RecordBatch> = model.into_stream().try_collect().await?;
                 let l = read_loadings(&batches, &self.pcs)?;
                 if self.explicit && self.f.features.len() != l.features.len() {
                     return Err(DataFusionError::Execution(format!(

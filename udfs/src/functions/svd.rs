@@ -10,7 +10,6 @@ use std::sync::Arc;
 use datafusion::arrow::array::{ArrayRef, Float64Array, Int64Array, RecordBatch, StringArray};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::error::{DataFusionError, Result};
-use datafusion::execution::SendableRecordBatchStream;
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::logical_expr::planner::RelationPlannerContext;
 use datafusion::sql::sqlparser::ast::FunctionArg;
@@ -22,7 +21,7 @@ use super::io::{names, solver_knobs, specs};
 use super::pca::{float_array, load_spec, one_input, scores_batches, values};
 use super::plan::{FeatureArgs, feature_args, output_schema};
 use super::{Layout, RunContext, TableFunction, exec_error};
-use crate::convert::load;
+use crate::convert::{LoadInput, load};
 use crate::settings::HeatsqlOptions;
 
 const SVD_ARGS: [ArgSpec; 6] = [
@@ -183,11 +182,7 @@ impl TableFunction for SvdCall {
         vec![Layout::RowSplit]
     }
 
-    fn run<'a>(
-        &'a self,
-        inputs: Vec<SendableRecordBatchStream>,
-        ctx: RunContext<'a>,
-    ) -> BoxFuture<'a, Result<Vec<RecordBatch>>> {
+    fn run<'a>(&'a self, inputs: Vec<LoadInput>, ctx: RunContext<'a>) -> BoxFuture<'a, Result<Vec<RecordBatch>>> {
         Box::pin(async move {
             let input = one_input(self.name(), inputs)?;
             let comm = ctx.comm;
