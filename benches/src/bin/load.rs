@@ -227,6 +227,9 @@ async fn main() {
         ratio(scan_secs),
     );
     let (all, _) = comm.gatherv(line.as_bytes(), 0).expect("gather").unwrap_or_default();
+    // Ranks finish together (the load ends agreed), so a rank with fewer rows shows a lower
+    // rate; the mean over ranks is the table's rows per rank over the load's time.
+    let slowest = comm.allreduce(&[secs], ReduceOp::Max).expect("allreduce")[0];
     if me == 0 {
         println!(
             "Parquet → DNDarray load, {rows} × {cols} f64, P = {p} (median of {} rounds after a warm-up; \
@@ -234,6 +237,14 @@ async fn main() {
             rounds - 1
         );
         print!("{}", String::from_utf8_lossy(&all));
+        if p > 1 {
+            let mean = rows as f64 / p as f64 / slowest;
+            println!(
+                "mean over ranks: {:.2} M rows/s per rank; load/baseline {:.2}",
+                mean / 1e6,
+                mean / baseline
+            );
+        }
     }
 }
 
