@@ -7,8 +7,9 @@
 //! [`PIECE`] values into one small buffer that stays in the core's cache, and copies (or
 //! converts) each piece into its place in the caller's column-major buffer: one write of the
 //! table into fresh memory, as a plain Parquet read into Arrow makes. Measured on the load
-//! benchmark (`benches/`, 2,000,000 × 32 f64): 1.0–1.3 × the rate of a plain single-process
-//! read into Arrow, where the Arrow-stream load reached 0.7–0.85 ×.
+//! benchmark (`scripts/bench-load.sh`, 2,000,000 × 32 f64, P = 1): 0.95–1.11 × the rate of a
+//! plain single-process read into Arrow, where the load through Arrow batches reached
+//! 0.68–0.84 ×.
 //!
 //! It applies to the scan of a [`crate::DistributedParquetTable`] that only selects columns
 //! (no filter, no limit, no computed projection): [`DenseScan::from_plan`] recognises it and
@@ -18,15 +19,16 @@
 //! Column chunks are fetched through the table's object store (one `get_ranges` per row group
 //! for the selected columns, so remote stores see coalesced requests) and decoded by the
 //! parquet crate's column readers (every encoding and codec it supports). NULLs are written as
-//! NaN and counted; so are NaNs. Integers convert to floats as Arrow's casts do.
+//! NaN and counted; so are NaNs. Integers convert to floats as the Arrow load path converts
+//! them (through f64), so both paths give the same bits.
 
 use std::sync::Arc;
 
 use bytes::{Buf, Bytes};
 use datafusion::arrow::datatypes::{DataType, SchemaRef};
 use datafusion::datasource::physical_plan::FileScanConfig;
-use datafusion::datasource::physical_plan::parquet::ParquetAccessPlan;
 use datafusion::datasource::physical_plan::parquet::metadata::DFParquetMetadata;
+use datafusion::datasource::physical_plan::parquet::{ParquetAccessPlan, ParquetRowSelection, RowGroupAccess};
 use datafusion::datasource::source::DataSourceExec;
 use datafusion::execution::TaskContext;
 use datafusion::execution::cache::cache_manager::FileMetadataCache;
@@ -110,8 +112,9 @@ pub struct DenseScan {
     cache: Arc<FileMetadataCache>,
     /// The scan's output columns.
     schema: SchemaRef,
-    /// The partition's files, in order, each with the row groups it reads (in file order).
-    files: Vec<(ObjectMeta, Option<Vec<usize>>)>,
+    /// The partition's files, in order, each with the row groups it reads (in file order) and
+    /// the row groups the access plan was made for (`None`: every row group).
+    files: Vec<(ObjectMeta, Option<(Vec<usize>, usize)>)>,
 }
 
 impl DenseScan {
@@ -146,14 +149,16 @@ impl DenseScan {
             if file.range.is_some() {
                 return None;
             }
+            if file.extensions.get::<ParquetRowSelection>().is_some() {
+                return None;
+            }
             let row_groups = match file.extensions.get::<ParquetAccessPlan>() {
                 None => None,
                 Some(access) => {
-                    use datafusion::datasource::physical_plan::parquet::RowGroupAccess;
                     if access.inner().iter().any(|a| matches!(a, RowGroupAccess::Selection(_))) {
                         return None;
                     }
-                    Some(access.row_group_indexes())
+                    Some((access.row_group_indexes(), access.len()))
                 }
             };
             files.push((file.object_meta.clone(), row_groups));
@@ -187,16 +192,27 @@ impl DenseScan {
                 .fetch_metadata()
                 .await
                 .map_err(|e| unreadable(e.strip_backtrace().to_string()))?;
-            let groups = row_groups.clone().unwrap_or_else(|| (0..md.num_row_groups()).collect());
-            for &g in &groups {
-                let n = md
-                    .row_groups()
-                    .get(g)
-                    .ok_or_else(|| unreadable(format!("row group {g} does not exist")))?
-                    .num_rows();
-                rows += usize::try_from(n).map_err(|_| unreadable(format!("row group {g} has {n} rows")))?;
+            let groups = match row_groups {
+                Some((_, listed)) if *listed != md.num_row_groups() => {
+                    return Err(unreadable(format!(
+                        "{} row groups, the table was opened with {listed}",
+                        md.num_row_groups()
+                    )));
+                }
+                Some((planned, _)) => planned.clone(),
+                None => (0..md.num_row_groups()).collect(),
+            };
+            let mut sized = Vec::with_capacity(groups.len());
+            for g in groups {
+                let n = md.row_groups().get(g).map(|rg| rg.num_rows()).unwrap_or(-1);
+                let n = usize::try_from(n).map_err(|_| unreadable(format!("row group {g} has {n} rows")))?;
+                rows = rows
+                    .checked_add(n)
+                    .filter(|&r| r <= i64::MAX as usize)
+                    .ok_or_else(|| unreadable(format!("row group {g}: more rows than can be addressed")))?;
+                sized.push((g, n));
             }
-            files.push((meta.clone(), md, groups));
+            files.push((meta.clone(), md, sized));
         }
         Ok(OpenDenseScan {
             scan: self.clone(),
@@ -210,8 +226,20 @@ impl DenseScan {
 #[derive(Debug)]
 pub struct OpenDenseScan {
     scan: DenseScan,
-    files: Vec<(ObjectMeta, Arc<ParquetMetaData>, Vec<usize>)>,
+    /// Each file with its row groups to read and their rows.
+    files: Vec<(ObjectMeta, Arc<ParquetMetaData>, Vec<(usize, usize)>)>,
     rows: usize,
+}
+
+/// Column chunks of a row group fetched together, up to this many bytes (at least one):
+/// coalesced requests for remote stores, little memory held.
+const FETCH_BYTES: u64 = 8 << 20;
+
+/// An error that is the caller's mistake, not the data's.
+fn misuse(message: String) -> ConnectorError {
+    ConnectorError::DataFusion(datafusion::error::DataFusionError::Internal(format!(
+        "dense scan: {message}"
+    )))
 }
 
 impl OpenDenseScan {
@@ -223,37 +251,29 @@ impl OpenDenseScan {
     /// Decodes the columns `columns` (indices into [`DenseScan::schema`], each of a type
     /// [`is_dense_type`] accepts) of every row into `out`, column-major: column `j` of
     /// `columns` fills `out[j * stride .. j * stride + rows]` in row order (`stride ≥ rows`).
-    /// NULLs are written as NaN. Returns each column's count of NULLs plus NaNs.
+    /// NULLs are written as NaN. Returns each column's count of NULLs plus NaNs. A file that
+    /// does not match its footer (short or long column chunks, undecodable pages) is an
+    /// [`ConnectorError::Unreadable`] naming the file, row group and column.
     pub async fn read_into<T: DenseValue>(&self, columns: &[usize], out: &mut [T], stride: usize) -> Result<Vec<u64>> {
         let schema = &self.scan.schema;
         let mut wanted = Vec::with_capacity(columns.len());
         for &c in columns {
-            let field = schema.fields().get(c).ok_or_else(|| {
-                ConnectorError::DataFusion(datafusion::error::DataFusionError::Internal(format!(
-                    "dense scan: column {c} of {}",
-                    schema.fields().len()
-                )))
-            })?;
+            let field = schema
+                .fields()
+                .get(c)
+                .ok_or_else(|| misuse(format!("column {c} of {}", schema.fields().len())))?;
             if !is_dense_type(field.data_type()) {
-                return Err(ConnectorError::DataFusion(
-                    datafusion::error::DataFusionError::Internal(format!(
-                        "dense scan: column '{}' is {}",
-                        field.name(),
-                        field.data_type()
-                    )),
-                ));
+                return Err(misuse(format!("column '{}' is {}", field.name(), field.data_type())));
             }
-            wanted.push((field.name().clone(), field.data_type().clone()));
+            wanted.push((field.name().as_str(), field.data_type()));
         }
         if stride < self.rows || out.len() < columns.len() * stride {
-            return Err(ConnectorError::DataFusion(
-                datafusion::error::DataFusionError::Internal(format!(
-                    "dense scan: {} rows × {} columns do not fit {} values with stride {stride}",
-                    self.rows,
-                    columns.len(),
-                    out.len()
-                )),
-            ));
+            return Err(misuse(format!(
+                "{} rows × {} columns do not fit {} values with stride {stride}",
+                self.rows,
+                columns.len(),
+                out.len()
+            )));
         }
         let mut counts = vec![0u64; columns.len()];
         let mut scratch = Scratch::default();
@@ -272,37 +292,71 @@ impl OpenDenseScan {
                         .find(|&i| {
                             let column = descr.column(i);
                             let parts = column.path().parts();
-                            parts.len() == 1 && &parts[0] == name
+                            parts.len() == 1 && parts[0] == *name
                         })
                         .ok_or_else(|| unreadable(format!("no top-level column '{name}'")))
                 })
                 .collect::<Result<Vec<_>>>()?;
-            for &g in groups {
+            for &(g, n) in groups {
                 let rg = md.row_group(g);
-                let n = rg.num_rows() as usize;
-                let ranges = leaves
-                    .iter()
-                    .map(|&leaf| {
-                        let (start, len) = rg.column(leaf).byte_range();
-                        start..start + len
-                    })
-                    .collect::<Vec<_>>();
-                let chunks = self.scan.store.get_ranges(&meta.location, &ranges).await?;
-                for (j, ((&leaf, chunk), (_, data_type))) in leaves.iter().zip(chunks).zip(&wanted).enumerate() {
-                    let bytes = ChunkBytes {
-                        start: ranges[j].start,
-                        data: chunk,
-                        file_size: meta.size,
-                    };
+                let mut ranges = Vec::with_capacity(leaves.len());
+                for (&leaf, (name, _)) in leaves.iter().zip(&wanted) {
                     let column = rg.column(leaf);
-                    let page_reader = SerializedPageReader::new(Arc::new(bytes), column, n, None)
-                        .map_err(|e| unreadable(format!("row group {g}, column '{}': {e}", wanted[j].0)))?;
-                    let max_def = descr.column(leaf).max_def_level();
-                    let reader = get_column_reader(descr.column(leaf), Box::new(page_reader));
-                    let dst = &mut out[j * stride + at..j * stride + at + n];
-                    let nulls = decode_chunk(reader, data_type, max_def, dst, &mut scratch)
-                        .map_err(|e| unreadable(format!("row group {g}, column '{}': {e}", wanted[j].0)))?;
-                    counts[j] += nulls;
+                    let start = column.dictionary_page_offset().unwrap_or(column.data_page_offset());
+                    let (Ok(start), Ok(len)) = (u64::try_from(start), u64::try_from(column.compressed_size())) else {
+                        return Err(unreadable(format!(
+                            "row group {g}, column '{name}': negative offset or size"
+                        )));
+                    };
+                    ranges.push(start..start.saturating_add(len));
+                }
+                let mut j = 0;
+                while j < leaves.len() {
+                    // The next column chunks up to FETCH_BYTES, fetched together.
+                    let mut end = j + 1;
+                    let mut bytes = ranges[j].end - ranges[j].start;
+                    while end < leaves.len() && bytes + (ranges[end].end - ranges[end].start) <= FETCH_BYTES {
+                        bytes += ranges[end].end - ranges[end].start;
+                        end += 1;
+                    }
+                    let chunks = self.scan.store.get_ranges(&meta.location, &ranges[j..end]).await?;
+                    if chunks.len() != end - j {
+                        return Err(unreadable(format!(
+                            "row group {g}: the store returned {} of {} column chunks",
+                            chunks.len(),
+                            end - j
+                        )));
+                    }
+                    for (k, chunk) in (j..end).zip(chunks) {
+                        let (name, data_type) = wanted[k];
+                        let leaf = leaves[k];
+                        let bytes = ChunkBytes {
+                            start: ranges[k].start,
+                            data: chunk,
+                            file_size: meta.size,
+                        };
+                        let dst = &mut out[k * stride + at..k * stride + at + n];
+                        let decoded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                            let page_reader = SerializedPageReader::new(Arc::new(bytes), rg.column(leaf), n, None)?;
+                            let column = descr.column(leaf);
+                            let max_def = column.max_def_level();
+                            let reader = get_column_reader(column, Box::new(page_reader));
+                            decode_chunk(reader, data_type, max_def, dst, &mut scratch)
+                        }));
+                        counts[k] += match decoded {
+                            Ok(Ok(bad)) => bad,
+                            Ok(Err(e)) => return Err(unreadable(format!("row group {g}, column '{name}': {e}"))),
+                            // The parquet crate asserts on some malformed pages: that is this
+                            // file's error, not a crash of this rank (which would leave the
+                            // other ranks waiting).
+                            Err(_) => {
+                                return Err(unreadable(format!(
+                                    "row group {g}, column '{name}': the page decoder failed"
+                                )));
+                            }
+                        };
+                    }
+                    j = end;
                 }
                 at += n;
             }
@@ -379,23 +433,25 @@ fn decode_chunk<T: DenseValue>(
         max_def,
         levels: &mut s.levels,
     };
-    let unsigned = matches!(
-        data_type,
-        DataType::UInt8 | DataType::UInt16 | DataType::UInt32 | DataType::UInt64
-    );
+    // Narrow integers are stored as INT32; like parquet's Arrow reader, keep the low bits the
+    // Arrow type holds (so the same bits come out either way).
+    let int32: fn(i32) -> f64 = match data_type {
+        DataType::Int8 => |v| f64::from(v as i8),
+        DataType::Int16 => |v| f64::from(v as i16),
+        DataType::UInt8 => |v| f64::from(v as u8),
+        DataType::UInt16 => |v| f64::from(v as u16),
+        DataType::UInt32 => |v| f64::from(v as u32),
+        _ => f64::from,
+    };
+    let int64: fn(i64) -> f64 = match data_type {
+        DataType::UInt64 => |v| v as u64 as f64,
+        _ => |v| v as f64,
+    };
     match reader {
         ColumnReader::DoubleColumnReader(r) => decode_typed(r, dst, &mut s.f64s, p, T::from_f64, true),
         ColumnReader::FloatColumnReader(r) => decode_typed(r, dst, &mut s.f32s, p, T::from_f32, true),
-        ColumnReader::Int32ColumnReader(r) if unsigned => {
-            decode_typed(r, dst, &mut s.i32s, p, |v| T::from_f64(f64::from(v as u32)), false)
-        }
-        ColumnReader::Int32ColumnReader(r) => {
-            decode_typed(r, dst, &mut s.i32s, p, |v| T::from_f64(f64::from(v)), false)
-        }
-        ColumnReader::Int64ColumnReader(r) if unsigned => {
-            decode_typed(r, dst, &mut s.i64s, p, |v| T::from_f64(v as u64 as f64), false)
-        }
-        ColumnReader::Int64ColumnReader(r) => decode_typed(r, dst, &mut s.i64s, p, |v| T::from_f64(v as f64), false),
+        ColumnReader::Int32ColumnReader(r) => decode_typed(r, dst, &mut s.i32s, p, |v| T::from_f64(int32(v)), false),
+        ColumnReader::Int64ColumnReader(r) => decode_typed(r, dst, &mut s.i64s, p, |v| T::from_f64(int64(v)), false),
         _ => Err(ParquetError::General(format!(
             "physical type cannot be read as {data_type}"
         ))),
@@ -456,6 +512,15 @@ where
             bad += out.iter().filter(|v| v.is_nan()).count() as u64 - (records - read) as u64;
         }
         at += records;
+    }
+    // A chunk holding more values than its row group has rows does not match its footer.
+    values.clear();
+    levels.clear();
+    let (extra, _, _) = reader.read_records(1, nullable.then_some(&mut *levels), None, values)?;
+    if extra > 0 {
+        return Err(ParquetError::General(format!(
+            "more values than the row group's {rows} rows"
+        )));
     }
     Ok(bad)
 }

@@ -277,7 +277,7 @@ async fn load_dense(
     let rows = comm.agree(dense.open().await)?;
     let d = features.len();
     let t = Tensor::empty([d as i64, rows as i64], (spec.kind, Device::Cpu));
-    engine::memory::advise_huge_pages(&t);
+    engine::memory::prepare_for_filling(&t);
     let read = if rows == 0 {
         Ok(vec![0; d])
     } else {
@@ -337,7 +337,7 @@ async fn decode_stream(
     let d = features.len();
     let mut cap = capacity.max(1);
     let mut t = Tensor::empty([d as i64, cap as i64], (kind, Device::Cpu));
-    engine::memory::advise_huge_pages(&t);
+    engine::memory::prepare_for_filling(&t);
     let (mut at, mut counts, mut keep_parts) = (0usize, vec![0u64; d], Vec::new());
     while let Some(batch) = stream.next().await {
         let batch = batch?;
@@ -345,7 +345,7 @@ async fn decode_stream(
         if at + b > cap {
             cap = (2 * cap).max(at + b);
             let bigger = Tensor::empty([d as i64, cap as i64], (kind, Device::Cpu));
-            engine::memory::advise_huge_pages(&bigger);
+            engine::memory::prepare_for_filling(&bigger);
             bigger.narrow(1, 0, at as i64).copy_(&t.narrow(1, 0, at as i64));
             t = bigger;
         }
@@ -409,7 +409,7 @@ fn decode(
     };
     let d = features.len();
     let t = Tensor::empty([d as i64, rows as i64], (kind, Device::Cpu));
-    engine::memory::advise_huge_pages(&t);
+    engine::memory::prepare_for_filling(&t);
     let mut counts = vec![0u64; d];
     if rows > 0 {
         // SAFETY: `t` is a fresh contiguous CPU tensor of `kind` with d · rows elements, and no
