@@ -638,6 +638,17 @@ async fn check_dense(c: &mut Checker, ctx: &HeatContext, base: &str) {
             "",
         ),
         (
+            "keep_not_direct",
+            "SELECT x, k, id FROM clean",
+            {
+                let mut s = spec(Some(&["x", "k"]), Kind::Double, NullPolicy::Error);
+                s.keep = vec!["id".into()];
+                s
+            },
+            false,
+            "",
+        ),
+        (
             "decimal_not_direct",
             "SELECT x, d FROM clean",
             spec(None, Kind::Double, NullPolicy::Error),
