@@ -114,7 +114,7 @@ pub struct DenseScan {
     schema: SchemaRef,
     /// The partition's files, in order, each with the row groups it reads (in file order) and
     /// the row groups the access plan was made for (`None`: every row group).
-    files: Vec<(ObjectMeta, Option<(Vec<usize>, usize)>)>,
+    files: Vec<(ObjectMeta, Option<PlannedGroups>)>,
 }
 
 impl DenseScan {
@@ -222,12 +222,19 @@ impl DenseScan {
     }
 }
 
+/// The row groups of a file an access plan reads (in file order), and how many row groups
+/// the plan was made for.
+type PlannedGroups = (Vec<usize>, usize);
+
+/// A file to read: the object, its footer, and each row group to read with its rows.
+type OpenFile = (ObjectMeta, Arc<ParquetMetaData>, Vec<(usize, usize)>);
+
 /// A [`DenseScan`] whose footers are read.
 #[derive(Debug)]
 pub struct OpenDenseScan {
     scan: DenseScan,
     /// Each file with its row groups to read and their rows.
-    files: Vec<(ObjectMeta, Arc<ParquetMetaData>, Vec<(usize, usize)>)>,
+    files: Vec<OpenFile>,
     rows: usize,
 }
 
