@@ -10,6 +10,7 @@ use datafusion::execution::SendableRecordBatchStream;
 use datafusion::prelude::DataFrame;
 use engine::Comm;
 use futures::TryStreamExt;
+use udfs::convert::LoadInput;
 use udfs::exchange::{DistributedPlan, distribute, fingerprint};
 
 /// A statement planned by [`crate::HeatContext::sql`]. Every method that runs it is collective:
@@ -117,17 +118,20 @@ impl HeatFrame {
     /// feeding COPY TO or a DNDarray without gathering. Every exchange has run (and agreed)
     /// when this returns; errors in the last stage surface while the stream is read.
     pub async fn execute_local(self) -> Result<SendableRecordBatchStream> {
-        let result = async {
-            let plan = self.distributed_plan().await?;
-            let ctx = Arc::new(self.df.task_ctx());
-            // A result that ends in a gather (ORDER BY) is streamed by rank 0 alone.
-            plan.gather_to_root();
-            plan.materialize(self.comm, Arc::clone(&ctx), &self.cancel).await?;
-            plan.local_stream(self.comm, ctx)
-        }
-        .await;
+        let result = self.local_input().await.map(LoadInput::into_stream);
         self.cancel.store(false, Ordering::Relaxed);
         result
+    }
+
+    /// Runs every stage and opens this rank's share (with its dense source, when the result
+    /// is a plain Parquet scan): what [`Self::execute_local`] and [`Self::to_dndarray`] read.
+    async fn local_input(&self) -> Result<LoadInput> {
+        let plan = self.distributed_plan().await?;
+        let ctx = Arc::new(self.df.task_ctx());
+        // A result that ends in a gather (ORDER BY) is streamed by rank 0 alone.
+        plan.gather_to_root();
+        plan.materialize(self.comm, Arc::clone(&ctx), &self.cancel).await?;
+        plan.local_input(self.comm, ctx)
     }
 
     /// Collective. The result as a row-split DNDarray (n × d, split along rows, this rank
@@ -151,12 +155,8 @@ impl HeatFrame {
     /// ```
     pub async fn to_dndarray(self, spec: &udfs::convert::LoadSpec) -> Result<udfs::convert::Loaded> {
         let result = async {
-            let plan = self.distributed_plan().await?;
-            let ctx = Arc::new(self.df.task_ctx());
-            plan.gather_to_root();
-            plan.materialize(self.comm, Arc::clone(&ctx), &self.cancel).await?;
             // Opening this rank's streams can fail on one rank only.
-            let input = self.comm.agree(plan.local_input(self.comm, ctx)).map_err(agreed)?;
+            let input = self.comm.agree(self.local_input().await).map_err(agreed)?;
             udfs::convert::load(input, spec).await.map_err(DataFusionError::from)
         }
         .await;
