@@ -1,17 +1,17 @@
 #!/usr/bin/env bash
-# TPC-H-style SQL benchmark: heatsql at P = 1 versus plain DataFusion (same run, same files), and
-# heatsql at P = 2 versus P = 1. Release build; arguments: [LINEITEM_ROWS] [ROUNDS].
+# TPC-H SQL benchmark (the 22 queries, tpchgen data): heatsql at P = 1 versus plain DataFusion (same run, same files), and
+# heatsql at P = 2 versus P = 1. Release build; arguments: [SF] [ROUNDS].
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 bash scripts/setup.sh
 . scripts/env.sh
 build_release
-rows="${1:-4000000}"
-rounds="${2:-4}"
+sf="${1:-1}"
+rounds="${2:-3}"
 report="$(mktemp)"
 for p in 1 2; do
-  mpirun --oversubscribe -n "$p" target/release/heatsql-bench-sql "$rows" "$rounds" "$report"
+  mpirun --oversubscribe -n "$p" target/release/heatsql-bench-sql "$sf" "$rounds" "$report"
 done
 python3 - "$report" <<'PY'
 import sys

@@ -343,13 +343,13 @@ impl OpenDenseScan {
                             file_size: meta.size,
                         };
                         let dst = &mut out[k * stride + at..k * stride + at + n];
-                        let decoded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        let decoded = engine::comm::abort::catch_recoverable(|| {
                             let page_reader = SerializedPageReader::new(Arc::new(bytes), rg.column(leaf), n, None)?;
                             let column = descr.column(leaf);
                             let max_def = column.max_def_level();
                             let reader = get_column_reader(column, Box::new(page_reader));
                             decode_chunk(reader, data_type, max_def, dst, &mut scratch)
-                        }));
+                        });
                         counts[k] += match decoded {
                             Ok(Ok(bad)) => bad,
                             Ok(Err(e)) => return Err(unreadable(format!("row group {g}, column '{name}': {e}"))),

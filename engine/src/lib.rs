@@ -26,7 +26,7 @@ mod rng;
 mod simd;
 pub mod testkit;
 
-pub use comm::{Comm, CommError, ReduceOp};
+pub use comm::{Comm, CommError, ReduceOp, Round, RoundPattern};
 pub use device::DeviceSetting;
 pub use dndarray::DNDarray;
 pub use error::{EngineError, Result};

@@ -71,5 +71,6 @@ pub mod data;
 pub mod db;
 pub mod normalize;
 pub mod run;
+pub mod tpch;
 
 pub use run::{Failure, Options, Summary, run};

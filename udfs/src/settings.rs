@@ -17,7 +17,44 @@ extensions_options! {
         /// The float type of table functions' arrays: 'float64' or 'float32'; a function's
         /// `dtype =>` argument overrides it.
         pub dtype: String, default = "float64".to_string()
+        /// The most bytes a rank sends (and receives) in one round of an MPI exchange
+        /// (shuffle, gather, concat): exchanges of any size run as rounds of at most this
+        /// many bytes per rank, so no MPI message exceeds MPI's counts and a rank holds at
+        /// most about twice this in flight. Default 32 MiB, or `HEATSQL_EXCHANGE_ROUND_BYTES`.
+        pub exchange_round_bytes: usize, default = default_round_bytes()
     }
+}
+
+/// The default of `heatsql.exchange_round_bytes`: `HEATSQL_EXCHANGE_ROUND_BYTES` when set to a
+/// number of bytes, else 32 MiB.
+pub fn default_round_bytes() -> usize {
+    std::env::var("HEATSQL_EXCHANGE_ROUND_BYTES")
+        .ok()
+        .and_then(|v| v.trim().parse::<usize>().ok())
+        .unwrap_or(DEFAULT_ROUND_BYTES)
+}
+
+/// 32 MiB: large enough that the two collectives of a round cost little next to its bytes,
+/// small enough that rounds bound a rank's memory on any machine.
+pub const DEFAULT_ROUND_BYTES: usize = 32 << 20;
+
+/// The smallest round accepted: 4 KiB.
+pub const MIN_ROUND_BYTES: usize = 4 << 10;
+
+/// `heatsql.exchange_round_bytes` of this task's session, checked.
+pub fn exchange_round_bytes(ctx: &TaskContext) -> datafusion::error::Result<usize> {
+    let n = ctx
+        .session_config()
+        .options()
+        .extensions
+        .get::<HeatsqlOptions>()
+        .map_or_else(default_round_bytes, |o| o.exchange_round_bytes);
+    if n < MIN_ROUND_BYTES {
+        return Err(datafusion::error::DataFusionError::Configuration(format!(
+            "heatsql.exchange_round_bytes = {n}: expected at least {MIN_ROUND_BYTES} bytes"
+        )));
+    }
+    Ok(n)
 }
 
 impl ConfigExtension for HeatsqlOptions {

@@ -62,6 +62,7 @@ fn real<'a, T: CommElement>(send: &'a [T], dummy: &'a [T; 1]) -> &'a [T] {
 }
 
 /// Counts and displacements as MPI `int`s.
+/// The buffer's total must fit too: MPI (and rsmpi) describe a whole buffer by one count.
 fn partition(op: &'static str, counts: &[usize]) -> CommResult<(Vec<i32>, Vec<i32>)> {
     let mut c = Vec::with_capacity(counts.len());
     let mut d = Vec::with_capacity(counts.len());
@@ -71,6 +72,7 @@ fn partition(op: &'static str, counts: &[usize]) -> CommResult<(Vec<i32>, Vec<i3
         d.push(to_count(op, || format!("the displacement of rank {r}"), offset)?);
         offset += n;
     }
+    to_count(op, || "the whole buffer".into(), offset)?;
     Ok((c, d))
 }
 
@@ -134,12 +136,18 @@ impl Comm {
             .into_iter()
             .map(|c| c as usize)
             .collect();
-        let (c, d) = partition("allgatherv", &counts)?;
+        let out = self.allgatherv_known(send, &counts)?;
+        Ok((out, counts))
+    }
+
+    /// [`Self::allgatherv`] when every rank already knows every rank's count (`counts[r]`).
+    pub(crate) fn allgatherv_known<T: CommElement>(&self, send: &[T], counts: &[usize]) -> CommResult<Vec<T>> {
+        let (c, d) = partition("allgatherv", counts)?;
         let mut out = buffer(counts.iter().sum());
         let mut part = PartitionMut::new(&mut out[..], c, d);
         let dummy = [T::default()];
         self.world.all_gather_varcount_into(real(send, &dummy), &mut part);
-        Ok((out, counts))
+        Ok(out)
     }
 
     /// Gathers `send` (the same length on every rank) on `root`, in rank order; `None` elsewhere.
@@ -167,7 +175,18 @@ impl Comm {
             .into_iter()
             .map(|c| c as usize)
             .collect();
-        let (c, d) = partition("gatherv", &counts)?;
+        Ok(self.gatherv_known(send, &counts, root)?.map(|out| (out, counts)))
+    }
+
+    /// [`Self::gatherv`] when every rank already knows every rank's count (`counts[r]`).
+    pub(crate) fn gatherv_known<T: CommElement>(
+        &self,
+        send: &[T],
+        counts: &[usize],
+        root: usize,
+    ) -> CommResult<Option<Vec<T>>> {
+        self.check_rank("gatherv", "root", root)?;
+        let (c, d) = partition("gatherv", counts)?;
         let proc = self.world.process_at_rank(root as i32);
         let dummy = [T::default()];
         let send = real(send, &dummy);
@@ -175,7 +194,7 @@ impl Comm {
             let mut out = buffer(counts.iter().sum());
             let mut part = PartitionMut::new(&mut out[..], c, d);
             proc.gather_varcount_into_root(send, &mut part);
-            Ok(Some((out, counts)))
+            Ok(Some(out))
         } else {
             proc.gather_varcount_into(send);
             Ok(None)
@@ -215,14 +234,27 @@ impl Comm {
         }
         let sc: Vec<u64> = send_counts.iter().map(|&c| c as u64).collect();
         let recv_counts: Vec<usize> = self.alltoall(&sc)?.into_iter().map(|c| c as usize).collect();
+        let out = self.alltoallv_known(send, send_counts, &recv_counts)?;
+        Ok((out, recv_counts))
+    }
+
+    /// [`Self::alltoallv`] when this rank already knows what it receives from each rank.
+    /// Both counts are checked before any data moves; a rank whose counts do not fit must
+    /// not call it while the others do (the round protocol agrees on that first).
+    pub(crate) fn alltoallv_known<T: CommElement>(
+        &self,
+        send: &[T],
+        send_counts: &[usize],
+        recv_counts: &[usize],
+    ) -> CommResult<Vec<T>> {
         let (scnt, sdsp) = partition("alltoallv", send_counts)?;
-        let (rcnt, rdsp) = partition("alltoallv", &recv_counts)?;
+        let (rcnt, rdsp) = partition("alltoallv", recv_counts)?;
         let mut out = buffer(recv_counts.iter().sum());
         let dummy = [T::default()];
         let sp = Partition::new(real(send, &dummy), scnt, sdsp);
         let mut rp = PartitionMut::new(&mut out[..], rcnt, rdsp);
         self.world.all_to_all_varcount_into(&sp, &mut rp);
-        Ok((out, recv_counts))
+        Ok(out)
     }
 
     /// Point-to-point (not collective): sends `buf` to rank `dest` with `tag`.

@@ -2,16 +2,40 @@
 
 use super::CommError;
 
+use std::sync::OnceLock;
+
 /// The largest element count (and displacement) one MPI call accepts: `i32::MAX`.
 pub const MAX_COUNT: usize = i32::MAX as usize;
 
+/// The largest count this process sends in one call: [`MAX_COUNT`], or less when the test
+/// setting `HEATSQL_TEST_MPI_MAX_COUNT` lowers it (to exercise MPI's ceiling on small data).
+pub fn max_count() -> usize {
+    static MAX: OnceLock<usize> = OnceLock::new();
+    *MAX.get_or_init(|| {
+        std::env::var("HEATSQL_TEST_MPI_MAX_COUNT")
+            .ok()
+            .and_then(|v| v.trim().parse::<usize>().ok())
+            .filter(|&n| n >= 1)
+            .map_or(MAX_COUNT, |n| n.min(MAX_COUNT))
+    })
+}
+
 /// Converts a count or displacement to MPI's `int`, or explains why it cannot be sent.
 pub(crate) fn to_count(op: &'static str, what: impl FnOnce() -> String, n: usize) -> Result<i32, CommError> {
+    let limit = max_count();
+    if n > limit {
+        return Err(CommError::CountOverflow {
+            op,
+            what: what(),
+            count: n,
+            limit,
+        });
+    }
     i32::try_from(n).map_err(|_| CommError::CountOverflow {
         op,
         what: what(),
         count: n,
-        limit: MAX_COUNT,
+        limit,
     })
 }
 

@@ -7,11 +7,14 @@
 //!
 //! Collectives exist for typed slices ([`collectives`]), `tch` tensors ([`tensor`]) and byte
 //! buffers. Every rank must call the same collectives in the same order; that is the caller's
-//! contract. [`Comm::agree`] turns an error on any rank into the same error on every rank.
+//! contract. [`Comm::agree`] turns an error on any rank into the same error on every rank, and
+//! a panic on any rank aborts the whole job ([`abort`]).
 
+pub mod abort;
 mod agree;
 pub mod collectives;
 mod count;
+mod rounds;
 pub mod tensor;
 
 use std::sync::OnceLock;
@@ -20,7 +23,8 @@ use mpi::Threading;
 use mpi::topology::{Communicator, SimpleCommunicator};
 
 pub use collectives::{CommElement, ReduceOp};
-pub use count::MAX_COUNT;
+pub use count::{MAX_COUNT, max_count};
+pub use rounds::{Round, RoundPattern};
 
 /// Errors raised by the communication layer.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -90,6 +94,10 @@ unsafe impl Sync for Comm {}
 static WORLD: OnceLock<Comm> = OnceLock::new();
 
 extern "C" fn finalize_at_exit() {
+    if abort::failed() {
+        // A panicked rank must not wait for the others in MPI_Finalize (see `abort`).
+        return;
+    }
     // SAFETY: plain MPI calls on process exit; MPI_Finalized guards against a second finalise.
     unsafe {
         let mut finalized = 0;
@@ -130,6 +138,7 @@ impl Comm {
                 world,
                 threading,
             };
+            abort::install(comm.rank, comm.size);
             crate::device::configure_threads(comm.local_size);
             comm
         })

@@ -55,6 +55,15 @@ pub struct Args {
     /// Print what each rank sees (rank, threads, device) and exit.
     #[arg(long)]
     pub info: bool,
+    /// Memory limit per rank (for example `4G`, `512M`): sorts, aggregates, joins and MPI
+    /// exchange buffers spill to the temp directory beyond it (the same as
+    /// `SET datafusion.runtime.memory_limit = '4G'` first).
+    #[arg(long, value_name = "SIZE")]
+    pub memory_limit: Option<String>,
+    /// Directory for spill files (default: the system temp directory; on a cluster a
+    /// node-local disk). The same as `SET datafusion.runtime.temp_directory = 'DIR'` first.
+    #[arg(long, value_name = "DIR")]
+    pub temp_dir: Option<PathBuf>,
 }
 
 /// `--maxrows`: a number or `inf`.
@@ -331,6 +340,28 @@ pub async fn run(args: Args) -> i32 {
     let ctx = HeatContext::new();
     let comm = ctx.comm();
     let me = comm.rank();
+    // Memory limit and spill directory: session settings, set on every rank before anything runs.
+    let mut settings = Vec::new();
+    if let Some(dir) = &args.temp_dir {
+        settings.push(format!(
+            "SET datafusion.runtime.temp_directory = '{}'",
+            dir.display().to_string().replace('\'', "''")
+        ));
+    }
+    if let Some(limit) = &args.memory_limit {
+        settings.push(format!(
+            "SET datafusion.runtime.memory_limit = '{}'",
+            limit.replace('\'', "''")
+        ));
+    }
+    for set in settings {
+        if let Err(e) = async { ctx.sql(&set).await?.collect().await }.await {
+            if me == 0 {
+                eprintln!("heatsql: {set}: {e}");
+            }
+            return 2;
+        }
+    }
     // Rank 0 opens the input; a failure (an unreadable -f file) ends every rank.
     let source = if me == 0 { Some(Source::new(&args)) } else { None };
     let opened = match &source {

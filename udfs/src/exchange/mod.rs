@@ -24,15 +24,21 @@
 //! stages (`subquery`).
 //!
 //! Execution is by stages ([`DistributedPlan::materialize`]): exchanges run in post-order, the
-//! same order on every rank. Each drains its input completely, agrees on success across ranks
-//! (an error anywhere becomes the same error everywhere) and only then communicates. No
+//! same order on every rank. Each reads its input a round at a time and moves it in rounds of
+//! at most `heatsql.exchange_round_bytes` per rank (`rounds`): every rank takes part in every
+//! round until none has rows left, each round's header carries every rank's status, and an
+//! error anywhere becomes the same error everywhere. What a rank receives is decoded as it
+//! arrives into buffers that spill to disk beyond the session's memory pool (`buffer`). Only
+//! the rows' own bytes travel (`ipc`: compacted view arrays, one schema per message). No
 //! collective depends on which streams a consumer happens to poll, so a join that skips its
 //! probe side or a LIMIT that stops early cannot leave another rank waiting.
 
+mod buffer;
 mod ipc;
 mod node;
 mod order;
 mod placement;
+mod rounds;
 mod run;
 mod subquery;
 

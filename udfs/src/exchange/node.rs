@@ -1,5 +1,6 @@
 //! [`ExchangeExec`]: a plan node whose output is computed once per query by a collective
-//! ([`ExchangeExec::materialize`]) and then served from memory.
+//! ([`ExchangeExec::materialize`], in bounded rounds) and then served from its buffers (memory,
+//! or spill files beyond the session's memory pool).
 
 use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -11,15 +12,13 @@ use datafusion::error::{DataFusionError, Result};
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::physical_expr::{Partitioning, PhysicalExpr};
 use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
-use datafusion::physical_plan::memory::MemoryStream;
-use datafusion::physical_plan::metrics::Time;
-use datafusion::physical_plan::repartition::BatchPartitioner;
+use datafusion::physical_plan::metrics::{ExecutionPlanMetricsSet, MetricsSet};
 use datafusion::physical_plan::{DisplayAs, DisplayFormatType, ExecutionPlan, PlanProperties};
 use engine::Comm;
-use futures::StreamExt;
 
-use super::ipc;
+use super::buffer::StageBuffers;
 use super::placement::Placement;
+use super::rounds::{self, ExchangeMetrics, Feed, Route};
 
 /// What an exchange does with its input's partitions.
 #[derive(Debug, Clone)]
@@ -45,7 +44,9 @@ pub struct ExchangeExec {
     input: Arc<dyn ExecutionPlan>,
     input_placement: Vec<Placement>,
     props: Arc<PlanProperties>,
-    output: Mutex<Option<Vec<Vec<RecordBatch>>>>,
+    output: Mutex<Option<StageBuffers>>,
+    metrics: ExecutionPlanMetricsSet,
+    exchange_metrics: ExchangeMetrics,
     /// A gather whose rows only rank 0 needs (the last one below the root): the others hold
     /// nothing.
     root_only: AtomicBool,
@@ -90,12 +91,16 @@ impl ExchangeExec {
                 Boundedness::Bounded,
             ),
         };
+        let metrics = ExecutionPlanMetricsSet::new();
+        let exchange_metrics = ExchangeMetrics::new(&metrics);
         ExchangeExec {
             kind,
             input,
             input_placement,
             props: Arc::new(props),
             output: Mutex::new(None),
+            metrics,
+            exchange_metrics,
             root_only: AtomicBool::new(false),
         }
     }
@@ -124,143 +129,68 @@ impl ExchangeExec {
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Option<Vec<Vec<RecordBatch>>>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<StageBuffers>> {
         self.output.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Collective. Drains the input partitions this rank contributes, agrees on success with
-    /// every rank, exchanges the rows and keeps this rank's output partitions. `cancel` is
-    /// checked between batches; a cancelled rank makes the stage fail on every rank.
+    /// Collective. Reads the input partitions this rank contributes and moves their rows in
+    /// rounds of bounded size (`heatsql.exchange_round_bytes`, see `rounds`), keeping this
+    /// rank's output partitions (in memory under the session's memory pool, spilled beyond).
+    /// `cancel` is checked between batches; an error or a cancelled rank makes the stage fail
+    /// on every rank with the same error.
     pub async fn materialize(&self, comm: &Comm, ctx: Arc<TaskContext>, cancel: &AtomicBool) -> Result<()> {
         let me = comm.rank();
         let gathering = !matches!(self.kind, ExchangeKind::Shuffle(_));
         let root_only = self.root_only.load(Ordering::Relaxed);
+        engine::comm::abort::test_panic_point("exchange", me);
+        let round_bytes = comm
+            .agree(crate::settings::exchange_round_bytes(&ctx))
+            .map_err(agreed)?;
         // Owned partitions are contributed by their owner. A partition present everywhere is
         // contributed once, by rank 0, to a shuffle; a gather reads it locally on every rank
         // that receives rows.
+        let receives = !root_only || me == 0;
         let runs: Vec<usize> = (0..self.input_placement.len())
             .filter(|&i| match self.input_placement[i] {
                 Placement::Owned(r) => r == me,
-                Placement::Everywhere => (gathering && !root_only) || me == 0,
+                Placement::Everywhere => (gathering && receives) || (!gathering && me == 0),
             })
             .collect();
-        let drained = self.drain(&runs, &ctx, cancel, me).await;
-        let drained = comm.agree(drained).map_err(agreed)?;
         let n_in = self.input_placement.len();
         let schema = self.input.schema();
-        let output = match &self.kind {
-            ExchangeKind::Shuffle(partitioning) => {
-                let size = comm.size();
-                let n_out = partitioning.partition_count();
-                // One send buffer, destinations in rank order (no second copy for alltoallv).
-                let mut send = Vec::new();
-                let mut counts = vec![0usize; size];
-                let mut pieces: Vec<Vec<Vec<RecordBatch>>> = vec![vec![Vec::new(); n_out]; size];
-                let cut = (|| {
-                    for (i, batches) in drained {
-                        let mut partitioner = BatchPartitioner::try_new(partitioning.clone(), Time::new(), i, n_in)?;
-                        for batch in batches {
-                            partitioner.partition(batch, |out, piece| {
-                                pieces[out % size][out].push(piece);
-                                Ok(())
-                            })?;
-                        }
-                    }
-                    for (dest, parts) in pieces.iter().enumerate() {
-                        let before = send.len();
-                        for (out, batches) in parts.iter().enumerate() {
-                            ipc::encode(&mut send, &schema, out, batches)?;
-                        }
-                        counts[dest] = send.len() - before;
-                    }
-                    Ok::<_, DataFusionError>(())
-                })();
-                comm.agree(cut).map_err(agreed)?;
-                let (received, _) = comm.alltoallv(&send, &counts).map_err(external)?;
-                let mut output = vec![Vec::new(); n_out];
-                let decoded = ipc::decode(&received, |out, batch| {
-                    output
-                        .get_mut(out)
-                        .ok_or_else(|| DataFusionError::Internal(format!("exchange: partition {out} received")))?
-                        .push(batch);
-                    Ok(())
-                });
-                comm.agree(decoded).map_err(agreed)?;
-                output
-            }
-            ExchangeKind::Gather | ExchangeKind::Concat { .. } => {
-                let mut output = vec![Vec::new(); n_in];
-                let owned_anywhere = self.input_placement.iter().any(|p| matches!(p, Placement::Owned(_)));
-                let mut send = Vec::new();
-                let encoded = (|| {
-                    for (i, batches) in drained {
-                        match self.input_placement[i] {
-                            Placement::Everywhere => output[i] = batches,
-                            Placement::Owned(_) => ipc::encode(&mut send, &schema, i, &batches)?,
-                        }
-                    }
-                    Ok::<_, DataFusionError>(())
-                })();
-                comm.agree(encoded).map_err(agreed)?;
-                if owned_anywhere {
-                    let received = if root_only {
-                        comm.gatherv(&send, 0)
-                            .map_err(external)?
-                            .map(|r| r.0)
-                            .unwrap_or_default()
-                    } else {
-                        comm.allgatherv(&send).map_err(external)?.0
-                    };
-                    let decoded = ipc::decode(&received, |i, batch| {
-                        output
-                            .get_mut(i)
-                            .ok_or_else(|| DataFusionError::Internal(format!("exchange: partition {i} received")))?
-                            .push(batch);
-                        Ok(())
-                    });
-                    comm.agree(decoded).map_err(agreed)?;
-                }
-                match self.kind {
-                    ExchangeKind::Concat { fetch } => vec![first_rows(&output.concat(), fetch.unwrap_or(usize::MAX))],
-                    _ => output,
-                }
-            }
+        let (route, n_out) = match &self.kind {
+            ExchangeKind::Shuffle(p) => (Route::Shuffle(p.clone()), p.partition_count()),
+            ExchangeKind::Gather | ExchangeKind::Concat { .. } => (
+                Route::Gather {
+                    to_root: root_only,
+                    local: self
+                        .input_placement
+                        .iter()
+                        .map(|p| *p == Placement::Everywhere)
+                        .collect(),
+                },
+                n_in,
+            ),
         };
-        *self.lock() = Some(output);
+        let mut out = StageBuffers::new(self.kind_name(), n_out, Arc::clone(&schema), &ctx, &self.metrics);
+        let feed = Feed::new(Arc::clone(&self.input), Arc::clone(&ctx), runs);
+        rounds::run(
+            comm,
+            &route,
+            schema,
+            feed,
+            n_in,
+            &mut out,
+            round_bytes,
+            cancel,
+            &self.exchange_metrics,
+        )
+        .await?;
+        *self.lock() = Some(out);
         Ok(())
     }
 
-    /// Executes and collects the input partitions `runs`.
-    async fn drain(
-        &self,
-        runs: &[usize],
-        ctx: &Arc<TaskContext>,
-        cancel: &AtomicBool,
-        me: usize,
-    ) -> Result<Vec<(usize, Vec<RecordBatch>)>> {
-        let cancelled = || DataFusionError::Execution(format!("query cancelled on rank {me}"));
-        if cancel.load(Ordering::Relaxed) {
-            return Err(cancelled());
-        }
-        let mut drained = Vec::with_capacity(runs.len());
-        for &i in runs {
-            let mut stream = self.input.execute(i, Arc::clone(ctx))?;
-            let mut batches = Vec::new();
-            while let Some(batch) = stream.next().await {
-                if cancel.load(Ordering::Relaxed) {
-                    return Err(cancelled());
-                }
-                let batch = batch?;
-                if batch.num_rows() > 0 {
-                    batches.push(batch);
-                }
-            }
-            drained.push((i, batches));
-        }
-        Ok(drained)
-    }
-
-    /// Forgets the materialized rows (after the query).
+    /// Forgets the materialized rows (after the query); spill files are deleted.
     pub fn release(&self) {
         *self.lock() = None;
     }
@@ -367,10 +297,20 @@ impl ExecutionPlan for ExchangeExec {
         let output = guard
             .as_ref()
             .ok_or_else(|| DataFusionError::Internal("ExchangeExec executed before its stage ran".into()))?;
-        let batches = output
-            .get(partition)
-            .cloned()
-            .ok_or_else(|| DataFusionError::Internal(format!("ExchangeExec has no partition {partition}")))?;
-        Ok(Box::pin(MemoryStream::try_new(batches, self.input.schema(), None)?))
+        match self.kind {
+            // One partition: every input partition in partition order, at most `fetch` rows.
+            ExchangeKind::Concat { fetch } if partition == 0 => output.stream(0..output.buffer_count(), fetch),
+            ExchangeKind::Concat { .. } => Err(DataFusionError::Internal(format!(
+                "MpiConcatExec has no partition {partition}"
+            ))),
+            _ if partition < output.buffer_count() => output.stream(partition..partition + 1, None),
+            _ => Err(DataFusionError::Internal(format!(
+                "ExchangeExec has no partition {partition}"
+            ))),
+        }
+    }
+
+    fn metrics(&self) -> Option<MetricsSet> {
+        Some(self.metrics.clone_inner())
     }
 }

@@ -198,13 +198,12 @@ pub fn sort_batches(
             let piece = take_record_batch(&local, &UInt64Array::from(rows))?;
             let mut columns = piece.columns().to_vec();
             columns.push(Arc::new(UInt64Array::from(pos)) as ArrayRef);
-            let before = send.len();
-            ipc::encode(
-                &mut send,
+            let message = ipc::encode_message(
                 &with_pos,
-                0,
-                &[RecordBatch::try_new(Arc::clone(&with_pos), columns)?],
+                &[(0, ipc::compact(&RecordBatch::try_new(Arc::clone(&with_pos), columns)?)?)],
             )?;
+            send.extend_from_slice(&message);
+            let before = send.len() - message.len();
             *count = send.len() - before;
         }
         Ok::<_, DataFusionError>(())
@@ -212,12 +211,17 @@ pub fn sort_batches(
     comm.agree(encoded).map_err(agreed)?;
     drop(sorted);
     drop(local);
-    let (received, _) = comm.alltoallv(&send, &send_counts).map_err(external)?;
+    let (received, recv_counts) = comm.alltoallv(&send, &send_counts).map_err(external)?;
     drop(send);
     let mut pieces = Vec::new();
-    let decoded = ipc::decode(&received, |_, b| {
-        pieces.push(b);
-        Ok(())
+    let mut at = 0;
+    let decoded = recv_counts.iter().try_for_each(|&n| {
+        let block = &received[at..at + n];
+        at += n;
+        ipc::decode_message(block, |_, b| {
+            pieces.push(b);
+            Ok(())
+        })
     });
     comm.agree(decoded).map_err(agreed)?;
     drop(received);
