@@ -62,7 +62,8 @@ FROM readings r JOIN stations s ON r.station_id = s.station_id
 GROUP BY s.region ORDER BY s.region;
 
 -- 5. How it ran: the physical plan with its MPI exchanges (MpiShuffleExec,
---    MpiGatherExec) where rows from different ranks must meet.
+--    MpiGatherExec) where rows from different ranks must meet; one rank runs
+--    DataFusion's own plan (its partitions are the rank's threads).
 SET datafusion.explain.physical_plan_only = true;
 EXPLAIN SELECT s.region, avg(r.temperature_c) AS mean_c
 FROM readings r JOIN stations s ON r.station_id = s.station_id

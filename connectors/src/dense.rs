@@ -105,7 +105,8 @@ pub fn is_dense_type(t: &DataType) -> bool {
     )
 }
 
-/// One partition of a plain scan of a distributed Parquet table (see the module documentation).
+/// Partitions of a plain scan of a distributed Parquet table, read as one (see the module
+/// documentation).
 #[derive(Debug, Clone)]
 pub struct DenseScan {
     store: Arc<dyn ObjectStore>,
@@ -118,10 +119,10 @@ pub struct DenseScan {
 }
 
 impl DenseScan {
-    /// Partition `partition` of `plan`, when `plan` is the scan of a distributed Parquet table
+    /// Partitions `partitions` of `plan` in that order, when `plan` is the scan of a distributed Parquet table
     /// that only selects columns: no filter or limit, no computed or partition columns, no
     /// byte ranges or row selections within row groups. `None` otherwise (read it as Arrow).
-    pub fn from_plan(plan: &dyn ExecutionPlan, partition: usize, ctx: &TaskContext) -> Option<Self> {
+    pub fn from_plan(plan: &dyn ExecutionPlan, partitions: &[usize], ctx: &TaskContext) -> Option<Self> {
         let config = plan
             .downcast_ref::<DataSourceExec>()?
             .data_source()
@@ -145,7 +146,11 @@ impl DenseScan {
             }
         }
         let mut files = Vec::new();
-        for file in config.file_groups.get(partition)?.iter() {
+        let mut groups = Vec::with_capacity(partitions.len());
+        for &p in partitions {
+            groups.push(config.file_groups.get(p)?);
+        }
+        for file in groups.into_iter().flat_map(|g| g.iter()) {
             if file.range.is_some() {
                 return None;
             }

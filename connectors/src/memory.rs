@@ -124,11 +124,13 @@ impl TableProvider for RankSplitMemTable {
 
     async fn scan(
         &self,
-        _state: &dyn Session,
+        state: &dyn Session,
         projection: Option<&Vec<usize>>,
         _filters: &[Expr],
         _limit: Option<usize>,
     ) -> DFResult<Arc<dyn ExecutionPlan>> {
+        let ranks = self.rows_per_rank.len();
+        let partitions = ranks * (state.config().target_partitions() / ranks).max(1);
         let (schema, local) = match projection {
             Some(p) => (
                 Arc::new(self.schema.project(p)?),
@@ -141,12 +143,14 @@ impl TableProvider for RankSplitMemTable {
             local,
             self.rows_per_rank.clone(),
             self.rank,
+            partitions,
         )))
     }
 }
 
-/// The scan of a [`RankSplitMemTable`]: P partitions, partition r being rank r's rows (this
-/// rank can produce only its own partition; the others are empty here). Its display shows
+/// The scan of a [`RankSplitMemTable`]: `target_partitions` = P × k partitions, partition r·k
+/// being rank r's rows and the others empty (this rank can produce only its own rows; the
+/// other partitions are empty here). Its display shows
 /// nothing rank-specific, so plans are the same on every rank.
 #[derive(Debug)]
 pub struct RankSplitMemoryExec {
@@ -158,15 +162,21 @@ pub struct RankSplitMemoryExec {
     rows_per_rank: Vec<u64>,
     /// This rank.
     rank: usize,
-    /// Partitioning (P unknown partitions), ordering, boundedness.
+    /// Partitioning (unknown partitions), ordering, boundedness.
     properties: Arc<PlanProperties>,
 }
 
 impl RankSplitMemoryExec {
-    fn new(schema: SchemaRef, local: Vec<RecordBatch>, rows_per_rank: Vec<u64>, rank: usize) -> Self {
+    fn new(
+        schema: SchemaRef,
+        local: Vec<RecordBatch>,
+        rows_per_rank: Vec<u64>,
+        rank: usize,
+        partitions: usize,
+    ) -> Self {
         let properties = PlanProperties::new(
             EquivalenceProperties::new(Arc::clone(&schema)),
-            Partitioning::UnknownPartitioning(rows_per_rank.len()),
+            Partitioning::UnknownPartitioning(partitions.max(rows_per_rank.len())),
             EmissionType::Incremental,
             Boundedness::Bounded,
         );
@@ -180,9 +190,21 @@ impl RankSplitMemoryExec {
     }
 }
 
+impl RankSplitMemoryExec {
+    /// The partition holding rank `rank`'s rows (the first of its k).
+    fn first_partition(&self, rank: usize) -> usize {
+        let per_rank = self.properties.output_partitioning().partition_count() / self.rows_per_rank.len().max(1);
+        rank * per_rank.max(1)
+    }
+}
+
 impl DisplayAs for RankSplitMemoryExec {
     fn fmt_as(&self, _t: DisplayFormatType, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-        write!(f, "RankSplitMemoryExec: partitions={}", self.rows_per_rank.len())
+        write!(
+            f,
+            "RankSplitMemoryExec: partitions={}",
+            self.properties.output_partitioning().partition_count()
+        )
     }
 }
 
@@ -219,7 +241,7 @@ impl ExecutionPlan for RankSplitMemoryExec {
     }
 
     fn execute(&self, partition: usize, _context: Arc<TaskContext>) -> DFResult<SendableRecordBatchStream> {
-        let batches = if partition == self.rank {
+        let batches = if partition == self.first_partition(self.rank) {
             self.local.clone()
         } else {
             Vec::new()
@@ -232,8 +254,10 @@ impl ExecutionPlan for RankSplitMemoryExec {
     }
 
     fn statistics_from_inputs(&self, _inputs: &[Arc<Statistics>], args: &StatisticsArgs) -> DFResult<Arc<Statistics>> {
+        let per_rank = self.properties.output_partitioning().partition_count() / self.rows_per_rank.len().max(1);
         let rows = match args.partition() {
-            Some(p) => self.rows_per_rank.get(p).copied().unwrap_or(0),
+            Some(p) if p % per_rank.max(1) == 0 => self.rows_per_rank.get(p / per_rank.max(1)).copied().unwrap_or(0),
+            Some(_) => 0,
             None => self.rows_per_rank.iter().sum(),
         };
         Ok(Arc::new(

@@ -1,9 +1,10 @@
 //! [`DistributedParquetTable`]: a Parquet table split row-wise over the ranks.
 //!
 //! Every rank holds the same file list, schema, statistics and row-group assignment, and builds
-//! the same scan: P output partitions, partition r being rank r's row groups (files in path
-//! order, row groups in file order). A rank executes only its own partition (the exchanges of
-//! `udfs::exchange` see to that); projection and predicate pushdown (row-group statistics,
+//! the same scan: `target_partitions` (= P × k, k partitions per rank) output partitions,
+//! partitions r·k … r·k + k − 1 being rank r's row groups in k runs (files in path order, row
+//! groups in file order: the partitions in order hold the table in order). A rank executes only
+//! its own partitions (the exchanges of `udfs::exchange` see to that); projection and predicate pushdown (row-group statistics,
 //! page index, row filters) apply. The scan's object store URL carries the
 //! [`RANK_SPLIT_PREFIX`] so that plan rewrites recognise it ([`is_rank_split_scan`]).
 
@@ -230,6 +231,51 @@ fn check_same_schema(first: &Schema, other: &Schema) -> std::result::Result<(), 
     Ok(())
 }
 
+impl DistributedParquetTable {
+    /// The scan's `P × per_rank` file groups (the same on every rank): partition
+    /// `r·per_rank + j` is the `j`-th of `per_rank` runs of rank r's row groups, consecutive in
+    /// the global order (files in path order, row groups in file order) and of about equal
+    /// rows, so the partitions in order hold the table's rows in order. A rank with fewer row
+    /// groups than `per_rank` leaves some of its partitions empty.
+    fn file_groups(&self, per_rank: usize) -> Vec<FileGroup> {
+        let ranks = self.rows_per_rank.len();
+        // Per partition, per file: the row groups it scans.
+        let mut picks: Vec<Vec<(usize, Vec<usize>)>> = vec![Vec::new(); ranks * per_rank];
+        let mut before = vec![0u64; ranks];
+        for (f, file) in self.files.iter().enumerate() {
+            for (rg, &owner) in file.owners.iter().enumerate() {
+                let rows = file.row_group_rows[rg];
+                let total = self.rows_per_rank[owner].max(1);
+                // The run holding this row group's first row.
+                let first = u128::from(before[owner]);
+                let run = ((first * per_rank as u128 / u128::from(total)) as usize).min(per_rank - 1);
+                before[owner] += rows;
+                let files = &mut picks[owner * per_rank + run];
+                match files.last_mut() {
+                    Some((last, rgs)) if *last == f => rgs.push(rg),
+                    _ => files.push((f, vec![rg])),
+                }
+            }
+        }
+        picks
+            .into_iter()
+            .map(|files| {
+                files
+                    .into_iter()
+                    .map(|(f, rgs)| {
+                        let file = &self.files[f];
+                        let mut plan = ParquetAccessPlan::new_none(file.row_group_rows.len());
+                        for rg in rgs {
+                            plan.scan(rg);
+                        }
+                        PartitionedFile::new_from_meta(file.meta.clone()).with_extension(plan)
+                    })
+                    .collect()
+            })
+            .collect()
+    }
+}
+
 #[async_trait::async_trait]
 impl TableProvider for DistributedParquetTable {
     fn schema(&self) -> SchemaRef {
@@ -264,22 +310,9 @@ impl TableProvider for DistributedParquetTable {
         let source = ParquetSource::new(Arc::clone(&self.schema))
             .with_table_parquet_options(state.default_table_options().parquet)
             .with_enable_page_index(true);
-        // Partition r: rank r's row groups, in the global order (the same plan on every rank).
-        let groups: Vec<FileGroup> = (0..self.rows_per_rank.len())
-            .map(|rank| {
-                self.files
-                    .iter()
-                    .filter(|f| f.owners.contains(&rank))
-                    .map(|f| {
-                        let mut plan = ParquetAccessPlan::new_none(f.row_group_rows.len());
-                        for (rg, _) in f.owners.iter().enumerate().filter(|(_, o)| **o == rank) {
-                            plan.scan(rg);
-                        }
-                        PartitionedFile::new_from_meta(f.meta.clone()).with_extension(plan)
-                    })
-                    .collect()
-            })
-            .collect();
+        let ranks = self.rows_per_rank.len();
+        let per_rank = (state.config().target_partitions() / ranks).max(1);
+        let groups = self.file_groups(per_rank);
         let config = FileScanConfigBuilder::new(self.store_url.clone(), Arc::new(source))
             .with_file_groups(groups)
             .with_projection_indices(projection.cloned())?

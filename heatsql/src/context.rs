@@ -25,15 +25,27 @@ pub const REQUIRED_SETTINGS: [(&str, &str); 4] = [
     ("datafusion.optimizer.repartition_file_scans", "false"),
     ("datafusion.optimizer.enable_join_dynamic_filter_pushdown", "false"),
     ("datafusion.execution.enable_file_stream_work_stealing", "false"),
-    ("datafusion.execution.target_partitions", "the number of ranks"),
+    (
+        "datafusion.execution.target_partitions",
+        "a multiple of the number of ranks",
+    ),
 ];
+
+/// The partitions each rank runs at once: its compute threads
+/// ([`engine::device::threads_per_rank`]: `HEATSQL_THREADS` or `--threads` if set, else the
+/// node's cores over the ranks on the node). One rank per node of 64 cores plans 64 partitions
+/// per rank; under `mpirun -n 2` on two cores each rank runs one.
+pub fn partitions_per_rank(comm: &Comm) -> usize {
+    engine::device::threads_per_rank(comm.local_size())
+}
 
 /// A heatsql session: DataFusion with distributed Parquet tables, MPI exchanges, distributed
 /// `COPY TO` and heatsql's table functions (`pca`, `pca_project`).
 ///
 /// SPMD: every rank creates a `HeatContext` and runs the same statements in the same order.
 /// Tables are split row-wise over the ranks; [`HeatContext::sql`] plans a statement the same way
-/// on every rank (with `target_partitions` = number of ranks) and the returned [`HeatFrame`]
+/// on every rank (with `target_partitions` = P × the threads of a rank, [`partitions_per_rank`])
+/// and the returned [`HeatFrame`]
 /// runs it with MPI exchanges where rows must meet, so every query returns exactly what
 /// single-process DataFusion returns on the whole data.
 ///
@@ -74,8 +86,9 @@ impl Default for HeatContext {
 }
 
 impl HeatContext {
-    /// A session planning with one partition per rank (partition r of a table is rank r's
-    /// share), distributed `STORED AS PARQUET` tables, and MPI initialised.
+    /// A session planning with [`partitions_per_rank`] partitions per rank (partition i of a
+    /// table is part of rank i mod P's share; a rank runs its partitions in parallel),
+    /// distributed `STORED AS PARQUET` tables, and MPI initialised.
     ///
     /// Settings that assume one process are off: file-scan work stealing (a partition would
     /// read row groups of partitions other ranks read) and join dynamic filters (they wait for
@@ -85,7 +98,7 @@ impl HeatContext {
     pub fn new() -> Self {
         let comm = Comm::world();
         let config = SessionConfig::new()
-            .with_target_partitions(comm.size())
+            .with_target_partitions(comm.size() * partitions_per_rank(comm))
             .with_information_schema(true)
             .set_bool("datafusion.optimizer.repartition_file_scans", false)
             .set_bool("datafusion.optimizer.enable_join_dynamic_filter_pushdown", false)

@@ -8,7 +8,7 @@ use datafusion::physical_plan::ExecutionPlan;
 use futures::future::BoxFuture;
 use udfs::convert::{DenseOut, DenseScans, DenseSource};
 
-/// A partition of a plain distributed Parquet scan, opened on first use.
+/// Partitions of a plain distributed Parquet scan, opened on first use.
 #[derive(Debug)]
 struct ParquetDense {
     scan: connectors::DenseScan,
@@ -53,8 +53,8 @@ impl DenseSource for ParquetDense {
     }
 }
 
-fn find(plan: &dyn ExecutionPlan, partition: usize, ctx: &TaskContext) -> Option<Box<dyn DenseSource>> {
-    let scan = connectors::DenseScan::from_plan(plan, partition, ctx)?;
+fn find(plan: &dyn ExecutionPlan, partitions: &[usize], ctx: &TaskContext) -> Option<Box<dyn DenseSource>> {
+    let scan = connectors::DenseScan::from_plan(plan, partitions, ctx)?;
     Some(Box::new(ParquetDense { scan, open: None }))
 }
 

@@ -69,14 +69,22 @@ impl HeatFrame {
     fn check_settings(&self) -> Result<()> {
         let task = self.df.task_ctx();
         let entries = task.session_config().options().entries();
-        let ranks = self.comm.size().to_string();
+        let ranks = self.comm.size();
         for (name, want) in crate::context::REQUIRED_SETTINGS {
-            let want = if name == "datafusion.execution.target_partitions" {
-                ranks.as_str()
-            } else {
-                want
-            };
             let have = entries.iter().find(|e| e.key == name).and_then(|e| e.value.clone());
+            if name == "datafusion.execution.target_partitions" {
+                let partitions = have.as_deref().and_then(|v| v.parse::<usize>().ok()).unwrap_or(0);
+                if partitions == 0 || partitions % ranks != 0 {
+                    let k = crate::context::partitions_per_rank(self.comm);
+                    return Err(DataFusionError::Plan(format!(
+                        "heatsql runs distributed plans with {name} a multiple of the number of ranks ({ranks}), \
+                         not {}; set it back (SET {name} = {})",
+                        have.as_deref().unwrap_or("unset"),
+                        ranks * k
+                    )));
+                }
+                continue;
+            }
             if have.as_deref() != Some(want) {
                 return Err(DataFusionError::Plan(format!(
                     "heatsql runs distributed plans with {name} = {want}; set it back (SET {name} = {want})"

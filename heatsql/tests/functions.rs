@@ -30,6 +30,16 @@ fn table_functions_at_p_1_to_4() {
             "too few checks ran at P={p}"
         );
     }
+    // Two partitions per rank: the loads read a rank's partitions (dense or streamed) in order.
+    for p in [1, 2] {
+        let dir = scratch.join(format!("threads-p{p}")).display().to_string();
+        let envs = [("HEATSQL_THREADS", "2".to_string())];
+        let run = mpirun(BIN, p, &[fixtures, &dir], &envs, Duration::from_secs(300));
+        assert!(
+            assert_checks_passed(&run, "function checks", p) >= 250,
+            "too few checks ran at P={p} with two partitions per rank"
+        );
+    }
     // The same seed gives the same k-means output at every P: cluster numbers exactly,
     // distances and centroids to 1e-10 (sums are added in another order at another P).
     let seeded =

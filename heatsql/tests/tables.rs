@@ -52,6 +52,32 @@ fn local_parquet_tables_at_p_1_to_4() {
     run_suite(&base, &out, &[]);
 }
 
+/// Several partitions per rank (`HEATSQL_THREADS`: scans split a rank's row groups into runs,
+/// exchanges read a rank's partitions in parallel): the same checks pass, table order kept.
+#[test]
+fn local_parquet_tables_with_several_partitions_per_rank() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = scratch("tables-threads");
+    let base = dir.join("fixtures").display().to_string();
+    let fixtures = mpirun(BIN, 1, &["gen", &base], &[], Duration::from_secs(120));
+    assert_eq!(
+        fixtures.code,
+        Some(0),
+        "fixtures: {}\n{}",
+        fixtures.stdout,
+        fixtures.stderr
+    );
+    for (p, threads) in [(1, "3"), (2, "2"), (3, "2")] {
+        let out = dir.join(format!("out-p{p}")).display().to_string();
+        let envs = [("HEATSQL_THREADS", threads.to_string())];
+        let run = mpirun(BIN, p, &["check", &base, &out], &envs, Duration::from_secs(300));
+        assert!(
+            assert_checks_passed(&run, "table checks", p) >= 80,
+            "too few checks ran at P={p} with {threads} partitions per rank"
+        );
+    }
+}
+
 /// moto's S3 server on a free local port, stopped when dropped.
 struct Moto {
     child: Child,

@@ -93,6 +93,17 @@ fn slt_files_pass_at_p_1_to_4() {
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
 }
 
+/// The same files with several partitions per rank (`HEATSQL_THREADS`).
+#[test]
+fn slt_files_pass_with_several_partitions_per_rank() {
+    let files = slt_files();
+    let args: Vec<&str> = files.iter().map(String::as_str).collect();
+    for (p, threads) in [(1, "3"), (2, "2"), (3, "2")] {
+        let run = mpirun(BIN, p, &args, &[("HEATSQL_THREADS", threads.to_string())], TIMEOUT);
+        assert_passed(&run, &format!("slt at P={p}: {} files, ", files.len()));
+    }
+}
+
 #[test]
 fn slt_files_pass_on_the_reference() {
     let files = slt_files();

@@ -47,8 +47,8 @@ pub trait DenseSource: Send + Sync + fmt::Debug {
     ) -> BoxFuture<'a, Result<Vec<u64>>>;
 }
 
-/// What recognises dense sources in plans: partition `p` of a plan, or `None`.
-pub type DenseScanFn = dyn Fn(&dyn ExecutionPlan, usize, &TaskContext) -> Option<Box<dyn DenseSource>> + Send + Sync;
+/// What recognises dense sources in plans: partitions `ps` of a plan (in order), or `None`.
+pub type DenseScanFn = dyn Fn(&dyn ExecutionPlan, &[usize], &TaskContext) -> Option<Box<dyn DenseSource>> + Send + Sync;
 
 /// A `SessionConfig` extension: how this session finds [`DenseSource`]s for plan partitions.
 pub struct DenseScans(Arc<DenseScanFn>);
@@ -62,16 +62,16 @@ impl fmt::Debug for DenseScans {
 impl DenseScans {
     /// The extension calling `find`.
     pub fn new(
-        find: impl Fn(&dyn ExecutionPlan, usize, &TaskContext) -> Option<Box<dyn DenseSource>> + Send + Sync + 'static,
+        find: impl Fn(&dyn ExecutionPlan, &[usize], &TaskContext) -> Option<Box<dyn DenseSource>> + Send + Sync + 'static,
     ) -> Self {
         DenseScans(Arc::new(find))
     }
 
-    /// Partition `partition` of `plan` as a dense source, if the session's extension
-    /// recognises it.
-    pub fn find(ctx: &TaskContext, plan: &dyn ExecutionPlan, partition: usize) -> Option<Box<dyn DenseSource>> {
+    /// Partitions `partitions` of `plan`, in that order, as one dense source, if the session's
+    /// extension recognises it.
+    pub fn find(ctx: &TaskContext, plan: &dyn ExecutionPlan, partitions: &[usize]) -> Option<Box<dyn DenseSource>> {
         let scans = ctx.session_config().get_extension::<DenseScans>()?;
-        (scans.0)(plan, partition, ctx)
+        (scans.0)(plan, partitions, ctx)
     }
 }
 

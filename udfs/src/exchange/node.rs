@@ -123,7 +123,10 @@ impl ExchangeExec {
     /// Where each output partition lives.
     pub fn output_placement(&self, size: usize) -> Vec<Placement> {
         match &self.kind {
-            ExchangeKind::Shuffle(p) => (0..p.partition_count()).map(|i| Placement::Owned(i % size)).collect(),
+            ExchangeKind::Shuffle(p) => {
+                let n = p.partition_count();
+                (0..n).map(|i| Placement::Owned(Placement::owner(i, n, size))).collect()
+            }
             ExchangeKind::Gather => vec![Placement::Everywhere; self.input_placement.len()],
             ExchangeKind::Concat { .. } => vec![Placement::Everywhere],
         }

@@ -44,6 +44,21 @@ pub enum Placement {
     Everywhere,
 }
 
+impl Placement {
+    /// The rank owning partition `partition` of `partitions` split over `ranks` ranks: the
+    /// partitions in contiguous blocks, rank r owning `r·n/P … (r+1)·n/P − 1` (with
+    /// `n = P × k`: partitions r·k … r·k + k − 1). Partition order is then rank order, so the
+    /// rows of a rank-split table read in partition order are the table in order.
+    pub fn owner(partition: usize, partitions: usize, ranks: usize) -> usize {
+        (partition * ranks / partitions.max(1)).min(ranks.max(1) - 1)
+    }
+
+    /// The first partition rank `rank` owns (see [`Self::owner`]); `partitions` when it owns none.
+    pub fn first_of(rank: usize, partitions: usize, ranks: usize) -> usize {
+        (rank * partitions).div_ceil(ranks.max(1))
+    }
+}
+
 /// Rewrites DataFusion's physical plan (planned with `target_partitions` = `size`) for `size`
 /// ranks: exchanges where rows must meet, see the module documentation. `is_rank_split` tells
 /// the leaves whose partition r is read by rank r (the distributed Parquet scans); every other
@@ -110,8 +125,13 @@ impl Rewriter<'_> {
         (node, placement)
     }
 
-    /// `input` with every partition on every rank (partitions kept).
+    /// `input` with every partition on every rank (partitions kept). With one rank, where
+    /// every partition is, that is already so.
     fn everywhere(&mut self, input: Placed) -> Placed {
+        if self.size == 1 {
+            let n = input.1.len();
+            return (input.0, vec![Placement::Everywhere; n]);
+        }
         if everywhere(&input.1) {
             input
         } else {
@@ -122,7 +142,13 @@ impl Rewriter<'_> {
     fn rewrite(&mut self, plan: Arc<dyn ExecutionPlan>) -> Result<Placed> {
         let n = partitions(&plan);
         if (self.is_rank_split)(plan.as_ref()) {
-            return Ok((plan, (0..n).map(|i| Placement::Owned(i % self.size)).collect()));
+            // P × k partitions: rank r reads partitions r·k … r·k + k − 1.
+            return Ok((
+                plan,
+                (0..n)
+                    .map(|i| Placement::Owned(Placement::owner(i, n, self.size)))
+                    .collect(),
+            ));
         }
         let children: Vec<Arc<dyn ExecutionPlan>> = plan.children().into_iter().cloned().collect();
         if children.is_empty() {
@@ -133,6 +159,11 @@ impl Rewriter<'_> {
         if let Some(r) = any.downcast_ref::<RepartitionExec>() {
             let input = self.rewrite(Arc::clone(r.input()))?;
             let partitioning = r.partitioning().clone();
+            if self.size == 1 {
+                // One rank: DataFusion's own in-process repartition (no stage, pipelined).
+                let n = partitioning.partition_count();
+                return Ok((with_children(plan, vec![input.0])?, vec![Placement::Owned(0); n]));
+            }
             if !matches!(
                 partitioning,
                 Partitioning::Hash(..) | Partitioning::RoundRobinBatch(_) | Partitioning::Range(_)
@@ -153,6 +184,8 @@ impl Rewriter<'_> {
         }
         if let Some(c) = any.downcast_ref::<CoalescePartitionsExec>() {
             let input = self.rewrite(Arc::clone(c.input()))?;
+            // Also with one rank: the partitions concatenated in partition order (DataFusion's
+            // merge interleaves them; unordered results keep the table's order here).
             return Ok(self.exchange(ExchangeKind::Concat { fetch: c.fetch() }, input));
         }
         if let Some(m) = any.downcast_ref::<SortPreservingMergeExec>() {
@@ -283,7 +316,7 @@ impl Rewriter<'_> {
                 placement.push(c.1);
                 inputs.push(c.0);
             }
-            let node = Arc::new(f.placed(inputs, placement));
+            let node = Arc::new(f.placed(inputs, placement, self.size));
             let output = node.output_placement();
             self.stages.push(Stage::Function(Arc::clone(&node)));
             return Ok((node, output));

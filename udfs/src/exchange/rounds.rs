@@ -17,21 +17,24 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use datafusion::arrow::compute::concat_batches;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::common::runtime::SpawnedTask;
 use datafusion::error::{DataFusionError, Result};
-use datafusion::execution::{SendableRecordBatchStream, TaskContext};
+use datafusion::execution::TaskContext;
 use datafusion::physical_expr::Partitioning;
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::metrics::{Count, ExecutionPlanMetricsSet, MetricBuilder, Time};
 use datafusion::physical_plan::repartition::BatchPartitioner;
 use engine::{Comm, RoundPattern};
-use futures::StreamExt;
+use futures::channel::mpsc;
+use futures::{SinkExt, StreamExt};
 
 use super::buffer::StageBuffers;
 use super::ipc;
+use super::placement::Placement;
 
 /// Where an exchange's rows go.
 pub(super) enum Route {
-    /// Row by row to output partitions (output partition o lives on rank o mod P).
+    /// Row by row to output partitions (output partition o lives on [`Placement::owner`]).
     Shuffle(Partitioning),
     /// Input partition i to buffer i on every rank (`to_root`: on rank 0 only).
     Gather {
@@ -65,42 +68,64 @@ impl ExchangeMetrics {
     }
 }
 
-/// The input partitions this rank reads, one stream after the other.
+/// The input partitions this rank reads, all at once: each partition runs as a task of its
+/// own (DataFusion's `SpawnedTask`, so the rank's `target_partitions / P` partitions use as
+/// many cores), its batches coming in order through one bounded channel. Dropping the feed
+/// stops the tasks.
 pub(super) struct Feed {
-    input: Arc<dyn ExecutionPlan>,
-    ctx: Arc<TaskContext>,
-    runs: VecDeque<usize>,
-    current: Option<(usize, SendableRecordBatchStream)>,
+    pub(super) ctx: Arc<TaskContext>,
+    rx: mpsc::Receiver<Result<(usize, RecordBatch)>>,
+    tasks: Vec<SpawnedTask<()>>,
 }
 
 impl Feed {
+    /// Batches buffered per running partition (beyond them a partition's task waits).
+    const BUFFERED_PER_PARTITION: usize = 2;
+
     pub fn new(input: Arc<dyn ExecutionPlan>, ctx: Arc<TaskContext>, runs: Vec<usize>) -> Self {
-        Feed {
-            input,
-            ctx,
-            runs: runs.into(),
-            current: None,
-        }
+        let (tx, rx) = mpsc::channel(Self::BUFFERED_PER_PARTITION * runs.len().max(1));
+        let tasks = runs
+            .into_iter()
+            .map(|i| {
+                let (input, ctx, mut tx) = (Arc::clone(&input), Arc::clone(&ctx), tx.clone());
+                SpawnedTask::spawn(async move {
+                    let mut stream = match input.execute(i, ctx) {
+                        Ok(s) => s,
+                        Err(e) => {
+                            let _ = tx.send(Err(e)).await;
+                            return;
+                        }
+                    };
+                    while let Some(next) = stream.next().await {
+                        let stop = next.is_err();
+                        let item = match next {
+                            Ok(b) if b.num_rows() == 0 => continue,
+                            Ok(b) => Ok((i, b)),
+                            Err(e) => Err(e),
+                        };
+                        // The receiver is gone when the exchange ended (failed elsewhere).
+                        if tx.send(item).await.is_err() || stop {
+                            return;
+                        }
+                    }
+                })
+            })
+            .collect();
+        Feed { ctx, rx, tasks }
     }
 
-    /// The next non-empty batch and its input partition; `None` when every run is read.
+    /// The next non-empty batch and its input partition; `None` when every run is read. A
+    /// partition whose task panicked (its channel closed early) is an error, not an end.
     pub async fn next(&mut self) -> Option<Result<(usize, RecordBatch)>> {
-        loop {
-            if self.current.is_none() {
-                let i = self.runs.pop_front()?;
-                match self.input.execute(i, Arc::clone(&self.ctx)) {
-                    Ok(s) => self.current = Some((i, s)),
-                    Err(e) => return Some(Err(e)),
-                }
-            }
-            let (i, stream) = self.current.as_mut().expect("a stream");
-            match stream.next().await {
-                Some(Ok(b)) if b.num_rows() == 0 => continue,
-                Some(Ok(b)) => return Some(Ok((*i, b))),
-                Some(Err(e)) => return Some(Err(e)),
-                None => self.current = None,
+        if let Some(item) = self.rx.next().await {
+            return Some(item);
+        }
+        for task in std::mem::take(&mut self.tasks) {
+            if let Err(e) = task.join().await {
+                return Some(Err(DataFusionError::ExecutionJoin(Box::new(e))));
             }
         }
+        None
     }
 }
 
@@ -308,7 +333,7 @@ pub(super) async fn run(
         if error.is_none() && exhausted && !outbox.pending_is_empty() {
             let flushed = (0..buffers).try_for_each(|i| {
                 let dest = match route {
-                    Route::Shuffle(_) => i % size,
+                    Route::Shuffle(_) => Placement::owner(i, buffers, size),
                     Route::Gather { .. } => 0,
                 };
                 outbox.flush(dest, i)
@@ -400,15 +425,17 @@ fn route_batch(
 ) -> Result<()> {
     match route {
         Route::Shuffle(partitioning) => {
+            let n_out = partitioning.partition_count();
             let partitioner = match &mut partitioners[i] {
                 Some(p) => p,
                 slot => slot.insert(BatchPartitioner::try_new(partitioning.clone(), Time::new(), i, n_in)?),
             };
             partitioner.partition(batch, |o, piece| {
-                if o % size == me {
+                let to = Placement::owner(o, n_out, size);
+                if to == me {
                     out.push(o, ipc::compact(&piece)?)
                 } else {
-                    outbox.add(o % size, o, piece)
+                    outbox.add(to, o, piece)
                 }
             })
         }

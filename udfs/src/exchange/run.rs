@@ -1,7 +1,7 @@
 //! Running a distributed plan: stages in one order on every rank, then this rank's output.
 
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::error::Result;
@@ -9,7 +9,7 @@ use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{ExecutionPlan, displayable};
 use engine::Comm;
-use futures::{StreamExt, TryStreamExt};
+use futures::StreamExt;
 
 use super::node::{ExchangeExec, ExchangeKind};
 use super::placement::Placement;
@@ -68,6 +68,9 @@ impl DistributedPlan {
         if self.placement == [Placement::Everywhere] {
             return self;
         }
+        if self.size == 1 && self.placement.len() == 1 {
+            return self;
+        }
         let node = Arc::new(ExchangeExec::new(
             ExchangeKind::Concat { fetch: None },
             Arc::clone(&self.plan),
@@ -116,6 +119,9 @@ impl DistributedPlan {
         let progress = crate::settings::progress_enabled(&ctx);
         let total = self.stages.len() as u64;
         let result = async {
+            // Checked again between batches by every stage, and by the final stage's reader.
+            let cancelled = cancelled(comm, cancel);
+            comm.agree(cancelled).map_err(super::node::agreed)?;
             for (i, stage) in self.stages.iter().enumerate() {
                 if progress {
                     let name = match stage {
@@ -156,16 +162,17 @@ impl DistributedPlan {
         )))
     }
 
-    /// [`Self::local_stream`] for a load into a DNDarray: when this rank's share is exactly its
-    /// own partition of a root the session recognises as a dense source (the plain scan of a
+    /// [`Self::local_stream`] for a load into a DNDarray: when this rank's share is partitions
+    /// it owns of a root the session recognises as a dense source (the plain scan of a
     /// Parquet table, [`crate::convert::DenseScans`]), that source comes along.
     pub fn local_input(&self, comm: &Comm, ctx: Arc<TaskContext>) -> Result<LoadInput> {
         let me = comm.rank();
-        let dense = match self.mine(me).as_slice() {
-            &[p] if p == me && self.placement[p] == Placement::Owned(me) => {
-                DenseScans::find(&ctx, self.plan.as_ref(), p)
-            }
-            _ => None,
+        let mine = self.mine(me);
+        let own = !mine.is_empty() && mine.iter().all(|&p| self.placement[p] == Placement::Owned(me));
+        let dense = if own {
+            DenseScans::find(&ctx, self.plan.as_ref(), &mine)
+        } else {
+            None
         };
         Ok(LoadInput {
             stream: self.local_stream(comm, ctx)?,
@@ -221,7 +228,19 @@ impl DistributedPlan {
             Ok(Vec::new())
         } else {
             match plan.plan.execute(0, ctx) {
-                Ok(stream) => stream.try_collect::<Vec<_>>().await,
+                Ok(mut stream) => {
+                    let mut batches = Vec::new();
+                    loop {
+                        if let Err(e) = cancelled(comm, cancel) {
+                            break Err(e);
+                        }
+                        match stream.next().await {
+                            Some(Ok(b)) => batches.push(b),
+                            Some(Err(e)) => break Err(e),
+                            None => break Ok(batches),
+                        }
+                    }
+                }
                 Err(e) => Err(e),
             }
         };
@@ -238,6 +257,18 @@ impl DistributedPlan {
                 Stage::Subqueries(_) => {}
             }
         }
+    }
+}
+
+/// The error of a query cancelled on this rank (see `HeatContext::cancel_flag`).
+fn cancelled(comm: &Comm, cancel: &AtomicBool) -> Result<()> {
+    if cancel.load(Ordering::Relaxed) {
+        Err(datafusion::error::DataFusionError::Execution(format!(
+            "query cancelled on rank {}",
+            comm.rank()
+        )))
+    } else {
+        Ok(())
     }
 }
 

@@ -43,8 +43,11 @@ pub struct FunctionExec {
     inputs: Vec<Arc<dyn ExecutionPlan>>,
     /// Where each input partition lives (set by the distributed rewrite).
     input_placement: Vec<Vec<Placement>>,
-    /// Ranks (= output partitions of a row-split output).
+    /// Output partitions of a row-split output (`target_partitions`).
     size: usize,
+    /// Ranks (the first partition rank r owns, [`Placement::first_of`], holds its rows of a
+    /// row-split output; set when placed).
+    ranks: usize,
     props: Arc<PlanProperties>,
     /// This rank's output rows, once the stage ran.
     output: Mutex<Option<Vec<RecordBatch>>>,
@@ -58,14 +61,15 @@ impl fmt::Debug for FunctionExec {
 }
 
 impl FunctionExec {
-    /// The node for `call` over `inputs`, for `size` ranks. Until the distributed rewrite
-    /// places them, every input partition counts as present on every rank.
+    /// The node for `call` over `inputs`, with `size` output partitions (row-split outputs;
+    /// `target_partitions`). Until the distributed rewrite places them, every input partition
+    /// counts as present on every rank.
     pub fn new(call: Arc<dyn TableFunction>, inputs: Vec<Arc<dyn ExecutionPlan>>, size: usize) -> Self {
         let input_placement = inputs
             .iter()
             .map(|i| vec![Placement::Everywhere; i.properties().output_partitioning().partition_count()])
             .collect();
-        Self::with_placement(call, inputs, input_placement, size)
+        Self::with_placement(call, inputs, input_placement, size, size)
     }
 
     fn with_placement(
@@ -73,6 +77,7 @@ impl FunctionExec {
         inputs: Vec<Arc<dyn ExecutionPlan>>,
         input_placement: Vec<Vec<Placement>>,
         size: usize,
+        ranks: usize,
     ) -> Self {
         let partitions = match call.output_layout() {
             Layout::RowSplit => size,
@@ -89,15 +94,17 @@ impl FunctionExec {
             inputs,
             input_placement,
             size,
+            ranks: ranks.max(1),
             props: Arc::new(props),
             output: Mutex::new(None),
             metrics: ExecutionPlanMetricsSet::new(),
         }
     }
 
-    /// The same call over `inputs`, placed as `placement` says (the distributed rewrite).
-    pub fn placed(&self, inputs: Vec<Arc<dyn ExecutionPlan>>, placement: Vec<Vec<Placement>>) -> Self {
-        Self::with_placement(Arc::clone(&self.call), inputs, placement, self.size)
+    /// The same call over `inputs`, placed as `placement` says, for `ranks` ranks (the
+    /// distributed rewrite).
+    pub fn placed(&self, inputs: Vec<Arc<dyn ExecutionPlan>>, placement: Vec<Vec<Placement>>, ranks: usize) -> Self {
+        Self::with_placement(Arc::clone(&self.call), inputs, placement, self.size, ranks)
     }
 
     /// The call.
@@ -108,7 +115,9 @@ impl FunctionExec {
     /// Where the output partitions live.
     pub fn output_placement(&self) -> Vec<Placement> {
         match self.call.output_layout() {
-            Layout::RowSplit => (0..self.size).map(Placement::Owned).collect(),
+            Layout::RowSplit => (0..self.size)
+                .map(|i| Placement::Owned(Placement::owner(i, self.size, self.ranks)))
+                .collect(),
             Layout::Replicated => vec![Placement::Everywhere],
         }
     }
@@ -119,8 +128,8 @@ impl FunctionExec {
 
     /// This rank's stream of input `i`: the partitions it owns (and on rank 0 those present
     /// everywhere) for a row-split input, every partition for a replicated one, in partition
-    /// order. A row-split input of which this rank owns exactly its own partition comes with
-    /// that partition as a dense source when the session recognises one
+    /// order. A row-split input of which this rank owns every partition it reads comes with
+    /// those partitions as a dense source when the session recognises one
     /// ([`crate::convert::DenseScans`]): the plain scan of a Parquet table.
     fn input(&self, i: usize, me: usize, ctx: &Arc<TaskContext>) -> Result<LoadInput> {
         let layout = self.call.input_layouts()[i];
@@ -140,11 +149,11 @@ impl FunctionExec {
             )));
         }
         let input = &self.inputs[i];
-        let dense = match (layout, mine.as_slice()) {
-            (Layout::RowSplit, &[p]) if p == me && placement[p] == Placement::Owned(me) => {
-                DenseScans::find(ctx, input.as_ref(), p)
-            }
-            _ => None,
+        let own = !mine.is_empty() && mine.iter().all(|&p| placement[p] == Placement::Owned(me));
+        let dense = if layout == Layout::RowSplit && own {
+            DenseScans::find(ctx, input.as_ref(), &mine)
+        } else {
+            None
         };
         let streams = mine
             .into_iter()
@@ -241,7 +250,17 @@ impl ExecutionPlan for FunctionExec {
                 children.len()
             )));
         }
-        Ok(Arc::new(FunctionExec::new(Arc::clone(&self.call), children, self.size)))
+        let placement = children
+            .iter()
+            .map(|i| vec![Placement::Everywhere; i.properties().output_partitioning().partition_count()])
+            .collect();
+        Ok(Arc::new(FunctionExec::with_placement(
+            Arc::clone(&self.call),
+            children,
+            placement,
+            self.size,
+            self.ranks,
+        )))
     }
 
     fn execute(&self, partition: usize, _ctx: Arc<TaskContext>) -> Result<SendableRecordBatchStream> {
@@ -251,7 +270,7 @@ impl ExecutionPlan for FunctionExec {
         })?;
         let me = Comm::world().rank();
         let batches = match self.call.output_layout() {
-            Layout::RowSplit if partition == me => output.clone(),
+            Layout::RowSplit if partition == Placement::first_of(me, self.size, self.ranks) => output.clone(),
             Layout::Replicated if partition == 0 => output.clone(),
             _ => Vec::new(),
         };
@@ -263,8 +282,8 @@ impl ExecutionPlan for FunctionExec {
     }
 }
 
-/// Plans a [`FunctionNode`] into a [`FunctionExec`] (one output partition per rank for
-/// row-split outputs, `target_partitions` being the number of ranks).
+/// Plans a [`FunctionNode`] into a [`FunctionExec`] (`target_partitions` output partitions for
+/// row-split outputs, partition r < P holding rank r's rows).
 #[derive(Debug, Default)]
 pub struct FunctionExtensionPlanner;
 
