@@ -57,6 +57,12 @@ if [ -n "$docs" ] && [ -f "$out/results.md" ]; then
   mkdir -p docs/benchmarks
   cp "$out"/*.png "$out/results.json" docs/benchmarks/
   sed 's|](\([a-z_]*\.png\))|](benchmarks/\1)|' "$out/results.md" > docs/benchmarks.md
+  # The SQL benchmark's sections (scripts/bench-sql.sh --docs) stay.
+  for section in docs/benchmarks/tpch_sf*.md; do
+    [ -f "$section" ] || continue
+    name="$(basename "$section" .md)"
+    printf '\n<!-- %s -->\n%s\n<!-- /%s -->\n' "${name/_/-}" "$(cat "$section")" "${name/_/-}" >> docs/benchmarks.md
+  done
   say "docs/benchmarks.md and docs/benchmarks/ updated"
 fi
 exit "$status"

@@ -2,8 +2,8 @@
 //!
 //! Each rank contributes its own rows (for instance a DNDarray's local rows turned back into
 //! Arrow); the table's rows are rank 0's rows, then rank 1's, and so on. Like a
-//! [`crate::DistributedParquetTable`], its scan has P partitions, partition r being rank r's
-//! rows, and its schema and statistics are global (the same on every rank), so every rank
+//! [`crate::DistributedParquetTable`], its scan has P × k partitions (k per rank), partition r·k
+//! being rank r's rows, and its schema and statistics are global (the same on every rank), so every rank
 //! plans the same way and the exchanges of `udfs::exchange` treat it as a rank-split leaf
 //! ([`crate::table::is_rank_split_scan`] recognises [`RankSplitMemoryExec`]).
 

@@ -348,3 +348,88 @@ pub fn is_rank_split_scan(plan: &dyn ExecutionPlan) -> bool {
         .and_then(|scan| scan.data_source().downcast_ref::<FileScanConfig>())
         .is_some_and(|config| config.object_store_url.as_str().starts_with(RANK_SPLIT_PREFIX))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use datafusion::arrow::datatypes::{DataType, Field};
+
+    fn file(name: &str, rows: &[u64], owners: &[usize]) -> ParquetFile {
+        ParquetFile {
+            meta: ObjectMeta {
+                location: Path::from(name),
+                last_modified: Default::default(),
+                size: 1,
+                e_tag: None,
+                version: None,
+            },
+            row_group_rows: rows.to_vec(),
+            owners: owners.to_vec(),
+        }
+    }
+
+    /// Per partition: (file, row groups) in order.
+    fn layout(groups: &[FileGroup]) -> Vec<Vec<(String, Vec<usize>)>> {
+        groups
+            .iter()
+            .map(|g| {
+                g.iter()
+                    .map(|f| {
+                        let plan = f.extensions.get::<ParquetAccessPlan>().expect("an access plan");
+                        (f.object_meta.location.to_string(), plan.row_group_indexes())
+                    })
+                    .collect()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_rank_s_row_groups_split_into_consecutive_runs_in_table_order() {
+        let schema = Arc::new(Schema::new(vec![Field::new("x", DataType::Int64, false)]));
+        // Two ranks: rank 0 reads a's three groups and b's first, rank 1 the rest.
+        let files = vec![
+            file("a", &[10, 10, 10], &[0, 0, 0]),
+            file("b", &[10, 10, 10], &[0, 1, 1]),
+        ];
+        let table = DistributedParquetTable {
+            location: "t".into(),
+            store_url: ObjectStoreUrl::parse("heatsql+file://").expect("url"),
+            statistics: Statistics::new_unknown(&schema),
+            schema,
+            files,
+            rows_per_rank: vec![40, 20],
+        };
+        let one = layout(&table.file_groups(1));
+        assert_eq!(
+            one,
+            [
+                vec![("a".to_string(), vec![0, 1, 2]), ("b".to_string(), vec![0])],
+                vec![("b".to_string(), vec![1, 2])],
+            ]
+        );
+        let two = layout(&table.file_groups(2));
+        assert_eq!(
+            two,
+            [
+                vec![("a".to_string(), vec![0, 1])],
+                vec![("a".to_string(), vec![2]), ("b".to_string(), vec![0])],
+                vec![("b".to_string(), vec![1])],
+                vec![("b".to_string(), vec![2])],
+            ]
+        );
+        // More runs than row groups: some partitions stay empty, order is kept.
+        let five = layout(&table.file_groups(5));
+        assert_eq!(five.len(), 10);
+        let flat: Vec<(String, usize)> = five
+            .iter()
+            .flatten()
+            .flat_map(|(f, rgs)| rgs.iter().map(move |&r| (f.clone(), r)))
+            .collect();
+        let want: Vec<(String, usize)> = [("a", 0), ("a", 1), ("a", 2), ("b", 0), ("b", 1), ("b", 2)]
+            .iter()
+            .map(|(f, r)| (f.to_string(), *r))
+            .collect();
+        assert_eq!(flat, want);
+        assert!(five[..5].iter().flatten().all(|(f, rgs)| f == "a" || rgs == &[0]));
+    }
+}

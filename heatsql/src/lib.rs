@@ -8,7 +8,7 @@ mod context;
 mod dense;
 mod frame;
 
-pub use context::{HeatContext, REQUIRED_SETTINGS};
+pub use context::{HeatContext, REQUIRED_SETTINGS, partitions_per_rank};
 /// The DataFusion heatsql is built on (with its Arrow and Parquet), for embedders.
 pub use datafusion;
 pub use engine::{Comm, CommError, DNDarray, DeviceSetting, EngineError, ReduceOp, comm, dndarray, memory, progress};

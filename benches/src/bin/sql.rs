@@ -1,15 +1,17 @@
 //! Plain SQL across ranks: the 22 TPC-H queries (DataFusion's benchmark texts, data from
-//! `tpchgen`, see `heatsql_sql_tests::tpch`) through heatsql versus plain single-process
-//! DataFusion on the same files, in the same run.
+//! `tpchgen`, see `heatsql_sql_tests::tpch`) through heatsql, and optionally plain
+//! single-process DataFusion on the same files, in the same process.
 //!
-//! `mpirun -n P heatsql-bench-sql [SF] [ROUNDS] [OUT.tsv]` (default SF 1, 3 rounds; row groups
-//! of 100,000 rows, generated once under `target/bench-data/tpch-sf<SF>`). Each round runs every
-//! query through heatsql (all ranks, the result collected on rank 0) and, on rank 0, through a
-//! plain DataFusion `SessionContext` with its default configuration reading the same files.
-//! Results are compared (floats to 1e-9 relative; a mismatch aborts the benchmark). Reported per
-//! query: medians after a warm-up round, heatsql / DataFusion, and each rank's peak RSS. With
-//! `OUT.tsv`, rank 0 appends `P query heatsql_s datafusion_s` lines, which
-//! `scripts/bench-sql.sh` turns into the P = 2 versus P = 1 ratios.
+//! `mpirun -n P heatsql-bench-sql [SF] [ROUNDS] [OUT.tsv] [LABEL] [--no-datafusion]` (default
+//! SF 1, 3 rounds; row groups of 100,000 rows, generated once under
+//! `target/bench-data/tpch-sf<SF>`). Each round runs every query through heatsql (all ranks,
+//! the result collected on rank 0) and, on rank 0 unless `--no-datafusion`, through a plain
+//! DataFusion `SessionContext` with its default configuration reading the same files. Results
+//! are compared (floats to 1e-9 relative; a mismatch aborts the benchmark). Reported per query:
+//! medians after a warm-up round, heatsql / DataFusion, and each rank's peak RSS. With
+//! `OUT.tsv`, rank 0 appends `LABEL query seconds` lines (`datafusion query seconds` for the
+//! reference) and `LABEL rss MB,MB,…` (peak RSS per rank), which `scripts/bench-sql.sh` turns
+//! into the report. `HEATSQL_BENCH_MEMORY_LIMIT` sets the per-rank memory pool.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -40,16 +42,35 @@ fn peak_rss_mb() -> f64 {
         .map_or(0.0, |kb| kb / 1024.0)
 }
 
+/// Appends a line to the report file, if there is one.
+fn append(out: &Option<String>, line: &str) {
+    if let Some(path) = out {
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .expect("open report");
+        writeln!(f, "{line}").expect("write report");
+    }
+}
+
 #[tokio::main(flavor = "multi_thread")]
 async fn main() {
     heatsql::memory::retain_freed_memory();
-    let args: Vec<String> = std::env::args().skip(1).collect();
+    let all: Vec<String> = std::env::args().skip(1).collect();
+    let reference = !all.iter().any(|a| a == "--no-datafusion");
+    let args: Vec<&String> = all.iter().filter(|a| !a.starts_with("--")).collect();
     let sf: f64 = args.first().and_then(|a| a.parse().ok()).unwrap_or(1.0);
     let rounds: usize = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(3).max(2);
-    let out = args.get(2).cloned();
+    let out = args.get(2).map(|s| s.to_string());
     let ctx = HeatContext::new();
     let comm = ctx.comm();
     let (p, me) = (comm.size(), comm.rank());
+    let threads = heatsql::partitions_per_rank(comm);
+    let label = args
+        .get(3)
+        .map(|s| s.to_string())
+        .unwrap_or_else(|| format!("heatsql P={p} x{threads}"));
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!("../target/bench-data/tpch-sf{sf}"));
     let generated = if me == 0 {
         tpch::generate(&dir, sf, 100_000)
@@ -65,7 +86,7 @@ async fn main() {
             .collect()
             .await
             .expect("ddl");
-        if me == 0 {
+        if me == 0 && reference {
             plain.sql(&sql).await.expect("datafusion table");
         }
     }
@@ -96,7 +117,7 @@ async fn main() {
             }
             ours.push(t.elapsed().as_secs_f64());
             comm.barrier();
-            if me == 0 {
+            if me == 0 && reference {
                 let t = Instant::now();
                 let mut want = None;
                 for (i, s) in statements.iter().enumerate() {
@@ -117,29 +138,29 @@ async fn main() {
         }
         let ours = median(ours);
         if me == 0 {
-            let theirs = median(theirs);
+            let theirs = if reference { median(theirs) } else { f64::NAN };
             total_ours += ours;
             total_theirs += theirs;
             report.push(format!(
                 "q{q:<3} heatsql {ours:>8.3} s   datafusion {theirs:>8.3} s   heatsql/datafusion {:.2}",
                 ours / theirs
             ));
-            if let Some(path) = &out {
-                let mut f = std::fs::OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(path)
-                    .expect("open report");
-                writeln!(f, "{p}\tq{q}\t{ours:.6}\t{theirs:.6}").expect("write report");
+            append(&out, &format!("{label}\tq{q}\t{ours:.6}"));
+            if reference {
+                append(&out, &format!("datafusion\tq{q}\t{theirs:.6}"));
             }
         }
     }
     let rss = comm.gather(&[peak_rss_mb()], 0).expect("gather rss");
+    if let Some(rss) = &rss {
+        let per: Vec<String> = rss.iter().map(|m| format!("{m:.0}")).collect();
+        append(&out, &format!("{label}\trss\t{}", per.join(",")));
+    }
     if me == 0 {
         let partitions = plain.state().config().target_partitions();
         println!(
-            "TPC-H SF {sf}, P = {p} (median of {} rounds after a warm-up; plain DataFusion with \
-             target_partitions = {partitions})",
+            "TPC-H SF {sf}, {label}: P = {p}, {threads} partition(s) per rank (median of {} rounds after a \
+             warm-up; plain DataFusion with target_partitions = {partitions})",
             rounds - 1
         );
         for line in report {

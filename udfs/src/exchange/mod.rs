@@ -1,13 +1,15 @@
 //! MPI exchanges for plain SQL: one DataFusion plan on every rank, cut where rows must meet.
 //!
-//! heatsql plans every query with `target_partitions = P` (the number of ranks), so DataFusion's
-//! own physical plan already says where a single process would repartition or merge. Each
-//! output partition of each plan node has a [`Placement`]: owned by one rank (partition r of a
-//! rank-split Parquet scan is read by rank r) or present on every rank (VALUES, in-memory
-//! tables, anything after a gather). [`distribute`] replaces
+//! heatsql plans every query with `target_partitions = P × k` (P ranks, k partitions per rank),
+//! so DataFusion's own physical plan already says where a single process would repartition or
+//! merge. Each output partition of each plan node has a [`Placement`]: owned by one rank
+//! (partition i of n by rank i·P/n, [`Placement::owner`]: a rank-split Parquet scan's partitions
+//! r·k … r·k + k − 1 are read by rank r) or present on every rank (VALUES, in-memory tables,
+//! anything after a gather). A rank reads its partitions in parallel. With one rank,
+//! DataFusion's repartitions stay as they are (nothing to exchange). [`distribute`] replaces
 //!
 //! * hash / round-robin / range `RepartitionExec` by a shuffle (all-to-all of Arrow IPC
-//!   buffers; output partition i lives on rank i mod P),
+//!   buffers; output partition i of n lives on rank i·P/n),
 //! * `CoalescePartitionsExec` by a gather that concatenates all partitions in partition order
 //!   on every rank (so broadcast build sides and final aggregates see every row),
 //! * the input of `SortPreservingMergeExec` by a gather that keeps partitions (each rank then

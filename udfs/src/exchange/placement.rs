@@ -59,10 +59,10 @@ impl Placement {
     }
 }
 
-/// Rewrites DataFusion's physical plan (planned with `target_partitions` = `size`) for `size`
+/// Rewrites DataFusion's physical plan (planned with `target_partitions` = `size` × k) for `size`
 /// ranks: exchanges where rows must meet, see the module documentation. `is_rank_split` tells
-/// the leaves whose partition r is read by rank r (the distributed Parquet scans); every other
-/// leaf is taken to produce the same rows on every rank.
+/// the leaves whose partitions are read by their owners ([`Placement::owner`]; the distributed
+/// Parquet scans); every other leaf is taken to produce the same rows on every rank.
 pub fn distribute(
     plan: Arc<dyn ExecutionPlan>,
     size: usize,
@@ -406,5 +406,34 @@ impl Rewriter<'_> {
             )));
         }
         Ok((joined, placement))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Placement;
+
+    #[test]
+    fn owners_are_contiguous_blocks_and_first_of_finds_each_rank_s_first() {
+        // P = 3 ranks, k = 2 partitions each.
+        let owners: Vec<usize> = (0..6).map(|i| Placement::owner(i, 6, 3)).collect();
+        assert_eq!(owners, [0, 0, 1, 1, 2, 2]);
+        assert_eq!(
+            (0..3).map(|r| Placement::first_of(r, 6, 3)).collect::<Vec<_>>(),
+            [0, 2, 4]
+        );
+        // One partition per rank: partition r on rank r.
+        assert!((0..4).all(|i| Placement::owner(i, 4, 4) == i && Placement::first_of(i, 4, 4) == i));
+        // Partition counts that are not multiples still cover every rank in order.
+        let owners: Vec<usize> = (0..5).map(|i| Placement::owner(i, 5, 2)).collect();
+        assert_eq!(owners, [0, 0, 0, 1, 1]);
+        for r in 0..2 {
+            let first = Placement::first_of(r, 5, 2);
+            assert_eq!(Placement::owner(first, 5, 2), r);
+            assert!(first == 0 || Placement::owner(first - 1, 5, 2) == r - 1);
+        }
+        // Fewer partitions than ranks: some ranks own none.
+        assert_eq!((0..2).map(|i| Placement::owner(i, 2, 4)).collect::<Vec<_>>(), [0, 2]);
+        assert_eq!(Placement::owner(0, 1, 1), 0);
     }
 }
