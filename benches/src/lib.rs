@@ -33,6 +33,11 @@ pub fn peak_rss() -> u64 {
     }
 }
 
+/// [`peak_rss`] in MB (2^20 bytes), as the benchmarks print it.
+pub fn peak_rss_mb() -> f64 {
+    peak_rss() as f64 / (1024.0 * 1024.0)
+}
+
 use std::path::Path;
 
 pub mod data;

@@ -20,16 +20,21 @@ use engine::Comm;
 use crate::frame::HeatFrame;
 
 /// DataFusion settings a distributed plan depends on, with the values heatsql sets. A query
-/// run after one of them was changed (`SET …`) fails with an error naming it.
+/// run after one of them was changed (`SET …`) fails with an error naming it. Join dynamic
+/// filters must be off only with several ranks: one rank runs every partition of a join, so
+/// it keeps DataFusion's default (on) and a user may set it either way.
 pub const REQUIRED_SETTINGS: [(&str, &str); 4] = [
     ("datafusion.optimizer.repartition_file_scans", "false"),
-    ("datafusion.optimizer.enable_join_dynamic_filter_pushdown", "false"),
+    (JOIN_DYNAMIC_FILTERS, "false"),
     ("datafusion.execution.enable_file_stream_work_stealing", "false"),
     (
         "datafusion.execution.target_partitions",
         "a multiple of the number of ranks",
     ),
 ];
+
+/// The setting of DataFusion's hash-join dynamic filters (off with several ranks).
+pub(crate) const JOIN_DYNAMIC_FILTERS: &str = "datafusion.optimizer.enable_join_dynamic_filter_pushdown";
 
 /// The partitions each rank runs at once: its compute threads
 /// ([`engine::device::threads_per_rank`]: `HEATSQL_THREADS` or `--threads` if set, else the
@@ -91,8 +96,9 @@ impl HeatContext {
     /// distributed `STORED AS PARQUET` tables, and MPI initialised.
     ///
     /// Settings that assume one process are off: file-scan work stealing (a partition would
-    /// read row groups of partitions other ranks read) and join dynamic filters (they wait for
-    /// every build partition inside one process, and here each rank runs only its own). TopK
+    /// read row groups of partitions other ranks read) and, with several ranks, join dynamic
+    /// filters (they wait for every build partition inside one process, and there each rank
+    /// runs only its own; one rank runs them all, so it keeps them on, as DataFusion does). TopK
     /// and aggregate dynamic filters stay on: a bound from this rank's rows is valid globally.
     /// See [`REQUIRED_SETTINGS`].
     pub fn new() -> Self {
@@ -101,7 +107,7 @@ impl HeatContext {
             .with_target_partitions(comm.size() * partitions_per_rank(comm))
             .with_information_schema(true)
             .set_bool("datafusion.optimizer.repartition_file_scans", false)
-            .set_bool("datafusion.optimizer.enable_join_dynamic_filter_pushdown", false)
+            .set_bool(JOIN_DYNAMIC_FILTERS, comm.size() == 1)
             .set_bool("datafusion.execution.enable_file_stream_work_stealing", false)
             .with_option_extension(udfs::settings::HeatsqlOptions::default())
             // DNDarray loads of plain Parquet scans decode straight into the tensor.

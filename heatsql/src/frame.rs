@@ -85,6 +85,10 @@ impl HeatFrame {
                 }
                 continue;
             }
+            if name == crate::context::JOIN_DYNAMIC_FILTERS && ranks == 1 {
+                // One rank runs every partition of a join: DataFusion's own behaviour holds.
+                continue;
+            }
             if have.as_deref() != Some(want) {
                 return Err(DataFusionError::Plan(format!(
                     "heatsql runs distributed plans with {name} = {want}; set it back (SET {name} = {want})"

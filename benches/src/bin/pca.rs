@@ -22,10 +22,6 @@ use futures::StreamExt;
 use heatsql::HeatContext;
 use heatsql::convert::LoadSpec;
 
-fn median(mut v: Vec<f64>) -> f64 {
-    benches::median_after_warmup(std::mem::take(&mut v))
-}
-
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
     engine::memory::retain_freed_memory();
@@ -83,7 +79,7 @@ async fn main() {
         format!(
             "heatsql P={p} rank {me} SQL pca(t, k => {k}): {rows_here} rows; end to end {:.3} s; peak RSS {:.2} GB \
              for a {:.2} GB share (limit 2 × share + 0.4 GB = {:.2} GB)\n",
-            median(times),
+            benches::median_after_warmup(times),
             benches::peak_rss() as f64 / 1e9,
             share / 1e9,
             limit(share)
@@ -105,7 +101,11 @@ async fn main() {
             local_rows = scores.lshape()[0] as usize;
             ratio = model.explained_variance_ratio.sum(tch::Kind::Double).double_value(&[]);
         }
-        let (load, fit_s, score) = (median(load_t), median(fit_t), median(score_t));
+        let (load, fit_s, score) = (
+            benches::median_after_warmup(load_t),
+            benches::median_after_warmup(fit_t),
+            benches::median_after_warmup(score_t),
+        );
         let share = share_of(local_rows);
         format!(
             "heatsql P={p} rank {me} API: {local_rows} rows; load {load:.3} s, fit {fit_s:.3} s, scores {score:.3} s, \

@@ -16,12 +16,6 @@ use std::time::Instant;
 
 use tch::{Device, Kind, Tensor};
 
-fn median(mut t: Vec<f64>) -> f64 {
-    t.remove(0);
-    t.sort_by(f64::total_cmp);
-    t[t.len() / 2]
-}
-
 fn time(rounds: usize, mut f: impl FnMut()) -> f64 {
     let mut t = Vec::with_capacity(rounds);
     for _ in 0..rounds {
@@ -29,7 +23,7 @@ fn time(rounds: usize, mut f: impl FnMut()) -> f64 {
         f();
         t.push(s.elapsed().as_secs_f64());
     }
-    median(t)
+    benches::median_after_warmup(t)
 }
 
 fn householder_r(x: &Tensor, block: i64) -> Tensor {

@@ -17,26 +17,6 @@ use datafusion::prelude::{SessionConfig, SessionContext};
 use heatsql::HeatContext;
 use heatsql_sql_tests::tpch;
 
-fn median(mut v: Vec<f64>) -> f64 {
-    if v.len() > 1 {
-        v.remove(0);
-    }
-    v.sort_by(|a, b| a.total_cmp(b));
-    v[v.len() / 2]
-}
-
-/// This process's peak resident set (VmHWM), in MB.
-fn peak_rss_mb() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1).and_then(|k| k.parse::<f64>().ok()))
-        })
-        .map_or(0.0, |kb| kb / 1024.0)
-}
-
 #[tokio::main(flavor = "multi_thread")]
 async fn main() {
     heatsql::memory::retain_freed_memory();
@@ -113,11 +93,15 @@ async fn main() {
             );
         }
     }
-    let rss = comm.gather(&[peak_rss_mb()], 0).expect("gather rss");
+    let rss = comm.gather(&[benches::peak_rss_mb()], 0).expect("gather rss");
     if me == 0 {
         let threads = heatsql::partitions_per_rank(comm);
-        let theirs = if reference { median(theirs) } else { f64::NAN };
-        let ours = median(ours);
+        let theirs = if reference {
+            benches::median_after_warmup(theirs)
+        } else {
+            f64::NAN
+        };
+        let ours = benches::median_after_warmup(ours);
         let per: Vec<String> = rss.unwrap_or_default().iter().map(|m| format!("{m:.0} MB")).collect();
         println!(
             "{}: P = {p}, {threads} partition(s) per rank: heatsql {ours:.3} s, datafusion {theirs:.3} s, \

@@ -22,26 +22,6 @@ use datafusion::prelude::SessionContext;
 use heatsql::HeatContext;
 use heatsql_sql_tests::tpch;
 
-fn median(mut v: Vec<f64>) -> f64 {
-    if v.len() > 1 {
-        v.remove(0);
-    }
-    v.sort_by(|a, b| a.total_cmp(b));
-    v[v.len() / 2]
-}
-
-/// This process's peak resident set (VmHWM), in MB.
-fn peak_rss_mb() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1).and_then(|k| k.parse::<f64>().ok()))
-        })
-        .map_or(0.0, |kb| kb / 1024.0)
-}
-
 /// Appends a line to the report file, if there is one.
 fn append(out: &Option<String>, line: &str) {
     if let Some(path) = out {
@@ -136,9 +116,13 @@ async fn main() {
                 }
             }
         }
-        let ours = median(ours);
+        let ours = benches::median_after_warmup(ours);
         if me == 0 {
-            let theirs = if reference { median(theirs) } else { f64::NAN };
+            let theirs = if reference {
+                benches::median_after_warmup(theirs)
+            } else {
+                f64::NAN
+            };
             total_ours += ours;
             total_theirs += theirs;
             report.push(format!(
@@ -151,7 +135,7 @@ async fn main() {
             }
         }
     }
-    let rss = comm.gather(&[peak_rss_mb()], 0).expect("gather rss");
+    let rss = comm.gather(&[benches::peak_rss_mb()], 0).expect("gather rss");
     if let Some(rss) = &rss {
         let per: Vec<String> = rss.iter().map(|m| format!("{m:.0}")).collect();
         append(&out, &format!("{label}\trss\t{}", per.join(",")));

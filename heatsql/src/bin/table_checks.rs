@@ -1021,6 +1021,82 @@ async fn check_sql(c: &mut Checker, ctx: &HeatContext) {
     );
 }
 
+/// Hash joins and DataFusion's dynamic filters: on with one rank, where every partition of a
+/// join runs in this process (so whatever reads several partitions must run them at once: a
+/// partitioned join's filter waits for all its build partitions), off with several. Joins
+/// are forced into partitioned mode; each way a rank reads a plan's partitions is used: the
+/// final result, this rank's stream (`COPY TO`), a scalar subquery, a table function's input.
+async fn check_join_filters(c: &mut Checker, ctx: &HeatContext, out: &str) {
+    let p = c.comm.size();
+    let set = |threshold: &'static str, rows: &'static str| async move {
+        let a = error_of(
+            ctx,
+            &format!("SET datafusion.optimizer.hash_join_single_partition_threshold = {threshold}"),
+        )
+        .await;
+        let b = error_of(
+            ctx,
+            &format!("SET datafusion.optimizer.hash_join_single_partition_threshold_rows = {rows}"),
+        )
+        .await;
+        a + &b
+    };
+    let e = set("0", "0").await;
+    c.check("joins/partitioned_mode_set", e.is_empty(), || format!("'{e}'"));
+    let join = "SELECT a.id FROM points a JOIN points b ON a.id = b.id WHERE b.k = 3";
+    let want: Vec<i64> = (0..POINTS).filter(|i| i % 7 == 3).collect();
+    let plan = explain(ctx, join).await;
+    c.check(
+        "joins/dynamic_filter_only_with_one_rank",
+        plan.contains("DynamicFilter") == (p == 1),
+        || plan.clone(),
+    );
+    let (_, mut all) = ids(ctx, join).await.unwrap_or_default();
+    all.sort_unstable();
+    c.check("joins/result", all == want, || format!("{all:?}"));
+    // This rank's stream of the join, written where it was computed.
+    let target = format!("{out}/joined/");
+    let count = match ctx.sql(&format!("COPY ({join}) TO '{target}' STORED AS PARQUET")).await {
+        Ok(df) => df.collect().await.ok().and_then(|b| {
+            b.first().map(|b| {
+                b.column(0)
+                    .as_primitive::<datafusion::arrow::datatypes::UInt64Type>()
+                    .value(0)
+            })
+        }),
+        Err(_) => None,
+    };
+    c.check("joins/copy_count", count == Some(want.len() as u64), || {
+        format!("{count:?}")
+    });
+    // A scalar subquery over the join: max id with k = 3 is 66, five ids lie above it.
+    let n = match ctx
+        .sql(&format!(
+            "SELECT count(*) FROM points WHERE id > (SELECT max(a.id) FROM ({join}) a)"
+        ))
+        .await
+    {
+        Ok(df) => df
+            .collect()
+            .await
+            .map(|b| b.first().map(|b| b.column(0).as_primitive::<Int64Type>().value(0))),
+        Err(e) => Err(e),
+    };
+    c.check("joins/scalar_subquery", matches!(n, Ok(Some(5))), || format!("{n:?}"));
+    // A table function reading the join: one score row per joined row.
+    let (_, mut scored) = ids(
+        ctx,
+        "SELECT id FROM pca((SELECT a.id, a.x, CAST(b.id AS DOUBLE) AS z FROM points a \
+         JOIN points b ON a.id = b.id WHERE b.k = 3), k => 1, keep => 'id')",
+    )
+    .await
+    .unwrap_or_default();
+    scored.sort_unstable();
+    c.check("joins/table_function_input", scored == want, || format!("{scored:?}"));
+    let e = set("1048576", "131072").await;
+    c.check("joins/defaults_set_back", e.is_empty(), || format!("'{e}'"));
+}
+
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -1038,6 +1114,7 @@ async fn main() {
             check_arrays(&mut c, &ctx).await;
             check_dense(&mut c, &ctx, base.trim_end_matches('/')).await;
             check_sql(&mut c, &ctx).await;
+            check_join_filters(&mut c, &ctx, out.trim_end_matches('/')).await;
             check_copy(&mut c, &ctx, out.trim_end_matches('/')).await;
             if !c.summary("table checks") {
                 std::process::exit(1);

@@ -5,7 +5,8 @@
 //! merge. Each output partition of each plan node has a [`Placement`]: owned by one rank
 //! (partition i of n by rank i·P/n, [`Placement::owner`]: a rank-split Parquet scan's partitions
 //! r·k … r·k + k − 1 are read by rank r) or present on every rank (VALUES, in-memory tables,
-//! anything after a gather). A rank reads its partitions in parallel. With one rank,
+//! anything after a gather). A rank reads its partitions in parallel, each as a task of its own
+//! ([`in_order`]), wherever it reads several. With one rank,
 //! DataFusion's repartitions stay as they are (nothing to exchange). [`distribute`] replaces
 //!
 //! * hash / round-robin / range `RepartitionExec` by a shuffle (all-to-all of Arrow IPC
@@ -39,6 +40,7 @@ mod buffer;
 mod ipc;
 mod node;
 mod order;
+mod partitions;
 mod placement;
 mod rounds;
 mod run;
@@ -46,6 +48,7 @@ mod subquery;
 
 pub use node::{ExchangeExec, ExchangeKind, agreed, first_rows};
 pub use order::{OrderKey, is_orderable, order_rows, sort_batches};
+pub use partitions::in_order;
 pub use placement::{Placement, distribute};
 pub use run::{DistributedPlan, Stage, fingerprint};
 pub use subquery::SubqueryStage;

@@ -25,11 +25,12 @@ use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::metrics::{Count, ExecutionPlanMetricsSet, MetricBuilder, Time};
 use datafusion::physical_plan::repartition::BatchPartitioner;
 use engine::{Comm, RoundPattern};
+use futures::StreamExt;
 use futures::channel::mpsc;
-use futures::{SinkExt, StreamExt};
 
 use super::buffer::StageBuffers;
 use super::ipc;
+use super::partitions::{BUFFERED_PER_PARTITION, Tagged, join, spawn_partition};
 use super::placement::Placement;
 
 /// Where an exchange's rows go.
@@ -74,42 +75,16 @@ impl ExchangeMetrics {
 /// stops the tasks.
 pub(super) struct Feed {
     pub(super) ctx: Arc<TaskContext>,
-    rx: mpsc::Receiver<Result<(usize, RecordBatch)>>,
+    rx: mpsc::Receiver<Tagged>,
     tasks: Vec<SpawnedTask<()>>,
 }
 
 impl Feed {
-    /// Batches buffered per running partition (beyond them a partition's task waits).
-    const BUFFERED_PER_PARTITION: usize = 2;
-
     pub fn new(input: Arc<dyn ExecutionPlan>, ctx: Arc<TaskContext>, runs: Vec<usize>) -> Self {
-        let (tx, rx) = mpsc::channel(Self::BUFFERED_PER_PARTITION * runs.len().max(1));
+        let (tx, rx) = mpsc::channel(BUFFERED_PER_PARTITION * runs.len().max(1));
         let tasks = runs
             .into_iter()
-            .map(|i| {
-                let (input, ctx, mut tx) = (Arc::clone(&input), Arc::clone(&ctx), tx.clone());
-                SpawnedTask::spawn(async move {
-                    let mut stream = match input.execute(i, ctx) {
-                        Ok(s) => s,
-                        Err(e) => {
-                            let _ = tx.send(Err(e)).await;
-                            return;
-                        }
-                    };
-                    while let Some(next) = stream.next().await {
-                        let stop = next.is_err();
-                        let item = match next {
-                            Ok(b) if b.num_rows() == 0 => continue,
-                            Ok(b) => Ok((i, b)),
-                            Err(e) => Err(e),
-                        };
-                        // The receiver is gone when the exchange ended (failed elsewhere).
-                        if tx.send(item).await.is_err() || stop {
-                            return;
-                        }
-                    }
-                })
-            })
+            .map(|i| spawn_partition(Arc::clone(&input), i, Arc::clone(&ctx), tx.clone()))
             .collect();
         Feed { ctx, rx, tasks }
     }
@@ -121,8 +96,8 @@ impl Feed {
             return Some(item);
         }
         for task in std::mem::take(&mut self.tasks) {
-            if let Err(e) = task.join().await {
-                return Some(Err(DataFusionError::ExecutionJoin(Box::new(e))));
+            if let Err(e) = join(task).await {
+                return Some(Err(e));
             }
         }
         None

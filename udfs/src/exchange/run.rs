@@ -6,7 +6,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::error::Result;
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
-use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{ExecutionPlan, displayable};
 use engine::Comm;
 use futures::StreamExt;
@@ -150,16 +149,7 @@ impl DistributedPlan {
     /// owns (and, on rank 0, those present everywhere), in partition order. The rows of all
     /// ranks' streams, in rank order, are the result.
     pub fn local_stream(&self, comm: &Comm, ctx: Arc<TaskContext>) -> Result<SendableRecordBatchStream> {
-        let streams = self
-            .mine(comm.rank())
-            .into_iter()
-            .map(|i| self.plan.execute(i, Arc::clone(&ctx)))
-            .collect::<Result<Vec<_>>>()?;
-        let schema = self.plan.schema();
-        Ok(Box::pin(RecordBatchStreamAdapter::new(
-            schema,
-            futures::stream::iter(streams).flatten(),
-        )))
+        super::in_order(&self.plan, self.mine(comm.rank()), ctx)
     }
 
     /// [`Self::local_stream`] for a load into a DNDarray: when this rank's share is partitions

@@ -57,20 +57,19 @@ async fn scalar(plan: &Arc<dyn ExecutionPlan>, ctx: &Arc<TaskContext>) -> Result
         )));
     }
     let mut value = None;
-    for i in 0..plan.properties().output_partitioning().partition_count() {
-        let mut stream = plan.execute(i, Arc::clone(ctx))?;
-        while let Some(batch) = stream.next().await {
-            let batch = batch?;
-            if batch.num_rows() == 0 {
-                continue;
-            }
-            if value.is_some() || batch.num_rows() > 1 {
-                return Err(DataFusionError::Execution(
-                    "Scalar subquery returned more than one row".into(),
-                ));
-            }
-            value = Some(ScalarValue::try_from_array(batch.column(0), 0)?);
+    let partitions = (0..plan.properties().output_partitioning().partition_count()).collect();
+    let mut stream = super::in_order(plan, partitions, Arc::clone(ctx))?;
+    while let Some(batch) = stream.next().await {
+        let batch = batch?;
+        if batch.num_rows() == 0 {
+            continue;
         }
+        if value.is_some() || batch.num_rows() > 1 {
+            return Err(DataFusionError::Execution(
+                "Scalar subquery returned more than one row".into(),
+            ));
+        }
+        value = Some(ScalarValue::try_from_array(batch.column(0), 0)?);
     }
     match value {
         Some(v) => Ok(v),

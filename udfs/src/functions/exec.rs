@@ -24,11 +24,9 @@ use datafusion::physical_expr::{EquivalenceProperties, Partitioning, PhysicalExp
 use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
 use datafusion::physical_plan::memory::MemoryStream;
 use datafusion::physical_plan::metrics::{ExecutionPlanMetricsSet, MetricBuilder, MetricsSet};
-use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{DisplayAs, DisplayFormatType, Distribution, ExecutionPlan, PlanProperties};
 use datafusion::physical_planner::{DefaultPhysicalPlanner, ExtensionPlanner, PhysicalPlanner};
 use engine::Comm;
-use futures::StreamExt;
 
 use super::plan::FunctionNode;
 use super::{Layout, RunContext, TableFunction};
@@ -155,14 +153,7 @@ impl FunctionExec {
         } else {
             None
         };
-        let streams = mine
-            .into_iter()
-            .map(|p| input.execute(p, Arc::clone(ctx)))
-            .collect::<Result<Vec<_>>>()?;
-        let stream: SendableRecordBatchStream = Box::pin(RecordBatchStreamAdapter::new(
-            input.schema(),
-            futures::stream::iter(streams).flatten(),
-        ));
+        let stream = crate::exchange::in_order(input, mine, Arc::clone(ctx))?;
         Ok(LoadInput { stream, dense })
     }
 
