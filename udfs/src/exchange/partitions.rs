@@ -144,7 +144,7 @@ mod tests {
     }
 
     impl Waiting {
-        fn new(n: usize, panics: Option<usize>) -> Arc<dyn ExecutionPlan> {
+        fn plan(n: usize, panics: Option<usize>) -> Arc<dyn ExecutionPlan> {
             let props = PlanProperties::new(
                 EquivalenceProperties::new(schema()),
                 Partitioning::UnknownPartitioning(n),
@@ -220,7 +220,7 @@ mod tests {
 
     #[tokio::test(flavor = "current_thread")]
     async fn partitions_that_wait_for_each_other_come_in_the_order_listed() {
-        let plan = Waiting::new(3, None);
+        let plan = Waiting::plan(3, None);
         let got = tokio::time::timeout(std::time::Duration::from_secs(10), values(&plan, vec![0, 1, 2])).await;
         let got = got.expect("in_order waited forever").expect("no error");
         assert_eq!(got, vec![0, 1, 2, 10, 11, 12, 20, 21, 22]);
@@ -228,7 +228,7 @@ mod tests {
 
     #[tokio::test(flavor = "current_thread")]
     async fn a_partition_that_panics_is_an_error() {
-        let plan = Waiting::new(2, Some(1));
+        let plan = Waiting::plan(2, Some(1));
         let got = tokio::time::timeout(std::time::Duration::from_secs(10), values(&plan, vec![0, 1])).await;
         let err = got.expect("in_order waited forever").expect_err("a panic is an error");
         assert!(err.to_string().contains("partition 1 panics"), "{err}");
@@ -236,7 +236,7 @@ mod tests {
 
     #[tokio::test(flavor = "current_thread")]
     async fn one_or_no_partition() {
-        let plan = Waiting::new(1, None);
+        let plan = Waiting::plan(1, None);
         assert_eq!(values(&plan, vec![0]).await.expect("one"), vec![0, 1, 2]);
         assert!(values(&plan, vec![]).await.expect("none").is_empty());
     }
