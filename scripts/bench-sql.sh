@@ -51,7 +51,7 @@ md="$root/target/bench-sql/tpch_sf$sf.md"
 png="$root/target/bench-sql/tpch_sf$sf.png"
 header="## TPC-H SF $sf ($(date -u '+%Y-%m-%d'), commit \`$(git rev-parse --short HEAD)\`, $cores cores, $(($(awk '/MemTotal/ {print $2}' /proc/meminfo) / 1048576)) GiB${limit:+, memory limit $limit per rank})
 
-\`bash scripts/bench-sql.sh $sf $rounds\`: seconds per query, the median of $((rounds - 1)) rounds after a warm-up, on the same Parquet files (row groups of 100,000 rows) and the same machine in one run. DataFusion runs in-process with its defaults, heatsql P=1 on every core in the same process (partitions per rank = cores); P=1 one core and P=2 one core each run under \`mpirun --bind-to core\`. Results of heatsql and DataFusion are compared (floats to 1e-9)."
+\`bash scripts/bench-sql.sh $sf $rounds${limit:+ --memory-limit $limit}\`: seconds per query, the median of $((rounds - 1)) rounds after a warm-up, on the same Parquet files (row groups of 100,000 rows) and the same machine in one run. DataFusion runs in-process with its defaults, heatsql P=1 on every core in the same process (partitions per rank = cores); P=1 one core and P=2 one core each run under \`mpirun --bind-to core\`. Results of heatsql and DataFusion are compared (floats to 1e-9)."
 .venv/bin/python benches/python/sql_report.py "$report" "$sf" "$md" "$png" "$header"
 cat "$md"
 if [ -n "$docs" ]; then
