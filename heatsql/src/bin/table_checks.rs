@@ -771,20 +771,26 @@ async fn check_dense(c: &mut Checker, ctx: &HeatContext, base: &str) {
     });
 }
 
+/// The row count a `COPY … TO` statement returns (`None` if it ran but returned no row).
+async fn copied_rows(ctx: &HeatContext, copy: &str) -> datafusion::error::Result<Option<u64>> {
+    let batches = ctx.sql(copy).await?.collect().await?;
+    Ok(batches.first().map(|b| {
+        b.column(0)
+            .as_primitive::<datafusion::arrow::datatypes::UInt64Type>()
+            .value(0)
+    }))
+}
+
 async fn check_copy(c: &mut Checker, ctx: &HeatContext, out: &str) {
     let p = c.comm.size();
     let target = format!("{out}/copy/");
-    let r = ctx
-        .sql(&format!("COPY (SELECT * FROM points) TO '{target}' STORED AS PARQUET"))
-        .await;
-    let count = match r {
-        Ok(df) => df.collect().await.ok().and_then(|b| {
-            b.first().map(|b| {
-                b.column(0)
-                    .as_primitive::<datafusion::arrow::datatypes::UInt64Type>()
-                    .value(0)
-            })
-        }),
+    let count = match copied_rows(
+        ctx,
+        &format!("COPY (SELECT * FROM points) TO '{target}' STORED AS PARQUET"),
+    )
+    .await
+    {
+        Ok(n) => n,
         Err(e) => {
             c.check("copy/round_trip_write", false, || e.to_string());
             None
@@ -1056,16 +1062,10 @@ async fn check_join_filters(c: &mut Checker, ctx: &HeatContext, out: &str) {
     c.check("joins/result", all == want, || format!("{all:?}"));
     // This rank's stream of the join, written where it was computed.
     let target = format!("{out}/joined/");
-    let count = match ctx.sql(&format!("COPY ({join}) TO '{target}' STORED AS PARQUET")).await {
-        Ok(df) => df.collect().await.ok().and_then(|b| {
-            b.first().map(|b| {
-                b.column(0)
-                    .as_primitive::<datafusion::arrow::datatypes::UInt64Type>()
-                    .value(0)
-            })
-        }),
-        Err(_) => None,
-    };
+    let count = copied_rows(ctx, &format!("COPY ({join}) TO '{target}' STORED AS PARQUET"))
+        .await
+        .ok()
+        .flatten();
     c.check("joins/copy_count", count == Some(want.len() as u64), || {
         format!("{count:?}")
     });
