@@ -31,7 +31,7 @@ if ! .venv/bin/python -c "import duckdb, matplotlib" 2>/dev/null; then
   say "installing duckdb and matplotlib into .venv (benchmark only)"
   .venv/bin/pip install -q "duckdb==1.4.4" matplotlib
 fi
-build_release
+build_release --bin heatsql-bench-sql
 cores="$(nproc)"
 report="$root/target/bench-sql/tpch-sf$sf.tsv"
 mkdir -p "$(dirname "$report")"

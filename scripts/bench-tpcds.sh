@@ -16,7 +16,7 @@ if ! .venv/bin/python -c "import duckdb, duckdb_ext" 2>/dev/null; then
   say "installing duckdb and its tpcds extension into .venv (benchmark only)"
   .venv/bin/pip install -q "duckdb==1.4.4" "duckdb-ext-tpcds==1.4.4.20260205"
 fi
-build_release
+build_release --bin heatsql-bench-query
 data="target/bench-data/tpcds-sf$sf"
 say "TPC-DS SF $sf into $data (once)"
 .venv/bin/python benches/python/tpcds_gen.py "$sf" "$data" 100000 >/dev/null

@@ -11,6 +11,10 @@ if ! command -v cargo >/dev/null 2>&1 && [ -f "$HOME/.cargo/env" ]; then . "$HOM
 # The release binaries of the benchmarks and the shell. Always the same package set: cargo
 # unifies dependency features over the packages it builds, so `-p heatsql-benches` alone would
 # rebuild datafusion in release (about 25 minutes) next to the set the other scripts built.
+# Arguments name the binaries a script needs (`build_release --bin heatsql-bench-sql`; each of
+# the ~15 binaries takes a minute or two to link); without them every binary is built.
 build_release() {
-  cargo build -q --release -p heatsql-benches -p heatsql -p heatsql-sql-tests -p heatsql-engine --bins
+  local targets=("$@")
+  [ ${#targets[@]} -eq 0 ] && targets=(--bins)
+  cargo build -q --release -p heatsql-benches -p heatsql -p heatsql-sql-tests -p heatsql-engine "${targets[@]}"
 }

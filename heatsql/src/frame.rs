@@ -62,7 +62,13 @@ impl HeatFrame {
                  the same statements in the same order on the same tables"
             )));
         }
-        distribute(plan, self.comm.size(), &connectors::table::is_rank_split_scan)
+        let key_filters = udfs::settings::join_key_filters_enabled(&self.df.task_ctx());
+        distribute(
+            plan,
+            self.comm.size(),
+            &connectors::table::is_rank_split_scan,
+            key_filters,
+        )
     }
 
     /// The settings of [`crate::context::REQUIRED_SETTINGS`] still hold (the same on every rank).

@@ -22,6 +22,11 @@ extensions_options! {
         /// many bytes per rank, so no MPI message exceeds MPI's counts and a rank holds at
         /// most about twice this in flight. Default 32 MiB, or `HEATSQL_EXCHANGE_ROUND_BYTES`.
         pub exchange_round_bytes: usize, default = default_round_bytes()
+        /// Join key filters across ranks: a hash join whose two inputs are both shuffled
+        /// drops the probe rows whose key no build row has before they are shuffled (a
+        /// Bloom filter of the build keys, ORed over the ranks; `MpiShuffleExec: …,
+        /// key_filter=build|probe` in EXPLAIN).
+        pub join_key_filters: bool, default = true
     }
 }
 
@@ -68,4 +73,14 @@ pub fn progress_enabled(ctx: &TaskContext) -> bool {
         .extensions
         .get::<HeatsqlOptions>()
         .is_none_or(|o| o.progress)
+}
+
+/// Whether `heatsql.join_key_filters` is on in this task's session (on when the extension is
+/// absent).
+pub fn join_key_filters_enabled(ctx: &TaskContext) -> bool {
+    ctx.session_config()
+        .options()
+        .extensions
+        .get::<HeatsqlOptions>()
+        .is_none_or(|o| o.join_key_filters)
 }

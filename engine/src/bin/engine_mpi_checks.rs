@@ -149,6 +149,24 @@ fn check_comm(c: &mut Checker) {
             c.check("comm/allreduce_sum_bool_refused", ok, || format!("{e:?}"));
         }
     }
+    // Bitwise or of bit sets (Bloom filters): rank r sets bit r of word r % 2 and bit 63 of
+    // word 2; floats are refused on every rank.
+    {
+        let mut bits = [0u64; 3];
+        bits[me % 2] |= 1 << me;
+        bits[2] = 1 << 63;
+        let got = comm.allreduce(&bits, ReduceOp::BitOr);
+        let mut want = [0u64; 3];
+        for r in 0..p {
+            want[r % 2] |= 1 << r;
+        }
+        want[2] = 1 << 63;
+        let ok = got.as_ref().is_ok_and(|g| g[..] == want[..]);
+        c.check("comm/allreduce_bitor", ok, || format!("{got:?}, want {want:?}"));
+        let e = comm.allreduce(&[1.0f64], ReduceOp::BitOr);
+        let ok = matches!(&e, Err(err) if err.to_string().contains("integers only"));
+        c.check("comm/allreduce_bitor_float_refused", ok, || format!("{e:?}"));
+    }
     // Mismatched shapes across ranks: the same error everywhere, no hang.
     let t = Tensor::zeros([2 + (me as i64 % 2), 3], F64);
     let e = comm.allreduce_tensor(&t, ReduceOp::Sum);

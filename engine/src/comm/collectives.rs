@@ -20,12 +20,15 @@ mod sealed {
 
 /// Element types the collectives carry: `f32`, `f64`, `i32`, `i64`, `u64` and `u8` (bytes,
 /// and `bool` tensors).
-pub trait CommElement: Equivalence + Copy + Default + Send + sealed::Sealed + 'static {}
+pub trait CommElement: Equivalence + Copy + Default + Send + sealed::Sealed + 'static {
+    /// Integers (the element types [`ReduceOp::BitOr`] applies to).
+    const INTEGER: bool;
+}
 
 macro_rules! elements {
-    ($($t:ty),*) => { $( impl sealed::Sealed for $t {} impl CommElement for $t {} )* };
+    ($($t:ty => $int:expr),*) => { $( impl sealed::Sealed for $t {} impl CommElement for $t { const INTEGER: bool = $int; } )* };
 }
-elements!(f32, f64, i32, i64, u64, u8);
+elements!(f32 => false, f64 => false, i32 => true, i64 => true, u64 => true, u8 => true);
 
 /// Element-wise reduction operations.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,6 +39,8 @@ pub enum ReduceOp {
     Min,
     /// Maximum.
     Max,
+    /// Bitwise or (integer elements: bit sets such as Bloom filters).
+    BitOr,
 }
 
 impl ReduceOp {
@@ -44,6 +49,7 @@ impl ReduceOp {
             ReduceOp::Sum => SystemOperation::sum(),
             ReduceOp::Min => SystemOperation::min(),
             ReduceOp::Max => SystemOperation::max(),
+            ReduceOp::BitOr => SystemOperation::bitwise_or(),
         }
     }
 }
@@ -109,7 +115,15 @@ impl Comm {
 
     /// Element-wise reduction of `send` over all ranks; every rank gets the result.
     /// All ranks pass the same length; long buffers are reduced in parts.
+    /// [`ReduceOp::BitOr`] takes integer elements only.
     pub fn allreduce<T: CommElement>(&self, send: &[T], op: ReduceOp) -> CommResult<Vec<T>> {
+        if op == ReduceOp::BitOr && !T::INTEGER {
+            // Every rank passes the same element type, so every rank returns this error.
+            return Err(CommError::Invalid {
+                op: "allreduce",
+                message: format!("bitwise or of {} elements (integers only)", std::any::type_name::<T>()),
+            });
+        }
         let mut out = buffer(send.len());
         for r in chunks(send.len(), MAX_COUNT) {
             self.world.all_reduce_into(&send[r.clone()], &mut out[r], op.system());

@@ -1057,9 +1057,60 @@ async fn check_join_filters(c: &mut Checker, ctx: &HeatContext, out: &str) {
         plan.contains("DynamicFilter") == (p == 1),
         || plan.clone(),
     );
+    // Across ranks, the two shuffles into the join share a filter of the build keys.
+    let filtered = plan.contains("key_filter=build") && plan.contains("key_filter=probe");
+    c.check("joins/key_filter_only_across_ranks", filtered == (p > 1), || {
+        plan.clone()
+    });
     let (_, mut all) = ids(ctx, join).await.unwrap_or_default();
     all.sort_unstable();
     c.check("joins/result", all == want, || format!("{all:?}"));
+    // Joins that keep probe rows without a match, or test for their absence, keep their answers.
+    let others: Vec<i64> = (0..POINTS).filter(|i| i % 7 != 3).collect();
+    let every: Vec<i64> = (0..POINTS).collect();
+    let cases = [
+        (
+            "left_join",
+            "SELECT a.id FROM points a LEFT JOIN (SELECT id FROM points WHERE k = 3) b ON a.id = b.id",
+            &every,
+        ),
+        (
+            "left_join_unmatched",
+            "SELECT a.id FROM points a LEFT JOIN (SELECT id FROM points WHERE k = 3) b ON a.id = b.id \
+             WHERE b.id IS NULL",
+            &others,
+        ),
+        (
+            "anti_join",
+            "SELECT id FROM points a WHERE NOT EXISTS (SELECT 1 FROM points b WHERE b.id = a.id AND b.k = 3)",
+            &others,
+        ),
+        (
+            "semi_join",
+            "SELECT id FROM points WHERE id IN (SELECT id FROM points WHERE k = 3)",
+            &want,
+        ),
+    ];
+    for filters in ["true", "false"] {
+        let e = error_of(ctx, &format!("SET heatsql.join_key_filters = {filters}")).await;
+        c.check("joins/key_filters_set", e.is_empty(), || format!("'{e}'"));
+        for (name, sql, expected) in &cases {
+            let (_, mut got) = ids(ctx, sql).await.unwrap_or_default();
+            got.sort_unstable();
+            c.check(
+                &format!("joins/{name}/key_filters_{filters}"),
+                &got == *expected,
+                || format!("{got:?}"),
+            );
+        }
+    }
+    let plan = explain(ctx, join).await;
+    c.check("joins/key_filters_off", !plan.contains("key_filter"), || plan.clone());
+    let (_, mut all) = ids(ctx, join).await.unwrap_or_default();
+    all.sort_unstable();
+    c.check("joins/result_without_key_filters", all == want, || format!("{all:?}"));
+    let e = error_of(ctx, "SET heatsql.join_key_filters = true").await;
+    c.check("joins/key_filters_set_back", e.is_empty(), || format!("'{e}'"));
     // This rank's stream of the join, written where it was computed.
     let target = format!("{out}/joined/");
     let count = copied_rows(ctx, &format!("COPY ({join}) TO '{target}' STORED AS PARQUET"))

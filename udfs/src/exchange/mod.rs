@@ -32,12 +32,15 @@
 //! round until none has rows left, each round's header carries every rank's status, and an
 //! error anywhere becomes the same error everywhere. What a rank receives is decoded as it
 //! arrives into buffers that spill to disk beyond the session's memory pool (`buffer`). Only
-//! the rows' own bytes travel (`ipc`: compacted view arrays, one schema per message). No
+//! the rows' own bytes travel (`ipc`: compacted view arrays, one schema per message). A hash
+//! join whose two inputs are both shuffled shares a Bloom filter of its build keys between the
+//! two shuffles, so probe rows without a match stay home (`keyfilter`). No
 //! collective depends on which streams a consumer happens to poll, so a join that skips its
 //! probe side or a LIMIT that stops early cannot leave another rank waiting.
 
 mod buffer;
 mod ipc;
+mod keyfilter;
 mod node;
 mod order;
 mod partitions;

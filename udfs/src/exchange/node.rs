@@ -17,8 +17,9 @@ use datafusion::physical_plan::{DisplayAs, DisplayFormatType, ExecutionPlan, Pla
 use engine::Comm;
 
 use super::buffer::StageBuffers;
+use super::keyfilter::KeyFilterSide;
 use super::placement::Placement;
-use super::rounds::{self, ExchangeMetrics, Feed, Route};
+use super::rounds::{self, ExchangeMetrics, Feed, KeyStep, Route};
 
 /// What an exchange does with its input's partitions.
 #[derive(Debug, Clone)]
@@ -50,6 +51,8 @@ pub struct ExchangeExec {
     /// A gather whose rows only rank 0 needs (the last one below the root): the others hold
     /// nothing.
     root_only: AtomicBool,
+    /// A shuffle into a hash join that shares a key filter with the join's other shuffle.
+    key_filter: Mutex<Option<KeyFilterSide>>,
 }
 
 impl fmt::Debug for ExchangeExec {
@@ -102,7 +105,17 @@ impl ExchangeExec {
             metrics,
             exchange_metrics,
             root_only: AtomicBool::new(false),
+            key_filter: Mutex::new(None),
         }
+    }
+
+    /// Makes this shuffle one side of a join key filter (see `keyfilter`).
+    pub(super) fn set_key_filter(&self, side: KeyFilterSide) {
+        *self.key_filter.lock().unwrap_or_else(|e| e.into_inner()) = Some(side);
+    }
+
+    fn key_filter(&self) -> Option<KeyFilterSide> {
+        self.key_filter.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     /// What this exchange does.
@@ -176,6 +189,16 @@ impl ExchangeExec {
             ),
         };
         let mut out = StageBuffers::new(self.kind_name(), n_out, Arc::clone(&schema), &ctx, &self.metrics);
+        // Every rank has the same plan, so every rank takes the same collectives.
+        let key_filter = self.key_filter();
+        let step = match &key_filter {
+            None => KeyStep::None,
+            Some(KeyFilterSide::Build(f)) => {
+                f.start_build(&ctx);
+                KeyStep::Build(f)
+            }
+            Some(KeyFilterSide::Probe(f)) => f.probe().map_or(KeyStep::None, KeyStep::Probe),
+        };
         let feed = Feed::new(Arc::clone(&self.input), Arc::clone(&ctx), runs);
         rounds::run(
             comm,
@@ -187,8 +210,13 @@ impl ExchangeExec {
             round_bytes,
             cancel,
             &self.exchange_metrics,
+            step,
         )
         .await?;
+        if let Some(KeyFilterSide::Build(f)) = &key_filter {
+            // Collective: the stage succeeded on every rank (its result is agreed).
+            f.finish_build(comm)?;
+        }
         *self.lock() = Some(out);
         Ok(())
     }
@@ -196,6 +224,9 @@ impl ExchangeExec {
     /// Forgets the materialized rows (after the query); spill files are deleted.
     pub fn release(&self) {
         *self.lock() = None;
+        if let Some(KeyFilterSide::Build(f)) = self.key_filter() {
+            f.release();
+        }
     }
 }
 
@@ -250,7 +281,14 @@ impl ExchangeExec {
 impl DisplayAs for ExchangeExec {
     fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
         match &self.kind {
-            ExchangeKind::Shuffle(p) => write!(f, "MpiShuffleExec: partitioning={p}"),
+            ExchangeKind::Shuffle(p) => {
+                write!(f, "MpiShuffleExec: partitioning={p}")?;
+                match self.key_filter() {
+                    Some(KeyFilterSide::Build(_)) => write!(f, ", key_filter=build"),
+                    Some(KeyFilterSide::Probe(_)) => write!(f, ", key_filter=probe"),
+                    None => Ok(()),
+                }
+            }
             ExchangeKind::Gather => write!(f, "MpiGatherExec: partitions={}", self.input_placement.len()),
             ExchangeKind::Concat { fetch: None } => write!(f, "MpiConcatExec"),
             ExchangeKind::Concat { fetch: Some(n) } => write!(f, "MpiConcatExec: fetch={n}"),
@@ -288,11 +326,11 @@ impl ExecutionPlan for ExchangeExec {
     fn with_new_children(self: Arc<Self>, children: Vec<Arc<dyn ExecutionPlan>>) -> Result<Arc<dyn ExecutionPlan>> {
         let [input] =
             <[_; 1]>::try_from(children).map_err(|_| DataFusionError::Internal("ExchangeExec has one child".into()))?;
-        Ok(Arc::new(ExchangeExec::new(
-            self.kind.clone(),
-            input,
-            self.input_placement.clone(),
-        )))
+        let node = ExchangeExec::new(self.kind.clone(), input, self.input_placement.clone());
+        if let Some(side) = self.key_filter() {
+            node.set_key_filter(side);
+        }
+        Ok(Arc::new(node))
     }
 
     fn execute(&self, partition: usize, _ctx: Arc<TaskContext>) -> Result<SendableRecordBatchStream> {

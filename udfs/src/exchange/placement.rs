@@ -30,6 +30,7 @@ use datafusion::physical_plan::windows::{BoundedWindowAggExec, WindowAggExec};
 use datafusion::physical_plan::{ChildrenPropertiesMode, ExecutionPlan, ReplaceChildrenOptions};
 use datafusion_datasource::memory::MemSink;
 
+use super::keyfilter::{KeyFilter, KeyFilterSide, filters_probe};
 use super::node::{ExchangeExec, ExchangeKind};
 use super::run::{DistributedPlan, Stage};
 use super::subquery::SubqueryStage;
@@ -62,15 +63,19 @@ impl Placement {
 /// Rewrites DataFusion's physical plan (planned with `target_partitions` = `size` × k) for `size`
 /// ranks: exchanges where rows must meet, see the module documentation. `is_rank_split` tells
 /// the leaves whose partitions are read by their owners ([`Placement::owner`]; the distributed
-/// Parquet scans); every other leaf is taken to produce the same rows on every rank.
+/// Parquet scans); every other leaf is taken to produce the same rows on every rank. With
+/// `key_filters` (`heatsql.join_key_filters`), the two shuffles into a hash join share a filter
+/// of its build keys (`keyfilter`).
 pub fn distribute(
     plan: Arc<dyn ExecutionPlan>,
     size: usize,
     is_rank_split: &dyn Fn(&dyn ExecutionPlan) -> bool,
+    key_filters: bool,
 ) -> Result<DistributedPlan> {
     let mut rewriter = Rewriter {
         size,
         is_rank_split,
+        key_filters,
         stages: Vec::new(),
     };
     let (plan, placement) = rewriter.rewrite(plan)?;
@@ -82,6 +87,8 @@ type Placed = (Arc<dyn ExecutionPlan>, Vec<Placement>);
 struct Rewriter<'a> {
     size: usize,
     is_rank_split: &'a dyn Fn(&dyn ExecutionPlan) -> bool,
+    /// Whether shuffles into hash joins share key filters.
+    key_filters: bool,
     /// Every stage, children before parents (the order they run in).
     stages: Vec<Stage>,
 }
@@ -115,6 +122,27 @@ fn emits_unmatched_build_rows(t: JoinType) -> bool {
         t,
         JoinType::Left | JoinType::Full | JoinType::LeftSemi | JoinType::LeftAnti | JoinType::LeftMark
     )
+}
+
+/// Shares a join key filter between the two shuffles into a distributed hash join (`joined`,
+/// the rewritten `j`), when its type drops unmatched probe rows (see `keyfilter`).
+fn key_filter(j: &HashJoinExec, joined: &Arc<dyn ExecutionPlan>) {
+    if !filters_probe(*j.join_type(), j.null_equality(), j.null_aware) {
+        return;
+    }
+    fn shuffle(c: &Arc<dyn ExecutionPlan>) -> Option<&ExchangeExec> {
+        c.downcast_ref::<ExchangeExec>()
+            .filter(|x| matches!(x.kind(), ExchangeKind::Shuffle(_)))
+    }
+    let children = joined.children();
+    let (Some(build), Some(probe)) = (shuffle(children[0]), shuffle(children[1])) else {
+        return;
+    };
+    let (build_keys, probe_keys): (Vec<_>, Vec<_>) = j.on().iter().map(|(l, r)| (Arc::clone(l), Arc::clone(r))).unzip();
+    if let Some(f) = KeyFilter::new(build_keys, &children[0].schema(), probe_keys, &children[1].schema()) {
+        build.set_key_filter(KeyFilterSide::Build(Arc::clone(&f)));
+        probe.set_key_filter(KeyFilterSide::Probe(f));
+    }
 }
 
 impl Rewriter<'_> {
@@ -248,7 +276,11 @@ impl Rewriter<'_> {
             if collect_left {
                 return self.collect_left(&plan, *j.join_type());
             }
-            return self.co_partitioned(&plan);
+            let placed = self.co_partitioned(&plan)?;
+            if self.key_filters {
+                key_filter(j, &placed.0);
+            }
+            return Ok(placed);
         }
         if let Some(j) = any.downcast_ref::<NestedLoopJoinExec>() {
             return self.collect_left(&plan, *j.join_type());

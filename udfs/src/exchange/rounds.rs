@@ -30,6 +30,7 @@ use futures::channel::mpsc;
 
 use super::buffer::StageBuffers;
 use super::ipc;
+use super::keyfilter::{KeyFilter, ProbeFilter};
 use super::partitions::{BUFFERED_PER_PARTITION, Tagged, join, spawn_partition};
 use super::placement::Placement;
 
@@ -47,6 +48,16 @@ pub(super) enum Route {
     },
 }
 
+/// What a shuffle does with a join key filter (see `keyfilter`) to each input batch.
+pub(super) enum KeyStep<'a> {
+    /// Nothing.
+    None,
+    /// Hashes its keys into the build side's filter.
+    Build(&'a KeyFilter),
+    /// Drops the rows the build side's filter rules out.
+    Probe(ProbeFilter),
+}
+
 /// The metrics every exchange reports (`EXPLAIN ANALYZE`, per rank).
 #[derive(Debug, Clone)]
 pub(super) struct ExchangeMetrics {
@@ -55,6 +66,8 @@ pub(super) struct ExchangeMetrics {
     pub bytes_received: Count,
     pub rounds: Count,
     pub mpi_time: Time,
+    /// Probe rows a join key filter kept from being sent.
+    pub key_filter_dropped: Count,
 }
 
 impl ExchangeMetrics {
@@ -65,6 +78,7 @@ impl ExchangeMetrics {
             bytes_received: MetricBuilder::new(set).global_counter("bytes_received"),
             rounds: MetricBuilder::new(set).global_counter("rounds"),
             mpi_time: MetricBuilder::new(set).subset_time("mpi_time", 0),
+            key_filter_dropped: MetricBuilder::new(set).global_counter("key_filter_dropped_rows"),
         }
     }
 }
@@ -258,6 +272,7 @@ pub(super) async fn run(
     round_bytes: usize,
     cancel: &AtomicBool,
     metrics: &ExchangeMetrics,
+    mut keys: KeyStep<'_>,
 ) -> Result<()> {
     let me = comm.rank();
     let size = comm.size();
@@ -288,18 +303,20 @@ pub(super) async fn run(
                     Ok(())
                 }
                 Some(Err(e)) => Err(e),
-                Some(Ok((i, batch))) => route_batch(
-                    route,
-                    &mut partitioners,
-                    &mut outbox,
-                    out,
-                    i,
-                    n_in,
-                    batch,
-                    me,
-                    size,
-                    receives,
-                ),
+                Some(Ok((i, batch))) => key_step(&mut keys, batch, metrics).and_then(|batch| {
+                    route_batch(
+                        route,
+                        &mut partitioners,
+                        &mut outbox,
+                        out,
+                        i,
+                        n_in,
+                        batch,
+                        me,
+                        size,
+                        receives,
+                    )
+                }),
             };
             if let Err(e) = routed {
                 error = Some(e);
@@ -381,6 +398,22 @@ pub(super) async fn run(
     }
     metrics.output_rows.add(out.rows());
     comm.agree(error.map_or(Ok(()), Err)).map_err(super::node::agreed)
+}
+
+/// Applies the shuffle's join key filter step to one input batch.
+fn key_step(keys: &mut KeyStep<'_>, batch: RecordBatch, metrics: &ExchangeMetrics) -> Result<RecordBatch> {
+    match keys {
+        KeyStep::None => Ok(batch),
+        KeyStep::Build(f) => {
+            f.observe(&batch);
+            Ok(batch)
+        }
+        KeyStep::Probe(f) => {
+            let (kept, dropped) = f.apply(batch)?;
+            metrics.key_filter_dropped.add(dropped);
+            Ok(kept)
+        }
+    }
 }
 
 /// Routes one input batch: into the outbox, or straight into this rank's own buffers for rows
