@@ -18,34 +18,11 @@ use datafusion::sql::sqlparser::dialect::GenericDialect;
 use engine::Comm;
 
 use crate::frame::HeatFrame;
-
-/// DataFusion settings a distributed plan depends on, with the values heatsql sets. A query
-/// run after one of them was changed (`SET …`) fails with an error naming it. Join dynamic
-/// filters must be off only with several ranks: one rank runs every partition of a join, so
-/// it keeps DataFusion's default (on) and a user may set it either way.
-pub const REQUIRED_SETTINGS: [(&str, &str); 4] = [
-    ("datafusion.optimizer.repartition_file_scans", "false"),
-    (JOIN_DYNAMIC_FILTERS, "false"),
-    ("datafusion.execution.enable_file_stream_work_stealing", "false"),
-    (
-        "datafusion.execution.target_partitions",
-        "a multiple of the number of ranks",
-    ),
-];
-
-/// The setting of DataFusion's hash-join dynamic filters (off with several ranks).
-pub(crate) const JOIN_DYNAMIC_FILTERS: &str = "datafusion.optimizer.enable_join_dynamic_filter_pushdown";
-
-/// The partitions each rank runs at once: its compute threads
-/// ([`engine::device::threads_per_rank`]: `HEATSQL_THREADS` or `--threads` if set, else the
-/// node's cores over the ranks on the node). One rank per node of 64 cores plans 64 partitions
-/// per rank; under `mpirun -n 2` on two cores each rank runs one.
-pub fn partitions_per_rank(comm: &Comm) -> usize {
-    engine::device::threads_per_rank(comm.local_size())
-}
+use crate::settings::{JOIN_DYNAMIC_FILTERS, partitions_per_rank};
 
 /// A heatsql session: DataFusion with distributed Parquet tables, MPI exchanges, distributed
-/// `COPY TO` and heatsql's table functions (`pca`, `pca_project`).
+/// `COPY TO` and heatsql's table functions (`pca`, `pca_project`, `kmeans`, `kmeans_predict`,
+/// `svd`, `matmul`, `dmd`).
 ///
 /// SPMD: every rank creates a `HeatContext` and runs the same statements in the same order.
 /// Tables are split row-wise over the ranks; [`HeatContext::sql`] plans a statement the same way
@@ -100,7 +77,7 @@ impl HeatContext {
     /// filters (they wait for every build partition inside one process, and there each rank
     /// runs only its own; one rank runs them all, so it keeps them on, as DataFusion does). TopK
     /// and aggregate dynamic filters stay on: a bound from this rank's rows is valid globally.
-    /// See [`REQUIRED_SETTINGS`].
+    /// See [`crate::REQUIRED_SETTINGS`].
     pub fn new() -> Self {
         let comm = Comm::world();
         let config = SessionConfig::new()
@@ -193,7 +170,7 @@ impl HeatContext {
                 "register_array '{name}': expected an array split along rows (split 0), got split {other:?}"
             ))),
         };
-        let batch = self.comm.agree(batch).map_err(crate::frame::agreed)?;
+        let batch = udfs::agree::agree(self.comm, batch)?;
         self.register_batches(name, batch.schema(), vec![batch]).await
     }
 
@@ -212,7 +189,7 @@ impl HeatContext {
         let mut state = self.ctx.state();
         state.execution_props_mut().query_execution_start_time = Some(Utc.timestamp_nanos(start));
         let planned = self.plan_sql(sql, &state).await;
-        let frame = self.comm.agree(planned).map_err(crate::frame::agreed)?;
+        let frame = udfs::agree::agree(self.comm, planned)?;
         Ok(frame)
     }
 

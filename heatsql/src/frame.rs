@@ -21,8 +21,6 @@ pub struct HeatFrame {
     cancel: Arc<AtomicBool>,
 }
 
-pub(crate) use udfs::exchange::agreed;
-
 impl std::fmt::Debug for HeatFrame {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("HeatFrame").field("schema", &self.schema()).finish()
@@ -50,7 +48,7 @@ impl HeatFrame {
     pub async fn distributed_plan(&self) -> Result<DistributedPlan> {
         self.check_settings()?;
         let planned = self.df.clone().create_physical_plan().await;
-        let plan = self.comm.agree(planned).map_err(agreed)?;
+        let plan = udfs::agree::agree(self.comm, planned)?;
         let mine = fingerprint(plan.as_ref());
         let all = self
             .comm
@@ -71,17 +69,17 @@ impl HeatFrame {
         )
     }
 
-    /// The settings of [`crate::context::REQUIRED_SETTINGS`] still hold (the same on every rank).
+    /// The settings of [`crate::settings::REQUIRED_SETTINGS`] still hold (the same on every rank).
     fn check_settings(&self) -> Result<()> {
         let task = self.df.task_ctx();
         let entries = task.session_config().options().entries();
         let ranks = self.comm.size();
-        for (name, want) in crate::context::REQUIRED_SETTINGS {
+        for (name, want) in crate::settings::REQUIRED_SETTINGS {
             let have = entries.iter().find(|e| e.key == name).and_then(|e| e.value.clone());
             if name == "datafusion.execution.target_partitions" {
                 let partitions = have.as_deref().and_then(|v| v.parse::<usize>().ok()).unwrap_or(0);
                 if partitions == 0 || partitions % ranks != 0 {
-                    let k = crate::context::partitions_per_rank(self.comm);
+                    let k = crate::settings::partitions_per_rank(self.comm);
                     return Err(DataFusionError::Plan(format!(
                         "heatsql runs distributed plans with {name} a multiple of the number of ranks ({ranks}), \
                          not {}; set it back (SET {name} = {})",
@@ -91,7 +89,7 @@ impl HeatFrame {
                 }
                 continue;
             }
-            if name == crate::context::JOIN_DYNAMIC_FILTERS && ranks == 1 {
+            if name == crate::settings::JOIN_DYNAMIC_FILTERS && ranks == 1 {
                 // One rank runs every partition of a join: DataFusion's own behaviour holds.
                 continue;
             }
@@ -174,7 +172,7 @@ impl HeatFrame {
     pub async fn to_dndarray(self, spec: &udfs::convert::LoadSpec) -> Result<udfs::convert::Loaded> {
         let result = async {
             // Opening this rank's streams can fail on one rank only.
-            let input = self.comm.agree(self.local_input().await).map_err(agreed)?;
+            let input = udfs::agree::agree(self.comm, self.local_input().await)?;
             udfs::convert::load(input, spec).await.map_err(DataFusionError::from)
         }
         .await;
@@ -190,6 +188,6 @@ impl HeatFrame {
             Ok(stream) => stream.try_collect::<Vec<_>>().await,
             Err(e) => Err(e),
         };
-        comm.agree(local).map_err(agreed)
+        udfs::agree::agree(comm, local)
     }
 }

@@ -7,12 +7,14 @@
 mod context;
 mod dense;
 mod frame;
+mod settings;
 
-pub use context::{HeatContext, REQUIRED_SETTINGS, partitions_per_rank};
+pub use context::HeatContext;
 /// The DataFusion heatsql is built on (with its Arrow and Parquet), for embedders.
 pub use datafusion;
 pub use engine::{Comm, CommError, DNDarray, DeviceSetting, EngineError, ReduceOp, comm, dndarray, memory, progress};
 pub use frame::HeatFrame;
+pub use settings::{REQUIRED_SETTINGS, partitions_per_rank};
 /// libtorch bindings (the DNDarray's local tensors are `tch::Tensor`s).
 pub use tch;
 pub use udfs::convert;

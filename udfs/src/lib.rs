@@ -9,9 +9,12 @@
 //!
 //! * [`settings`]: the `heatsql.` session settings (`SET heatsql.progress = false`).
 //!
-//! * [`functions`]: the table functions (`pca`, `pca_project`): planning, arguments and their
-//!   collective physical node.
+//! * [`functions`]: the table functions (`pca`, `pca_project`, `kmeans`, `kmeans_predict`,
+//!   `svd`, `matmul`, `dmd`): their registry, planning, arguments and collective physical node.
+//!
+//! * [`agree`]: errors agreed over the ranks with their kind ([`agree::AgreedError`]).
 
+pub mod agree;
 pub mod convert;
 pub mod exchange;
 pub mod functions;

@@ -48,12 +48,7 @@ pub const MIN_ROUND_BYTES: usize = 4 << 10;
 
 /// `heatsql.exchange_round_bytes` of this task's session, checked.
 pub fn exchange_round_bytes(ctx: &TaskContext) -> datafusion::error::Result<usize> {
-    let n = ctx
-        .session_config()
-        .options()
-        .extensions
-        .get::<HeatsqlOptions>()
-        .map_or_else(default_round_bytes, |o| o.exchange_round_bytes);
+    let n = options(ctx).map_or_else(default_round_bytes, |o| o.exchange_round_bytes);
     if n < MIN_ROUND_BYTES {
         return Err(datafusion::error::DataFusionError::Configuration(format!(
             "heatsql.exchange_round_bytes = {n}: expected at least {MIN_ROUND_BYTES} bytes"
@@ -66,21 +61,19 @@ impl ConfigExtension for HeatsqlOptions {
     const PREFIX: &'static str = "heatsql";
 }
 
+/// This task's session's heatsql settings (`None` when the session has no heatsql extension:
+/// every setting then has its default).
+fn options(ctx: &TaskContext) -> Option<&HeatsqlOptions> {
+    ctx.session_config().options().extensions.get::<HeatsqlOptions>()
+}
+
 /// Whether `heatsql.progress` is on in this task's session (on when the extension is absent).
 pub fn progress_enabled(ctx: &TaskContext) -> bool {
-    ctx.session_config()
-        .options()
-        .extensions
-        .get::<HeatsqlOptions>()
-        .is_none_or(|o| o.progress)
+    options(ctx).is_none_or(|o| o.progress)
 }
 
 /// Whether `heatsql.join_key_filters` is on in this task's session (on when the extension is
 /// absent).
 pub fn join_key_filters_enabled(ctx: &TaskContext) -> bool {
-    ctx.session_config()
-        .options()
-        .extensions
-        .get::<HeatsqlOptions>()
-        .is_none_or(|o| o.join_key_filters)
+    options(ctx).is_none_or(|o| o.join_key_filters)
 }

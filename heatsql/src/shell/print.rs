@@ -60,7 +60,7 @@ pub fn print(
         }
         Format::Table => {
             let total: usize = batches.iter().map(|b| b.num_rows()).sum();
-            let shown = udfs::exchange::first_rows(&batches, maxrows.unwrap_or(usize::MAX));
+            let shown = first_rows(&batches, maxrows.unwrap_or(usize::MAX));
             if shown.is_empty() {
                 // Still show the columns of an empty result.
                 writeln!(
@@ -106,4 +106,19 @@ pub fn print(
             Ok(false)
         }
     }
+}
+
+/// The first `n` rows of `batches` (zero-copy slices).
+fn first_rows(batches: &[RecordBatch], n: usize) -> Vec<RecordBatch> {
+    let mut left = n;
+    let mut out = Vec::new();
+    for b in batches {
+        if left == 0 {
+            break;
+        }
+        let n = b.num_rows().min(left);
+        out.push(b.slice(0, n));
+        left -= n;
+    }
+    out
 }

@@ -36,7 +36,7 @@ use datafusion::physical_expr::PhysicalExpr;
 use engine::Comm;
 use engine::comm::ReduceOp;
 
-use super::node::agreed;
+use crate::agree::comm_error;
 
 /// The most build rows one rank hashes (8 bytes each); a larger build side gets no filter.
 pub const MAX_KEYS_PER_RANK: usize = 1 << 23;
@@ -259,7 +259,7 @@ impl KeyFilter {
         };
         let agreed_counts = comm
             .allreduce(&[hashes.len() as u64, gave_up], ReduceOp::Sum)
-            .map_err(agreed)?;
+            .map_err(comm_error)?;
         let (total, gave_up) = (agreed_counts[0] as usize, agreed_counts[1] > 0);
         let Some(log2) = Bloom::log2_for(total).filter(|_| !gave_up) else {
             return Ok(());
@@ -268,7 +268,7 @@ impl KeyFilter {
         for h in hashes {
             bloom.insert(h);
         }
-        let words = comm.allreduce(bloom.words(), ReduceOp::BitOr).map_err(agreed)?;
+        let words = comm.allreduce(bloom.words(), ReduceOp::BitOr).map_err(comm_error)?;
         *self.bloom.lock().unwrap_or_else(|e| e.into_inner()) = Some(Arc::new(Bloom::from_words(words, log2)));
         Ok(())
     }

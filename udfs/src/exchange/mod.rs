@@ -26,6 +26,12 @@
 //! Uncorrelated scalar subqueries run as a stage of their own ahead of their main input's
 //! stages (`subquery`).
 //!
+//! Files: one per operator as EXPLAIN names it ([`MpiShuffleExec`] in `shuffle`,
+//! [`MpiGatherExec`] in `gather`, [`MpiConcatExec`] in `concat`, their shared state in `core`),
+//! [`Placement`] in `placement`, the rule that inserts the exchanges in `insert_exchanges`,
+//! the [`Stage`] trait (implemented by the exchanges, [`SubqueryStage`] and table function
+//! nodes) in `stage`, and the running of a [`DistributedPlan`] in `run`.
+//!
 //! Execution is by stages ([`DistributedPlan::materialize`]): exchanges run in post-order, the
 //! same order on every rank. Each reads its input a round at a time and moves it in rounds of
 //! at most `heatsql.exchange_round_bytes` per rank (`rounds`): every rank takes part in every
@@ -39,19 +45,28 @@
 //! probe side or a LIMIT that stops early cannot leave another rank waiting.
 
 mod buffer;
+mod concat;
+mod core;
+mod gather;
+mod insert_exchanges;
 mod ipc;
 mod keyfilter;
-mod node;
 mod order;
 mod partitions;
 mod placement;
 mod rounds;
 mod run;
+mod shuffle;
+mod stage;
 mod subquery;
 
-pub use node::{ExchangeExec, ExchangeKind, agreed, first_rows};
+pub use concat::MpiConcatExec;
+pub use gather::MpiGatherExec;
+pub use insert_exchanges::distribute;
 pub use order::{OrderKey, is_orderable, order_rows, sort_batches};
 pub use partitions::in_order;
-pub use placement::{Placement, distribute};
-pub use run::{DistributedPlan, Stage, fingerprint};
+pub use placement::Placement;
+pub use run::{DistributedPlan, fingerprint};
+pub use shuffle::MpiShuffleExec;
+pub use stage::Stage;
 pub use subquery::SubqueryStage;

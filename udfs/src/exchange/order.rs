@@ -31,7 +31,8 @@ use datafusion::execution::SendableRecordBatchStream;
 use engine::{Comm, ReduceOp};
 use futures::StreamExt;
 
-use super::{agreed, ipc};
+use super::ipc;
+use crate::agree::agree;
 
 /// The column that orders the rows and how errors name it.
 #[derive(Debug, Clone)]
@@ -137,7 +138,7 @@ pub async fn order_rows(
         Ok::<_, DataFusionError>(batches)
     }
     .await;
-    let batches = comm.agree(drained).map_err(agreed)?;
+    let batches = agree(comm, drained)?;
     sort_batches(&schema, &batches, key, comm)
 }
 
@@ -151,8 +152,8 @@ pub fn sort_batches(
     let column = schema
         .index_of(key.column)
         .map_err(|_| key.error("is not a column of the input"));
-    let column = comm.agree(column).map_err(agreed)?;
-    let local = comm.agree(concat_batches(schema, batches)).map_err(agreed)?;
+    let column = agree(comm, column)?;
+    let local = agree(comm, concat_batches(schema, batches).map_err(DataFusionError::from))?;
     let nulls = comm
         .allreduce(&[local.column(column).null_count() as u64], ReduceOp::Sum)
         .map_err(external)?[0];
@@ -164,7 +165,7 @@ pub fn sort_batches(
     let start: u64 = counts[..comm.rank()].iter().sum();
     let positions: Vec<u64> = (start..start + n_local).collect();
     // 1. This rank's rows sorted by (key, position); the position gives back the row.
-    let mut sorted = comm.agree(composite(&local, column, &positions, key)).map_err(agreed)?;
+    let mut sorted = agree(comm, composite(&local, column, &positions, key))?;
     sorted.sort_unstable();
     // 2. The split keys of the balanced layout.
     let n: u64 = counts.iter().sum();
@@ -208,7 +209,7 @@ pub fn sort_batches(
         }
         Ok::<_, DataFusionError>(())
     })();
-    comm.agree(encoded).map_err(agreed)?;
+    agree(comm, encoded)?;
     drop(sorted);
     drop(local);
     let (received, recv_counts) = comm.alltoallv(&send, &send_counts).map_err(external)?;
@@ -223,7 +224,7 @@ pub fn sort_batches(
             Ok(())
         })
     });
-    comm.agree(decoded).map_err(agreed)?;
+    agree(comm, decoded)?;
     drop(received);
     let mine = (|| {
         let all = concat_batches(&with_pos, &pieces)?;
@@ -242,7 +243,7 @@ pub fn sort_batches(
         let keys: Vec<u64> = here.iter().map(|&(c, _)| (c >> 64) as u64).collect();
         Ok::<_, DataFusionError>((out, keys))
     })();
-    let (out, sorted_keys) = comm.agree(mine).map_err(agreed)?;
+    let (out, sorted_keys) = agree(comm, mine)?;
     if key.unique {
         check_unique(&out, column, &sorted_keys, key, comm)?;
     }
@@ -298,7 +299,7 @@ fn check_unique(out: &RecordBatch, column: usize, keys: &[u64], key: &OrderKey<'
         ))),
         None => Ok(()),
     };
-    comm.agree(local).map_err(agreed)
+    agree(comm, local)
 }
 
 fn external(e: engine::CommError) -> DataFusionError {

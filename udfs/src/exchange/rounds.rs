@@ -33,6 +33,7 @@ use super::ipc;
 use super::keyfilter::{KeyFilter, ProbeFilter};
 use super::partitions::{BUFFERED_PER_PARTITION, Tagged, join, spawn_partition};
 use super::placement::Placement;
+use crate::agree::agree;
 
 /// Where an exchange's rows go.
 pub(super) enum Route {
@@ -371,8 +372,8 @@ pub(super) async fn run(
                 (None, Some(e)) => Err(DataFusionError::External(Box::new(e))),
                 (None, None) => Ok(()),
             };
-            return match comm.agree(local) {
-                Err(e) => Err(super::node::agreed(e)),
+            return match agree(comm, local) {
+                Err(e) => Err(e),
                 Ok(()) => Err(DataFusionError::Internal("exchange: a round failed on no rank".into())),
             };
         }
@@ -397,7 +398,7 @@ pub(super) async fn run(
         }
     }
     metrics.output_rows.add(out.rows());
-    comm.agree(error.map_or(Ok(()), Err)).map_err(super::node::agreed)
+    agree(comm, error.map_or(Ok(()), Err))
 }
 
 /// Applies the shuffle's join key filter step to one input batch.

@@ -10,29 +10,19 @@ use datafusion::physical_plan::{ExecutionPlan, displayable};
 use engine::Comm;
 use futures::StreamExt;
 
-use super::node::{ExchangeExec, ExchangeKind};
+use super::concat::MpiConcatExec;
 use super::placement::Placement;
-use super::subquery::SubqueryStage;
+use super::stage::{Stage, computes};
+use crate::agree::agree;
 use crate::convert::{DenseScans, LoadInput};
-use crate::functions::FunctionExec;
 
-/// One step of a distributed plan's execution, collective, in the same order on every rank.
-#[derive(Debug)]
-pub enum Stage {
-    /// An exchange materializes its output.
-    Exchange(Arc<ExchangeExec>),
-    /// Uncorrelated scalar subqueries are evaluated.
-    Subqueries(SubqueryStage),
-    /// A table function call runs on its inputs.
-    Function(Arc<FunctionExec>),
-}
-
-/// A plan with its exchanges (from [`super::distribute`]).
+/// A plan with its exchanges (from [`super::distribute`]) and its stages in the order they
+/// run.
 #[derive(Debug)]
 pub struct DistributedPlan {
     plan: Arc<dyn ExecutionPlan>,
     placement: Vec<Placement>,
-    stages: Vec<Stage>,
+    stages: Vec<Arc<dyn Stage>>,
     size: usize,
 }
 
@@ -40,7 +30,7 @@ impl DistributedPlan {
     pub(crate) fn new(
         plan: Arc<dyn ExecutionPlan>,
         placement: Vec<Placement>,
-        stages: Vec<Stage>,
+        stages: Vec<Arc<dyn Stage>>,
         size: usize,
     ) -> Self {
         DistributedPlan {
@@ -70,13 +60,9 @@ impl DistributedPlan {
         if self.size == 1 && self.placement.len() == 1 {
             return self;
         }
-        let node = Arc::new(ExchangeExec::new(
-            ExchangeKind::Concat { fetch: None },
-            Arc::clone(&self.plan),
-            self.placement.clone(),
-        ));
-        self.stages.push(Stage::Exchange(Arc::clone(&node)));
-        self.placement = node.output_placement(self.size);
+        let node = Arc::new(MpiConcatExec::new(Arc::clone(&self.plan), self.placement.clone(), None));
+        self.stages.push(Arc::clone(&node) as Arc<dyn Stage>);
+        self.placement = node.output_placement();
         self.plan = node;
         self
     }
@@ -88,12 +74,10 @@ impl DistributedPlan {
     pub fn gather_to_root(&self) {
         let mut node = Arc::clone(&self.plan);
         loop {
-            if let Some(x) = node.downcast_ref::<ExchangeExec>() {
-                x.set_root_only();
-                return;
-            }
-            if node.is::<FunctionExec>() {
-                // A table function's inputs are laid out as the function needs them.
+            if let Some(stage) = self.stages.iter().find(|s| computes(s.as_ref(), node.as_ref())) {
+                // A gather delivers to rank 0 only; any other stage (a shuffle, a table
+                // function, whose inputs are laid out as it needs them) stays as it is.
+                stage.deliver_to_root();
                 return;
             }
             let children = node.children();
@@ -120,21 +104,12 @@ impl DistributedPlan {
         let result = async {
             // Checked again between batches by every stage, and by the final stage's reader.
             let cancelled = cancelled(comm, cancel);
-            comm.agree(cancelled).map_err(super::node::agreed)?;
+            agree(comm, cancelled)?;
             for (i, stage) in self.stages.iter().enumerate() {
                 if progress {
-                    let name = match stage {
-                        Stage::Exchange(x) => x.kind_name(),
-                        Stage::Subqueries(_) => "scalar subqueries",
-                        Stage::Function(f) => f.call().exec_name(),
-                    };
-                    engine::progress::report("query", i as u64 + 1, Some(total), name);
+                    engine::progress::report("query", i as u64 + 1, Some(total), stage.stage_name());
                 }
-                match stage {
-                    Stage::Exchange(x) => x.materialize(comm, Arc::clone(&ctx), cancel).await?,
-                    Stage::Subqueries(s) => s.run(comm, Arc::clone(&ctx)).await?,
-                    Stage::Function(f) => f.materialize(comm, Arc::clone(&ctx), cancel).await?,
-                }
+                stage.run(comm, Arc::clone(&ctx), cancel).await?;
             }
             Ok(())
         }
@@ -235,17 +210,13 @@ impl DistributedPlan {
             }
         };
         plan.release();
-        comm.agree(result).map_err(super::node::agreed)
+        agree(comm, result)
     }
 
     /// Frees the rows held by the exchanges.
     pub fn release(&self) {
         for stage in &self.stages {
-            match stage {
-                Stage::Exchange(x) => x.release(),
-                Stage::Function(f) => f.release(),
-                Stage::Subqueries(_) => {}
-            }
+            stage.release();
         }
     }
 }

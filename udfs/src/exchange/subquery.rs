@@ -7,6 +7,7 @@
 //! input's stages; the expressions read the results container this stage fills.
 
 use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 
 use datafusion::common::ScalarValue;
 use datafusion::error::{DataFusionError, Result};
@@ -16,6 +17,10 @@ use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::scalar_subquery::ScalarSubqueryLink;
 use engine::Comm;
 use futures::StreamExt;
+use futures::future::BoxFuture;
+
+use super::stage::Stage;
+use crate::agree::agree;
 
 /// The subqueries of one `ScalarSubqueryExec`, each planned to be present on every rank.
 #[derive(Debug)]
@@ -31,18 +36,28 @@ impl SubqueryStage {
 
     /// Collective (through the agreement). Evaluates every subquery on every rank (their rows
     /// are the same everywhere) and stores the values.
-    pub async fn run(&self, comm: &Comm, ctx: Arc<TaskContext>) -> Result<()> {
+    async fn evaluate(&self, comm: &Comm, ctx: Arc<TaskContext>) -> Result<()> {
         let mut values = Vec::with_capacity(self.links.len());
         for link in &self.links {
             values.push(scalar(&link.plan, &ctx).await);
         }
         let values: Result<Vec<ScalarValue>> = values.into_iter().collect();
-        let values = comm.agree(values).map_err(super::node::agreed)?;
+        let values = agree(comm, values)?;
         self.results.clear();
         for (link, value) in self.links.iter().zip(values) {
             self.results.set(link.index, value)?;
         }
         Ok(())
+    }
+}
+
+impl Stage for SubqueryStage {
+    fn stage_name(&self) -> &str {
+        "scalar subqueries"
+    }
+
+    fn run<'a>(&'a self, comm: &'a Comm, ctx: Arc<TaskContext>, _cancel: &'a AtomicBool) -> BoxFuture<'a, Result<()>> {
+        Box::pin(self.evaluate(comm, ctx))
     }
 }
 

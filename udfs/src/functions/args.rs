@@ -55,6 +55,23 @@ pub const fn arg(name: &'static str, kind: ArgKind) -> ArgSpec {
     ArgSpec { name, kind }
 }
 
+/// Arguments every function over feature columns takes.
+pub const COMMON: [ArgSpec; 5] = [
+    arg("columns", ArgKind::Text),
+    arg("keep", ArgKind::Text),
+    arg("dtype", ArgKind::Text),
+    arg("nulls", ArgKind::Text),
+    arg("device", ArgKind::Text),
+];
+
+/// The knobs of the randomized and hierarchical solvers (`pca`'s `solver`, `svd`'s `method`),
+/// checked by [`solver_knobs`].
+pub const SOLVER_ARGS: [ArgSpec; 3] = [
+    arg("oversamples", ArgKind::Int),
+    arg("power_iter", ArgKind::Int),
+    arg("seed", ArgKind::Int),
+];
+
 /// A literal argument value.
 #[derive(Debug, Clone, PartialEq)]
 enum Literal {
@@ -331,4 +348,36 @@ fn literal(function: &str, spec: &ArgSpec, e: &SqlExpr) -> Result<Literal> {
         },
         _ => Err(wrong()),
     }
+}
+
+/// `oversamples`, `power_iter` and `seed` of `pca`'s solvers and `svd`'s methods (`what`:
+/// "solver" or "method", `name`: the one given): refused for a solver that does not use them
+/// (unless `auto`), ≥ 0, else the engine's defaults.
+pub fn solver_knobs(args: &Args, what: &str, name: &str) -> Result<(i64, i64, u64)> {
+    for (a, used_by) in [
+        ("oversamples", &["randomized", "hierarchical"][..]),
+        ("power_iter", &["randomized"][..]),
+        ("seed", &["randomized"][..]),
+    ] {
+        if args.has(a) && name != "auto" && !used_by.contains(&name) {
+            let list = used_by
+                .iter()
+                .map(|s| format!("'{s}'"))
+                .collect::<Vec<_>>()
+                .join(" or ");
+            return Err(args.error(format!("{a} applies to {what} => {list}, not '{name}'")));
+        }
+    }
+    let non_negative = |a: &str, default: i64| -> Result<i64> {
+        match args.int(a) {
+            Some(v) if v < 0 => Err(args.error(format!("{a} = {v} is out of range; expected a value ≥ 0"))),
+            Some(v) => Ok(v),
+            None => Ok(default),
+        }
+    };
+    Ok((
+        non_negative("oversamples", engine::linalg::DEFAULT_OVERSAMPLES)?,
+        non_negative("power_iter", engine::linalg::DEFAULT_POWER_ITER)?,
+        args.int("seed").map_or(engine::linalg::DEFAULT_SEED, |s| s as u64),
+    ))
 }

@@ -17,21 +17,26 @@ use std::sync::Arc;
 use datafusion::arrow::array::{ArrayRef, Float64Array, Int64Array, RecordBatch, StringArray, new_null_array};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::error::{DataFusionError, Result};
-use datafusion::logical_expr::LogicalPlan;
-use datafusion::logical_expr::planner::RelationPlannerContext;
-use datafusion::sql::sqlparser::ast::FunctionArg;
 use engine::ml::dmd::{DmdOptions, Layout as Snapshots, Rank, fit};
 use futures::future::BoxFuture;
 use tch::{Kind, Tensor};
 
 use super::args::{ArgKind, ArgSpec, Args, arg};
-use super::io::{names, ordered, slices, specs};
-use super::pca::{float_array, load_spec, one_input, scores_batches};
-use super::plan::{FeatureArgs, feature_args_ordered, order_field, output_schema};
+use super::features::{FeatureArgs, feature_args_ordered, order_field, ordered, output_schema, project, take_inputs};
+use super::output::{float_array, float_columns, scores_batches, slices};
 use super::series::TimeAxis;
-use super::{Layout, RunContext, TableFunction, exec_error};
+use super::{FunctionDef, Layout, Output, Planned, RunContext, TableFunction, exec_error};
 use crate::convert::{LoadInput, NullPolicy, load};
 use crate::settings::HeatsqlOptions;
+
+/// `dmd` in the registry.
+pub const DEF: FunctionDef = FunctionDef {
+    name: "dmd",
+    exec_name: "DmdExec",
+    inputs: &["input"],
+    args: &[&DMD_ARGS],
+    plan,
+};
 
 const DMD_ARGS: [ArgSpec; 7] = [
     arg("order_by", ArgKind::Text),
@@ -64,16 +69,11 @@ struct DmdCall {
     output: DmdOutput,
     /// Mode columns in the `modes` output (the rank, or its largest possible value).
     width: i64,
-    schema: SchemaRef,
+    out: Output,
 }
 
 /// Plans `dmd(input, …)`: checks the arguments and fixes the output schema.
-pub fn plan_dmd(
-    args: Vec<FunctionArg>,
-    ctx: &mut dyn RelationPlannerContext,
-    settings: &HeatsqlOptions,
-) -> Result<(Arc<dyn TableFunction>, Vec<LogicalPlan>)> {
-    let mut args = Args::parse("dmd", &["input"], &specs(&DMD_ARGS), args, ctx)?;
+fn plan(mut args: Args, settings: &HeatsqlOptions) -> Result<Planned> {
     let input = args.inputs.remove(0);
     let layout = match args.choice("layout", &["rows", "columns"], "rows")? {
         "columns" => Snapshots::Columns,
@@ -224,7 +224,7 @@ pub fn plan_dmd(
     // The order column travels with the rows (a keep column of the load).
     let mut carried = f.keep.clone();
     carried.extend(order_by.iter().cloned());
-    let input = super::plan::project(input, &carried, &f.features)?;
+    let input = project(input, &carried, &f.features)?;
     let call = DmdCall {
         f,
         layout,
@@ -234,20 +234,22 @@ pub fn plan_dmd(
         steps,
         output,
         width,
-        schema,
+        out: Output::new(schema, output_layout(output, layout)),
     };
-    Ok((Arc::new(call), vec![input]))
+    Ok(Planned::new(call, vec![input]))
+}
+
+/// Where the rows of `output` are: one row per snapshot (`reconstruction`) or per state
+/// variable with snapshots in columns follow the input's split; the rest is small.
+fn output_layout(output: DmdOutput, layout: Snapshots) -> Layout {
+    match (output, layout) {
+        (DmdOutput::Reconstruction, _) => Layout::RowSplit,
+        (DmdOutput::Modes | DmdOutput::Forecast, Snapshots::Columns) => Layout::RowSplit,
+        _ => Layout::Replicated,
+    }
 }
 
 impl TableFunction for DmdCall {
-    fn name(&self) -> &'static str {
-        "dmd"
-    }
-
-    fn exec_name(&self) -> &'static str {
-        "DmdExec"
-    }
-
     fn describe(&self) -> String {
         let rank = match self.rank {
             Rank::Fixed(r) => format!("rank={r}"),
@@ -255,7 +257,7 @@ impl TableFunction for DmdCall {
             Rank::Optimal => "rank=optimal".to_string(),
         };
         format!(
-            "layout={}, {}{rank}, dt={}, output={}{}, columns={}, keep={}, {}",
+            "layout={}, {}{rank}, dt={}, output={}{}, {}",
             if self.layout == Snapshots::Rows {
                 "rows"
             } else {
@@ -277,38 +279,22 @@ impl TableFunction for DmdCall {
             } else {
                 String::new()
             },
-            names(&self.f.features),
-            names(&self.f.keep.iter().map(|f| f.name().clone()).collect::<Vec<_>>()),
             self.f.describe()
         )
     }
 
-    fn schema(&self) -> SchemaRef {
-        Arc::clone(&self.schema)
-    }
-
-    fn output_layout(&self) -> Layout {
-        match (self.output, self.layout) {
-            (DmdOutput::Reconstruction, _) => Layout::RowSplit,
-            (DmdOutput::Modes | DmdOutput::Forecast, Snapshots::Columns) => Layout::RowSplit,
-            _ => Layout::Replicated,
-        }
-    }
-
-    fn input_layouts(&self) -> Vec<Layout> {
-        vec![Layout::RowSplit]
+    fn output(&self) -> &Output {
+        &self.out
     }
 
     fn run<'a>(&'a self, inputs: Vec<LoadInput>, ctx: RunContext<'a>) -> BoxFuture<'a, Result<Vec<RecordBatch>>> {
         Box::pin(async move {
-            let input = one_input(self.name(), inputs)?;
+            let [input] = take_inputs("dmd", inputs)?;
             let comm = ctx.comm;
-            let device = comm
-                .agree(self.f.device.resolve(comm.local_rank()))
-                .map_err(crate::exchange::agreed)?;
+            let device = self.f.device(comm)?;
             let order = self.order_by.as_ref().map(|o| o.name().as_str());
             let input = ordered(input, "dmd", "order_by", order, comm).await?;
-            let mut spec = load_spec("dmd", &self.f, Some(self.f.features.clone()), device);
+            let mut spec = self.f.load_spec("dmd", self.f.features.clone(), device);
             spec.keep.extend(order.map(str::to_string));
             let loaded = load(input, &spec).await.map_err(DataFusionError::from)?;
             // The time axis: evenly spaced (checked), its step the default dt.
@@ -327,7 +313,7 @@ impl TableFunction for DmdCall {
             let float = self.f.float_type();
             let kind = self.f.kind;
             match self.output {
-                DmdOutput::Eigenvalues => Ok(vec![eigenvalue_batch(&model, &self.schema)?]),
+                DmdOutput::Eigenvalues => Ok(vec![eigenvalue_batch(&model, &self.out.schema)?]),
                 DmdOutput::Modes => {
                     let r = model.rank();
                     // Columns re, im per mode: state × 2r (f64) → 2r × state.
@@ -341,15 +327,15 @@ impl TableFunction for DmdCall {
                                 columns.push(float_array(v, &float)?);
                             }
                             let rows = self.f.features.len();
-                            for field in self.schema.fields().iter().skip(columns.len()) {
+                            for field in self.out.schema.fields().iter().skip(columns.len()) {
                                 columns.push(new_null_array(field.data_type(), rows));
                             }
-                            Ok(vec![RecordBatch::try_new(Arc::clone(&self.schema), columns)?])
+                            Ok(vec![RecordBatch::try_new(Arc::clone(&self.out.schema), columns)?])
                         }
                         Snapshots::Columns => scores_batches(
                             parts.tr().contiguous(),
                             2 * self.width as usize,
-                            &self.schema,
+                            &self.out.schema,
                             loaded.keep.as_ref(),
                             batch_size,
                         ),
@@ -364,16 +350,16 @@ impl TableFunction for DmdCall {
                             if let Some(a) = &axis {
                                 columns.push(a.extrapolate(self.steps)?);
                             }
-                            columns.extend(super::columns::float_columns(x.tr().contiguous())?);
+                            columns.extend(float_columns(x.tr().contiguous())?);
                             Ok(slices(
-                                &RecordBatch::try_new(Arc::clone(&self.schema), columns)?,
+                                &RecordBatch::try_new(Arc::clone(&self.out.schema), columns)?,
                                 batch_size,
                             ))
                         }
                         Snapshots::Columns => scores_batches(
                             x.tr().contiguous(),
                             self.steps as usize,
-                            &self.schema,
+                            &self.out.schema,
                             loaded.keep.as_ref(),
                             batch_size,
                         ),
@@ -395,16 +381,16 @@ impl TableFunction for DmdCall {
                                 }
                             };
                             let mut columns = vec![first];
-                            columns.extend(super::columns::float_columns(x.tr().contiguous())?);
+                            columns.extend(float_columns(x.tr().contiguous())?);
                             Ok(slices(
-                                &RecordBatch::try_new(Arc::clone(&self.schema), columns)?,
+                                &RecordBatch::try_new(Arc::clone(&self.out.schema), columns)?,
                                 batch_size,
                             ))
                         }
                         Snapshots::Columns => scores_batches(
                             x.tr().contiguous(),
                             self.f.features.len(),
-                            &self.schema,
+                            &self.out.schema,
                             loaded.keep.as_ref(),
                             batch_size,
                         ),

@@ -1,7 +1,7 @@
 //! [`FunctionExec`]: the physical node of a table function call, and the planners that create
 //! it from a [`super::FunctionNode`].
 //!
-//! The node is a stage of the distributed plan (`exchange::Stage::Function`): the stage runs
+//! The node is a stage of the distributed plan ([`crate::exchange::Stage`]): the stage runs
 //! the call once per query, collectively, in the same order on every rank as the exchanges;
 //! executing the node afterwards serves the rows this rank computed. Nothing communicates
 //! while planning or under EXPLAIN.
@@ -27,16 +27,19 @@ use datafusion::physical_plan::metrics::{ExecutionPlanMetricsSet, MetricBuilder,
 use datafusion::physical_plan::{DisplayAs, DisplayFormatType, Distribution, ExecutionPlan, PlanProperties};
 use datafusion::physical_planner::{DefaultPhysicalPlanner, ExtensionPlanner, PhysicalPlanner};
 use engine::Comm;
+use futures::future::BoxFuture;
 
 use super::plan::FunctionNode;
-use super::{Layout, RunContext, TableFunction};
+use super::registry::Call;
+use super::{Layout, RunContext};
+use crate::agree::agree;
 use crate::convert::{DenseScans, LoadInput};
-use crate::exchange::Placement;
+use crate::exchange::{Placement, Stage};
 
 /// A table function call in a physical plan (see the module documentation).
 pub struct FunctionExec {
     /// The resolved call.
-    call: Arc<dyn TableFunction>,
+    call: Call,
     /// The inputs (relation arguments).
     inputs: Vec<Arc<dyn ExecutionPlan>>,
     /// Where each input partition lives (set by the distributed rewrite).
@@ -62,7 +65,7 @@ impl FunctionExec {
     /// The node for `call` over `inputs`, with `size` output partitions (row-split outputs;
     /// `target_partitions`). Until the distributed rewrite places them, every input partition
     /// counts as present on every rank.
-    pub fn new(call: Arc<dyn TableFunction>, inputs: Vec<Arc<dyn ExecutionPlan>>, size: usize) -> Self {
+    pub fn new(call: Call, inputs: Vec<Arc<dyn ExecutionPlan>>, size: usize) -> Self {
         let input_placement = inputs
             .iter()
             .map(|i| vec![Placement::Everywhere; i.properties().output_partitioning().partition_count()])
@@ -71,7 +74,7 @@ impl FunctionExec {
     }
 
     fn with_placement(
-        call: Arc<dyn TableFunction>,
+        call: Call,
         inputs: Vec<Arc<dyn ExecutionPlan>>,
         input_placement: Vec<Vec<Placement>>,
         size: usize,
@@ -102,11 +105,11 @@ impl FunctionExec {
     /// The same call over `inputs`, placed as `placement` says, for `ranks` ranks (the
     /// distributed rewrite).
     pub fn placed(&self, inputs: Vec<Arc<dyn ExecutionPlan>>, placement: Vec<Vec<Placement>>, ranks: usize) -> Self {
-        Self::with_placement(Arc::clone(&self.call), inputs, placement, self.size, ranks)
+        Self::with_placement(self.call.clone(), inputs, placement, self.size, ranks)
     }
 
     /// The call.
-    pub fn call(&self) -> &Arc<dyn TableFunction> {
+    pub fn call(&self) -> &Call {
         &self.call
     }
 
@@ -130,7 +133,7 @@ impl FunctionExec {
     /// those partitions as a dense source when the session recognises one
     /// ([`crate::convert::DenseScans`]): the plain scan of a Parquet table.
     fn input(&self, i: usize, me: usize, ctx: &Arc<TaskContext>) -> Result<LoadInput> {
-        let layout = self.call.input_layouts()[i];
+        let layout = self.call.input_layouts[i];
         let placement = &self.input_placement[i];
         let mine: Vec<usize> = (0..placement.len())
             .filter(|&p| match (layout, placement[p]) {
@@ -159,7 +162,7 @@ impl FunctionExec {
 
     /// Collective. Runs the call on this rank's inputs and keeps its output; errors are
     /// agreed (every rank returns the same one). `cancel` is checked before the call.
-    pub async fn materialize(&self, comm: &Comm, ctx: Arc<TaskContext>, cancel: &AtomicBool) -> Result<()> {
+    async fn materialize(&self, comm: &Comm, ctx: Arc<TaskContext>, cancel: &AtomicBool) -> Result<()> {
         let me = comm.rank();
         let start = Instant::now();
         let streams = if cancel.load(Ordering::Relaxed) {
@@ -169,9 +172,9 @@ impl FunctionExec {
                 .map(|i| self.input(i, me, &ctx))
                 .collect::<Result<Vec<_>>>()
         };
-        let streams = comm.agree(streams).map_err(crate::exchange::agreed)?;
+        let streams = agree(comm, streams)?;
         let run = self.call.run(streams, RunContext { comm, task: &ctx }).await;
-        let batches = comm.agree(run).map_err(crate::exchange::agreed)?;
+        let batches = agree(comm, run)?;
         let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
         MetricBuilder::new(&self.metrics).output_rows(0).add(rows);
         MetricBuilder::new(&self.metrics)
@@ -180,10 +183,24 @@ impl FunctionExec {
         *self.lock() = Some(batches);
         Ok(())
     }
+}
+
+impl Stage for FunctionExec {
+    fn stage_name(&self) -> &str {
+        self.call.exec_name()
+    }
+
+    fn run<'a>(&'a self, comm: &'a Comm, ctx: Arc<TaskContext>, cancel: &'a AtomicBool) -> BoxFuture<'a, Result<()>> {
+        Box::pin(self.materialize(comm, ctx, cancel))
+    }
 
     /// Forgets the output rows (after the query).
-    pub fn release(&self) {
+    fn release(&self) {
         *self.lock() = None;
+    }
+
+    fn node(&self) -> Option<&dyn ExecutionPlan> {
+        Some(self)
     }
 }
 
@@ -208,7 +225,7 @@ impl ExecutionPlan for FunctionExec {
 
     fn required_input_distribution(&self) -> Vec<Distribution> {
         self.call
-            .input_layouts()
+            .input_layouts
             .iter()
             .map(|l| match l {
                 Layout::RowSplit => Distribution::UnspecifiedDistribution,
@@ -246,7 +263,7 @@ impl ExecutionPlan for FunctionExec {
             .map(|i| vec![Placement::Everywhere; i.properties().output_partitioning().partition_count()])
             .collect();
         Ok(Arc::new(FunctionExec::with_placement(
-            Arc::clone(&self.call),
+            self.call.clone(),
             children,
             placement,
             self.size,
@@ -294,7 +311,7 @@ impl ExtensionPlanner for FunctionExtensionPlanner {
         };
         let size = session.config().target_partitions();
         Ok(Some(Arc::new(FunctionExec::new(
-            Arc::clone(&node.call),
+            node.call.clone(),
             physical_inputs.to_vec(),
             size,
         ))))

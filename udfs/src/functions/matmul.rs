@@ -15,20 +15,27 @@
 use std::sync::Arc;
 
 use datafusion::arrow::array::{ArrayRef, RecordBatch, StringArray};
-use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
-use datafusion::error::{DataFusionError, Result};
-use datafusion::logical_expr::LogicalPlan;
-use datafusion::logical_expr::planner::RelationPlannerContext;
-use datafusion::sql::sqlparser::ast::FunctionArg;
+use datafusion::arrow::datatypes::{DataType, Field, Schema};
+use datafusion::error::Result;
 use futures::future::BoxFuture;
 
 use super::args::{ArgKind, ArgSpec, Args, arg};
-use super::io::{names, ordered, specs};
-use super::pca::{float_array, load_spec, scores_batches, values};
-use super::plan::{FeatureArgs, feature_args_ordered, order_field, output_schema};
-use super::{Layout, RunContext, TableFunction, exec_error};
-use crate::convert::{LoadInput, NullPolicy, load};
+use super::features::{
+    FeatureArgs, feature_args_ordered, keep_names, names, order_field, ordered, output_schema, project, take_inputs,
+};
+use super::output::{float_array, scores_batches, values};
+use super::{FunctionDef, Layout, Output, Planned, RunContext, TableFunction, exec_error};
+use crate::convert::{LoadInput, NullPolicy, is_numeric};
 use crate::settings::HeatsqlOptions;
+
+/// `matmul` in the registry.
+pub const DEF: FunctionDef = FunctionDef {
+    name: "matmul",
+    exec_name: "MatmulExec",
+    inputs: &["a", "b"],
+    args: &[&MATMUL_ARGS],
+    plan,
+};
 
 const MATMUL_ARGS: [ArgSpec; 3] = [
     arg("transpose_a", ArgKind::Bool),
@@ -47,18 +54,13 @@ struct Matmul {
     /// The columns that order a's and b's rows (sorted across ranks before the product).
     a_order: Option<String>,
     b_order: Option<String>,
-    schema: SchemaRef,
+    out: Output,
 }
 
 /// Plans `matmul(a, b, …)`: A's columns from `columns`/`keep`, B's are all its numeric
 /// columns; k (A's columns, or with `transpose_a` the rows) must match B's rows, checked when
 /// the rows are known.
-pub fn plan_matmul(
-    args: Vec<FunctionArg>,
-    ctx: &mut dyn RelationPlannerContext,
-    settings: &HeatsqlOptions,
-) -> Result<(Arc<dyn TableFunction>, Vec<LogicalPlan>)> {
-    let mut args = Args::parse("matmul", &["a", "b"], &specs(&MATMUL_ARGS), args, ctx)?;
+fn plan(mut args: Args, settings: &HeatsqlOptions) -> Result<Planned> {
     if args.inputs.len() != 2 {
         return Err(
             args.error("expected 2 positional relation arguments (a, b), matmul(a, b, …): a is n × k, b is k × m")
@@ -76,7 +78,7 @@ pub fn plan_matmul(
     let b_fields = b_input.schema().fields();
     let b_features: Vec<String> = b_fields
         .iter()
-        .filter(|f| crate::convert::is_numeric(f.data_type()) && b_order.as_ref().is_none_or(|o| o.name() != f.name()))
+        .filter(|f| is_numeric(f.data_type()) && b_order.as_ref().is_none_or(|o| o.name() != f.name()))
         .map(|f| f.name().clone())
         .collect();
     if b_features.is_empty() {
@@ -128,28 +130,27 @@ pub fn plan_matmul(
         }
         fields
     };
-    let a_plan = super::plan::project(a_input, &with_order(&a.keep, &a_order), &a.features)?;
-    let b_plan = super::plan::project(b_input, &with_order(&[], &b_order), &b.features)?;
+    let a_plan = project(a_input, &with_order(&a.keep, &a_order), &a.features)?;
+    let b_plan = project(b_input, &with_order(&[], &b_order), &b.features)?;
     let call = Matmul {
         a,
         b,
         transpose_a,
         a_order: a_order.map(|f| f.name().clone()),
         b_order: b_order.map(|f| f.name().clone()),
-        schema,
+        out: Output::new(
+            schema,
+            if transpose_a {
+                Layout::Replicated
+            } else {
+                Layout::RowSplit
+            },
+        ),
     };
-    Ok((Arc::new(call), vec![a_plan, b_plan]))
+    Ok(Planned::new(call, vec![a_plan, b_plan]))
 }
 
 impl TableFunction for Matmul {
-    fn name(&self) -> &'static str {
-        "matmul"
-    }
-
-    fn exec_name(&self) -> &'static str {
-        "MatmulExec"
-    }
-
     fn describe(&self) -> String {
         let order = |o: &Option<String>, arg: &str| o.as_ref().map(|c| format!("{arg}={c}, ")).unwrap_or_default();
         format!(
@@ -159,64 +160,43 @@ impl TableFunction for Matmul {
             order(&self.b_order, "b_order"),
             names(&self.a.features),
             names(&self.b.features),
-            names(&self.a.keep.iter().map(|f| f.name().clone()).collect::<Vec<_>>()),
-            self.a.describe()
+            names(&keep_names(&self.a.keep)),
+            self.a.describe_options()
         )
     }
 
-    fn schema(&self) -> SchemaRef {
-        Arc::clone(&self.schema)
-    }
-
-    fn output_layout(&self) -> Layout {
-        if self.transpose_a {
-            Layout::Replicated
-        } else {
-            Layout::RowSplit
-        }
-    }
-
-    fn input_layouts(&self) -> Vec<Layout> {
-        vec![Layout::RowSplit, Layout::RowSplit]
+    fn output(&self) -> &Output {
+        &self.out
     }
 
     fn run<'a>(&'a self, inputs: Vec<LoadInput>, ctx: RunContext<'a>) -> BoxFuture<'a, Result<Vec<RecordBatch>>> {
         Box::pin(async move {
-            let mut inputs = inputs.into_iter();
-            let (Some(a_in), Some(b_in), None) = (inputs.next(), inputs.next(), inputs.next()) else {
-                return Err(DataFusionError::Internal("matmul: expected 2 inputs".into()));
-            };
+            let [a_in, b_in] = take_inputs("matmul", inputs)?;
             let comm = ctx.comm;
-            let device = comm
-                .agree(self.a.device.resolve(comm.local_rank()))
-                .map_err(crate::exchange::agreed)?;
+            let device = self.a.device(comm)?;
             let a_in = ordered(a_in, "matmul", "a_order", self.a_order.as_deref(), comm).await?;
             let b_in = ordered(b_in, "matmul", "b_order", self.b_order.as_deref(), comm).await?;
-            let a = load(
-                a_in,
-                &load_spec("matmul", &self.a, Some(self.a.features.clone()), device),
-            )
-            .await
-            .map_err(DataFusionError::from)?;
-            let b = load(
-                b_in,
-                &load_spec("matmul", &self.b, Some(self.b.features.clone()), device),
-            )
-            .await
-            .map_err(DataFusionError::from)?;
+            let a = self.a.load("matmul", a_in, device).await?;
+            let b = self.b.load("matmul", b_in, device).await?;
             let batch_size = ctx.task.session_config().batch_size();
             if self.transpose_a {
                 let c = engine::linalg::matmul_tn(&a.array, &b.array).map_err(exec_error)?;
-                let float = self.schema.field(1).data_type().clone();
+                let float = self.out.schema.field(1).data_type().clone();
                 let mut columns: Vec<ArrayRef> = vec![Arc::new(StringArray::from(self.a.features.clone()))];
                 for j in 0..self.b.features.len() as i64 {
                     columns.push(float_array(values(&c.select(1, j))?, &float)?);
                 }
-                Ok(vec![RecordBatch::try_new(Arc::clone(&self.schema), columns)?])
+                Ok(vec![RecordBatch::try_new(Arc::clone(&self.out.schema), columns)?])
             } else {
                 let c = engine::linalg::matmul(&a.array, &b.array).map_err(exec_error)?;
                 let c_t = c.local().tr().contiguous();
-                scores_batches(c_t, self.b.features.len(), &self.schema, a.keep.as_ref(), batch_size)
+                scores_batches(
+                    c_t,
+                    self.b.features.len(),
+                    &self.out.schema,
+                    a.keep.as_ref(),
+                    batch_size,
+                )
             }
         })
     }

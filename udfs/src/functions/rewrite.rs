@@ -14,9 +14,6 @@ use datafusion::sql::sqlparser::ast::{
 use datafusion::sql::sqlparser::dialect::GenericDialect;
 use datafusion::sql::sqlparser::parser::Parser;
 
-/// Named arguments that take a relation.
-const RELATION_ARGS: [&str; 3] = ["model", "centroids", "init"];
-
 /// Rewrites every table-name relation argument of a heatsql function call in `statement`.
 pub fn relation_arguments_as_queries(statement: &mut DFStatement) -> Result<()> {
     match statement {
@@ -49,13 +46,13 @@ impl VisitorMut for Rewriter {
         else {
             return ControlFlow::Continue(());
         };
-        let is_function = name.0.len() == 1
-            && name.0[0]
-                .as_ident()
-                .is_some_and(|i| super::FUNCTIONS.contains(&i.value.to_ascii_lowercase().as_str()));
-        if !is_function {
+        let def = match name.0.as_slice() {
+            [part] => part.as_ident().and_then(|i| super::registry::find(&i.value)),
+            _ => None,
+        };
+        let Some(def) = def else {
             return ControlFlow::Continue(());
-        }
+        };
         for a in args.args.iter_mut() {
             let expr = match a {
                 FunctionArg::Unnamed(FunctionArgExpr::Expr(e)) => e,
@@ -63,7 +60,7 @@ impl VisitorMut for Rewriter {
                     name,
                     arg: FunctionArgExpr::Expr(e),
                     ..
-                } if RELATION_ARGS.contains(&name.value.to_ascii_lowercase().as_str()) => e,
+                } if def.takes_relation(&name.value.to_ascii_lowercase()) => e,
                 _ => continue,
             };
             let table = match expr {

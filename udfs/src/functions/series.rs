@@ -14,8 +14,6 @@ use datafusion::arrow::util::display::array_value_to_string;
 use datafusion::error::{DataFusionError, Result};
 use engine::Comm;
 
-use crate::exchange::agreed;
-
 /// Values of the axis as numbers: exact i64 counts of the column's unit, or f64.
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Step {
@@ -76,9 +74,7 @@ impl TimeAxis {
     /// NULLs; ranks in order) is evenly spaced and returns it; at least two values overall.
     pub(super) fn new(function: &'static str, column: &str, values: &ArrayRef, comm: &Comm) -> Result<TimeAxis> {
         let err = |m: String| DataFusionError::Execution(format!("{function}: order_by column '{column}' {m}"));
-        let local = comm
-            .agree(numbers(values).map_err(|e| err(e.to_string())))
-            .map_err(agreed)?;
+        let local = crate::agree::agree(comm, numbers(values).map_err(|e| err(e.to_string())))?;
         // Per rank: count, first, second, last (as f64 bits for floats).
         let (count, ends): (usize, [u64; 3]) = match &local {
             Ok(v) => (
@@ -166,7 +162,7 @@ impl TimeAxis {
             ))),
             None => Ok(()),
         };
-        comm.agree(checked).map_err(agreed)?;
+        crate::agree::agree(comm, checked)?;
         Ok(axis)
     }
 

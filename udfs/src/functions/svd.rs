@@ -8,28 +8,30 @@
 use std::sync::Arc;
 
 use datafusion::arrow::array::{ArrayRef, Float64Array, Int64Array, RecordBatch, StringArray};
-use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use datafusion::error::{DataFusionError, Result};
-use datafusion::logical_expr::LogicalPlan;
-use datafusion::logical_expr::planner::RelationPlannerContext;
-use datafusion::sql::sqlparser::ast::FunctionArg;
-use engine::linalg::{Method, svd};
+use engine::linalg::{Solver, auto_svd, svd};
 use futures::future::BoxFuture;
 
-use super::args::{ArgKind, ArgSpec, Args, arg};
-use super::io::{names, solver_knobs, specs};
-use super::pca::{float_array, load_spec, one_input, scores_batches, values};
-use super::plan::{FeatureArgs, feature_args, output_schema};
-use super::{Layout, RunContext, TableFunction, exec_error};
-use crate::convert::{LoadInput, load};
+use super::args::{ArgKind, ArgSpec, Args, SOLVER_ARGS, arg, solver_knobs};
+use super::features::{FeatureArgs, feature_args, output_schema, project, take_inputs};
+use super::output::{float_array, scores_batches, values};
+use super::{FunctionDef, Layout, Output, Planned, RunContext, TableFunction, exec_error};
+use crate::convert::LoadInput;
 use crate::settings::HeatsqlOptions;
 
-const SVD_ARGS: [ArgSpec; 6] = [
+/// `svd` in the registry.
+pub const DEF: FunctionDef = FunctionDef {
+    name: "svd",
+    exec_name: "SvdExec",
+    inputs: &["input"],
+    args: &[&SVD_ARGS, &SOLVER_ARGS],
+    plan,
+};
+
+const SVD_ARGS: [ArgSpec; 3] = [
     arg("k", ArgKind::Int),
     arg("method", ArgKind::Text),
-    arg("oversamples", ArgKind::Int),
-    arg("power_iter", ArgKind::Int),
-    arg("seed", ArgKind::Int),
     arg("output", ArgKind::Text),
 ];
 
@@ -46,10 +48,10 @@ enum SvdOutput {
 struct SvdCall {
     f: FeatureArgs,
     k: i64,
-    method: Method,
+    method: Solver,
     method_name: &'static str,
     output: SvdOutput,
-    schema: SchemaRef,
+    out: Output,
 }
 
 /// `prefix1` … `prefixN`.
@@ -60,12 +62,7 @@ fn numbered(prefix: &str, n: i64) -> Vec<String> {
 /// Plans `svd(input, k => …)`: checks the arguments and fixes the output schema; the input is
 /// reduced to the keep and feature columns. k against min(rows, columns) is checked when the
 /// rows are known (at execution, the same error on every rank).
-pub fn plan_svd(
-    args: Vec<FunctionArg>,
-    ctx: &mut dyn RelationPlannerContext,
-    settings: &HeatsqlOptions,
-) -> Result<(Arc<dyn TableFunction>, Vec<LogicalPlan>)> {
-    let mut args = Args::parse("svd", &["input"], &specs(&SVD_ARGS), args, ctx)?;
+fn plan(mut args: Args, settings: &HeatsqlOptions) -> Result<Planned> {
     let input = args.inputs.remove(0);
     let mut f = feature_args(&args, &input, settings)?;
     let d = f.features.len() as i64;
@@ -86,20 +83,17 @@ pub fn plan_svd(
     let (oversamples, power_iter, seed) = solver_knobs(&args, "method", name)?;
     // `auto` is resolved now (d is known), with the arguments given.
     let chosen = match name {
-        "auto" => match engine::linalg::svd::auto_method(d, k) {
-            Method::Tsqr => "tsqr",
-            _ => "randomized",
-        },
+        "auto" => auto_svd(d, k).name(),
         other => other,
     };
     let method = match chosen {
-        "tsqr" => Method::Tsqr,
-        "randomized" => Method::Randomized {
+        "tsqr" => Solver::Tsqr,
+        "randomized" => Solver::Randomized {
             oversamples,
             power_iter,
             seed,
         },
-        _ => Method::Hierarchical { oversamples },
+        _ => Solver::Hierarchical { oversamples },
     };
     let output = match args.choice("output", &["s", "u", "v"], "s")? {
         "u" => SvdOutput::U,
@@ -122,75 +116,55 @@ pub fn plan_svd(
     if output != SvdOutput::U {
         f.keep.clear();
     }
-    let input = super::plan::project(input, &f.keep, &f.features)?;
+    let input = project(input, &f.keep, &f.features)?;
+    let layout = if output == SvdOutput::U {
+        Layout::RowSplit
+    } else {
+        Layout::Replicated
+    };
     let call = SvdCall {
         f,
         k,
         method,
         method_name: if name == "auto" { "tsqr (auto)" } else { name },
         output,
-        schema,
+        out: Output::new(schema, layout),
     };
-    Ok((Arc::new(call), vec![input]))
+    Ok(Planned::new(call, vec![input]))
 }
 
 impl TableFunction for SvdCall {
-    fn name(&self) -> &'static str {
-        "svd"
-    }
-
-    fn exec_name(&self) -> &'static str {
-        "SvdExec"
-    }
-
     fn describe(&self) -> String {
         let method = match self.method {
-            Method::Randomized {
+            Solver::Randomized {
                 oversamples,
                 power_iter,
                 seed,
             } => format!("randomized(oversamples={oversamples}, power_iter={power_iter}, seed={seed})"),
-            Method::Hierarchical { oversamples } => format!("hierarchical(oversamples={oversamples})"),
+            Solver::Hierarchical { oversamples } => format!("hierarchical(oversamples={oversamples})"),
             _ => self.method_name.to_string(),
         };
         format!(
-            "k={}, method={method}, output={}, columns={}, keep={}, {}",
+            "k={}, method={method}, output={}, {}",
             self.k,
             match self.output {
                 SvdOutput::S => "s",
                 SvdOutput::U => "u",
                 SvdOutput::V => "v",
             },
-            names(&self.f.features),
-            names(&self.f.keep.iter().map(|f| f.name().clone()).collect::<Vec<_>>()),
             self.f.describe()
         )
     }
 
-    fn schema(&self) -> SchemaRef {
-        Arc::clone(&self.schema)
-    }
-
-    fn output_layout(&self) -> Layout {
-        match self.output {
-            SvdOutput::U => Layout::RowSplit,
-            _ => Layout::Replicated,
-        }
-    }
-
-    fn input_layouts(&self) -> Vec<Layout> {
-        vec![Layout::RowSplit]
+    fn output(&self) -> &Output {
+        &self.out
     }
 
     fn run<'a>(&'a self, inputs: Vec<LoadInput>, ctx: RunContext<'a>) -> BoxFuture<'a, Result<Vec<RecordBatch>>> {
         Box::pin(async move {
-            let input = one_input(self.name(), inputs)?;
-            let comm = ctx.comm;
-            let device = comm
-                .agree(self.f.device.resolve(comm.local_rank()))
-                .map_err(crate::exchange::agreed)?;
-            let spec = load_spec("svd", &self.f, Some(self.f.features.clone()), device);
-            let loaded = load(input, &spec).await.map_err(DataFusionError::from)?;
+            let [input] = take_inputs("svd", inputs)?;
+            let device = self.f.device(ctx.comm)?;
+            let loaded = self.f.load("svd", input, device).await?;
             let r = svd(&loaded.array, self.k, self.method, self.output == SvdOutput::U).map_err(exec_error)?;
             let batch_size = ctx.task.session_config().batch_size();
             match self.output {
@@ -198,18 +172,18 @@ impl TableFunction for SvdCall {
                     let u =
                         r.u.ok_or_else(|| DataFusionError::Internal("svd: U was not computed".into()))?;
                     let u_t = u.local().tr().contiguous();
-                    scores_batches(u_t, self.k as usize, &self.schema, loaded.keep.as_ref(), batch_size)
+                    scores_batches(u_t, self.k as usize, &self.out.schema, loaded.keep.as_ref(), batch_size)
                 }
                 SvdOutput::V => {
-                    let float = self.schema.field(1).data_type().clone();
+                    let float = self.out.schema.field(1).data_type().clone();
                     let mut columns: Vec<ArrayRef> = vec![Arc::new(StringArray::from(self.f.features.clone()))];
                     for j in 0..self.k {
                         columns.push(float_array(values(&r.v.select(1, j))?, &float)?);
                     }
-                    Ok(vec![RecordBatch::try_new(Arc::clone(&self.schema), columns)?])
+                    Ok(vec![RecordBatch::try_new(Arc::clone(&self.out.schema), columns)?])
                 }
                 SvdOutput::S => Ok(vec![RecordBatch::try_new(
-                    Arc::clone(&self.schema),
+                    Arc::clone(&self.out.schema),
                     vec![
                         Arc::new(Int64Array::from((1..=self.k).collect::<Vec<_>>())),
                         Arc::new(Float64Array::from(values(&r.s)?)),
