@@ -28,7 +28,7 @@ fi
 
 # --- 2. libtorch from PyPI into a project-local venv --------------------------------------
 # tch only needs torch's shared libraries, not its Python side nor the CUDA math wheels, so a
-# no-deps install (about 1.3 GB) is enough; see ../shared/design/anchors.md "Building".
+# no-deps install (about 1.3 GB) is enough.
 venv="$root/.venv"
 torch_version="2.13.0"
 if [ ! -x "$venv/bin/python" ]; then

@@ -1,4 +1,4 @@
-"""DuckDB on the TPC-H files the heatsql benchmark reads (scripts/bench-sql.sh).
+"""DuckDB on the TPC-H files the heatsql benchmark reads (scripts/bench.sh sql).
 
     python duckdb_tpch.py DATA_DIR QUERIES_DIR ROUNDS THREADS OUT.tsv [LABEL]
 

@@ -1,4 +1,4 @@
-"""The TPC-H benchmark report (scripts/bench-sql.sh): OUT.tsv lines `label query seconds` and
+"""The TPC-H benchmark report (scripts/bench.sh sql): OUT.tsv lines `label query seconds` and
 `label rss MB,MB` from heatsql-bench-sql and duckdb_tpch.py, into a markdown section and a
 per-query bar chart.
 

@@ -1,4 +1,4 @@
-"""TPC-DS data for the SQL benchmark (scripts/bench-tpcds.sh): DuckDB's `tpcds` extension
+"""TPC-DS data for the SQL benchmark (scripts/bench.sh tpcds): DuckDB's `tpcds` extension
 (PyPI: duckdb, duckdb-ext-tpcds) generates scale factor SF and writes every table as Parquet,
 `OUT/<table>/part-0.parquet`, with row groups of ROW_GROUP rows.
 

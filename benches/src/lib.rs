@@ -13,7 +13,7 @@
 //!   report — load and every table function at several rank counts, the baselines, the
 //!   machine's limits, `results.json`, a Markdown table and PNG plots.
 //!
-//! Each has a driver in `scripts/bench-*.sh`. Generated data comes from [`data`].
+//! Each has a driver, `scripts/bench.sh NAME`. Generated data comes from [`data`].
 
 /// The median of `times` (seconds, one per round) without the first round, a warm-up.
 /// `times` holds at least two rounds.

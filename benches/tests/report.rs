@@ -3,7 +3,7 @@
 //! weak scaling, and writes results.json, results.md and the PNG plots. The baselines' Python is
 //! pointed at a missing path (they need the bench venv; each becomes a note) and the
 //! machine-limit measurements are skipped (seconds of memory traffic);
-//! `scripts/bench-report.sh` runs both.
+//! `scripts/bench.sh report` runs both.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -7,7 +7,7 @@
 //! [`PIECE`] values into one small buffer that stays in the core's cache, and copies (or
 //! converts) each piece into its place in the caller's column-major buffer: one write of the
 //! table into fresh memory, as a plain Parquet read into Arrow makes. Measured on the load
-//! benchmark (`scripts/bench-load.sh`, 2,000,000 × 32 f64, P = 1): 0.95–1.11 × the rate of a
+//! benchmark (`scripts/bench.sh load`, 2,000,000 × 32 f64, P = 1): 0.95–1.11 × the rate of a
 //! plain single-process read into Arrow, where the load through Arrow batches reached
 //! 0.68–0.84 ×.
 //!

@@ -11,7 +11,7 @@
 //!   groups of 131,072 rows: `dmd(t, layout => 'columns', rank => 16)`.
 //!
 //! For each: the fit alone (`engine::ml::dmd::fit` on the loaded DNDarray) and the SQL call end
-//! to end (eigenvalues output), medians after a warm-up. `scripts/bench-dmd.sh` runs P = 1 and 2
+//! to end (eigenvalues output), medians after a warm-up. `scripts/bench.sh dmd` runs P = 1 and 2
 //! and `benches/python/dmd_baseline.py` (pyarrow + `pydmd.DMD(svd_rank=16, exact=True)`).
 
 use std::path::PathBuf;

@@ -7,7 +7,7 @@
 //! `SELECT * FROM kmeans(t, k => K, init => init, max_iter => 20, tol => 0, output =>
 //! 'summary')`: exactly 20 Lloyd iterations (tol 0 stops only when nothing moves), load
 //! included. Rank 0 prints the median after a warm-up and the iterations run.
-//! `scripts/bench-kmeans.sh` runs it at P = 1 and 2 and, in the same run, scikit-learn `KMeans`
+//! `scripts/bench.sh kmeans` runs it at P = 1 and 2 and, in the same run, scikit-learn `KMeans`
 //! with the same initial centroids and `max_iter = 20, tol = 0` on the same file
 //! (`benches/python/kmeans_baseline.py`).
 

@@ -18,7 +18,7 @@
 //! heatsql adds, the machine's sharing factored out). A rank's load also ends with the ranks'
 //! agreement, so a rank with fewer rows (row groups do not split evenly) waits for the others.
 //!
-//! Two ways to measure, both reported by `scripts/bench-load.sh`:
+//! Two ways to measure, both reported by `scripts/bench.sh load`:
 //!
 //! * **warm** (the default): all rounds in one process. The baseline's Arrow buffers then live in
 //!   heap memory that earlier rounds already faulted in (the allocator keeps freed memory),

@@ -5,7 +5,7 @@
 //! N × N f64 (normal entries from a seed, rows balanced over the ranks). Each round times the
 //! ring product, then (on every rank, one process's full GEMM — the baseline a single node
 //! would run) `A·B` by `Tensor::matmul` on the whole matrices. Rank 0 prints medians after a
-//! warm-up and GFLOP/s (2N³ flops). `scripts/bench-matmul.sh` runs P = 1 (the node's cores as
+//! warm-up and GFLOP/s (2N³ flops). `scripts/bench.sh matmul` runs P = 1 (the node's cores as
 //! threads) and P = 2 (one thread per rank) and reports the ratios.
 
 use std::time::Instant;

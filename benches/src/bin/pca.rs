@@ -6,7 +6,7 @@
 //! load (`SELECT * FROM t` → row-split DNDarray), fit (`engine::ml::pca`, covariance solver),
 //! scores (transform, kept on each rank). Rank 0 prints medians after the first round and each
 //! rank's peak resident memory (`getrusage`), next to the rank's share of the data.
-//! `scripts/bench-pca.sh` runs it at P = 1 and 2 and, in the same run, pyarrow + scikit-learn
+//! `scripts/bench.sh pca` runs it at P = 1 and 2 and, in the same run, pyarrow + scikit-learn
 //! `PCA(svd_solver='full')` on the same file (`benches/python/pca_baseline.py`).
 //!
 //! With the argument `sql` it instead runs the SQL call users write, `SELECT * FROM pca(t, k =>

@@ -7,7 +7,7 @@
 //! * Householder R of `[R; block]` accumulated block by block, for several block heights;
 //! * the Gram matrix XᵀX, at once and accumulated over blocks;
 //! * CholeskyQR2's R (Gram, Cholesky, X·R₁⁻¹ by blocks with its Gram, Cholesky, R₂·R₁);
-//! * the SVD's last pass U = X·W (W: d × 8) by libtorch and by `engine::linalg::skinny`.
+//! * the SVD's last pass U = X·W (W: d × 8) by libtorch and by `engine::kernels::skinny`.
 //!
 //! Each line states seconds and the rate in GFLOP/s of the nominal flops (2·n·d² for a
 //! Householder R or a Gram matrix; n·d² for a triangular solve).
@@ -126,7 +126,7 @@ fn main() {
             let mut at = 0;
             while at < n {
                 let len = block.min(n - at);
-                let _ = g.f_add_(&engine::linalg::gram::gram(&x.narrow(0, at, len)).expect("gram"));
+                let _ = g.f_add_(&engine::kernels::gram::gram(&x.narrow(0, at, len)).expect("gram"));
                 at += len;
             }
         });
@@ -139,7 +139,7 @@ fn main() {
     });
     line("gram XᵀX, column-major, libtorch at once", s, 2.0 * nd2);
     let s = time(rounds, || {
-        let _ = engine::linalg::gram::gram(&xc).expect("gram");
+        let _ = engine::kernels::gram::gram(&xc).expect("gram");
     });
     line("gram XᵀX, column-major, heatsql kernel", s, 2.0 * nd2);
     let r1 = x.tr().matmul(&x).linalg_cholesky(true);
@@ -190,7 +190,7 @@ fn main() {
     let rv = Vec::<f64>::try_from(r1.contiguous().reshape([-1])).expect("R");
     let s = time(rounds, || {
         q.copy_(&x);
-        engine::linalg::gram::solve_rows_in_place(&q, &rv).expect("solve");
+        engine::kernels::gram::solve_rows_in_place(&mut q, &rv).expect("solve");
     });
     line("X·R⁻¹ in place, heatsql kernel (incl. a copy)", s, nd2);
     // The SVD's last pass: U = X · W (W: d × 8), row-major and column-major X.
@@ -202,7 +202,7 @@ fn main() {
         });
         line(&format!("U = X·W (k = 8), libtorch, {what}"), s, flops);
         let s = time(rounds, || {
-            let _ = engine::linalg::skinny::times_small(rows, &w)
+            let _ = engine::kernels::skinny::times_small(rows, &w)
                 .expect("times")
                 .expect("kernel");
         });
@@ -212,7 +212,7 @@ fn main() {
 
 /// CholeskyQR2's R by the heatsql kernels (as `tsqr` runs it on one rank).
 fn cholesky_qr2_kernels(x: &Tensor) -> Tensor {
-    use engine::linalg::gram::{Prep, prepared_gram};
+    use engine::kernels::gram::{Prep, prepared_gram};
     let g = prepared_gram(x, Prep::default(), None).expect("pass").expect("kernel");
     let r1 = g.linalg_cholesky(true);
     let rv = Vec::<f64>::try_from(r1.contiguous().reshape([-1])).expect("R");

@@ -1,6 +1,6 @@
 //! One SQL query on a directory of Parquet tables through heatsql, and on rank 0 through plain
 //! single-process DataFusion on the same files, in one run (the TPC-DS q72 benchmark,
-//! `scripts/bench-tpcds.sh`).
+//! `scripts/bench.sh tpcds`).
 //!
 //! `mpirun -n P heatsql-bench-query DIR QUERY.sql [ROUNDS] [--no-datafusion]`: every
 //! sub-directory of DIR is a table of that name. Prints per round the seconds of heatsql and

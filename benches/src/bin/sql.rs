@@ -10,7 +10,7 @@
 //! are compared (floats to 1e-9 relative; a mismatch aborts the benchmark). Reported per query:
 //! medians after a warm-up round, heatsql / DataFusion, and each rank's peak RSS. With
 //! `OUT.tsv`, rank 0 appends `LABEL query seconds` lines (`datafusion query seconds` for the
-//! reference) and `LABEL rss MB,MB,…` (peak RSS per rank), which `scripts/bench-sql.sh` turns
+//! reference) and `LABEL rss MB,MB,…` (peak RSS per rank), which `scripts/bench.sh sql` turns
 //! into the report. `HEATSQL_BENCH_MEMORY_LIMIT` sets the per-rank memory pool.
 
 use std::io::Write;

@@ -11,7 +11,7 @@
 //! * SQL, end to end (plan, load, factor, Arrow batches drained per rank):
 //!   `SELECT * FROM svd(t, k => K, method => 'tsqr', output => 'u' | 's')`.
 //!
-//! Rank 0 prints the results and every rank's peak resident memory. `scripts/bench-svd.sh`
+//! Rank 0 prints the results and every rank's peak resident memory. `scripts/bench.sh svd`
 //! runs P = 1 and 2 and `benches/python/svd_baseline.py` (pyarrow + `np.linalg.svd(x,
 //! full_matrices=False)`) on the same file, and prints the ratios.
 

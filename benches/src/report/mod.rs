@@ -1,5 +1,5 @@
 //! The one-command benchmark and scaling report (`heatsql-bench-report`,
-//! `scripts/bench-report.sh`).
+//! `scripts/bench.sh report`).
 //!
 //! For each operation (load, pca, svd, kmeans, dmd, matmul) it generates a deterministic
 //! dataset, runs `heatsql-bench-scaling` under mpirun at every asked rank count on the same data

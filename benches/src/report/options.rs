@@ -92,7 +92,7 @@ impl Default for Options {
 
 /// The usage text.
 pub const USAGE: &str = "\
-heatsql-bench-report [OPTIONS]   (scripts/bench-report.sh builds and runs it)
+heatsql-bench-report [OPTIONS]   (scripts/bench.sh report builds and runs it)
 
   --rows N             rows of the load/pca/svd/kmeans tables at P = 1   [1000000]
   --cols D             columns of the load/pca/svd table                  [32]

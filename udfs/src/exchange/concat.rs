@@ -4,7 +4,6 @@
 
 use std::fmt;
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
 
 use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::error::{DataFusionError, Result};
@@ -13,12 +12,9 @@ use datafusion::physical_expr::{Partitioning, PhysicalExpr};
 use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
 use datafusion::physical_plan::metrics::MetricsSet;
 use datafusion::physical_plan::{DisplayAs, DisplayFormatType, ExecutionPlan, PlanProperties};
-use engine::Comm;
-use futures::future::BoxFuture;
 
-use super::core::ExchangeCore;
+use super::core::{Exchange, ExchangeCore, only_child};
 use super::placement::Placement;
-use super::stage::Stage;
 
 /// A gather into one partition, on every rank (or on rank 0 only,
 /// [`Stage::deliver_to_root`]): broadcast build sides, final aggregates, results.
@@ -58,26 +54,11 @@ impl MpiConcatExec {
     }
 }
 
-impl Stage for MpiConcatExec {
-    fn stage_name(&self) -> &str {
-        "MpiConcatExec"
-    }
+impl Exchange for MpiConcatExec {
+    const NAME: &'static str = "MpiConcatExec";
 
-    fn run<'a>(&'a self, comm: &'a Comm, ctx: Arc<TaskContext>, cancel: &'a AtomicBool) -> BoxFuture<'a, Result<()>> {
-        Box::pin(self.core.materialize(comm, ctx, cancel, None, None))
-    }
-
-    fn release(&self) {
-        self.core.release();
-    }
-
-    fn node(&self) -> Option<&dyn ExecutionPlan> {
-        Some(self)
-    }
-
-    fn deliver_to_root(&self) -> bool {
-        self.core.set_root_only();
-        true
+    fn core(&self) -> &ExchangeCore {
+        &self.core
     }
 }
 
@@ -111,8 +92,7 @@ impl ExecutionPlan for MpiConcatExec {
     }
 
     fn with_new_children(self: Arc<Self>, children: Vec<Arc<dyn ExecutionPlan>>) -> Result<Arc<dyn ExecutionPlan>> {
-        let [input] = <[_; 1]>::try_from(children)
-            .map_err(|_| DataFusionError::Internal("MpiConcatExec has one child".into()))?;
+        let input = only_child(Self::NAME, children)?;
         Ok(Arc::new(MpiConcatExec::new(
             input,
             self.core.input_placement.clone(),

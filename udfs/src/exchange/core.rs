@@ -13,15 +13,73 @@ use datafusion::physical_expr::EquivalenceProperties;
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::metrics::{ExecutionPlanMetricsSet, MetricsSet};
 use engine::Comm;
+use futures::future::BoxFuture;
 
 use super::buffer::StageBuffers;
 use super::keyfilter::KeyFilterSide;
 use super::placement::Placement;
 use super::rounds::{self, ExchangeMetrics, Feed, KeyStep, Route};
+use super::stage::Stage;
 use crate::agree::agree;
 
+/// An exchange operator: its shared state and how it routes rows. Every exchange is a
+/// [`Stage`] (implemented once, below).
+pub trait Exchange: ExecutionPlan {
+    /// The operator's name in EXPLAIN and progress reports.
+    const NAME: &'static str;
+
+    /// The shared state.
+    fn core(&self) -> &ExchangeCore;
+
+    /// A shuffle's route and output partition count; `None` for a gather.
+    fn shuffle(&self) -> Option<(Route, usize)> {
+        None
+    }
+
+    /// This shuffle's side of a join key filter.
+    fn key_filter(&self) -> Option<KeyFilterSide> {
+        None
+    }
+}
+
+impl<T: Exchange + 'static> Stage for T {
+    fn stage_name(&self) -> &str {
+        T::NAME
+    }
+
+    fn run<'a>(&'a self, comm: &'a Comm, ctx: Arc<TaskContext>, cancel: &'a AtomicBool) -> BoxFuture<'a, Result<()>> {
+        Box::pin(self.core().materialize(comm, ctx, cancel, self.shuffle(), self.key_filter()))
+    }
+
+    fn release(&self) {
+        self.core().release();
+        if let Some(KeyFilterSide::Build(f)) = self.key_filter() {
+            f.release();
+        }
+    }
+
+    fn node(&self) -> Option<&dyn ExecutionPlan> {
+        Some(self)
+    }
+
+    fn deliver_to_root(&self) -> bool {
+        if self.shuffle().is_some() {
+            return false;
+        }
+        self.core().set_root_only();
+        true
+    }
+}
+
+/// The one child of an exchange given to `with_new_children`.
+pub(super) fn only_child(name: &str, children: Vec<Arc<dyn ExecutionPlan>>) -> Result<Arc<dyn ExecutionPlan>> {
+    let [input] =
+        <[_; 1]>::try_from(children).map_err(|_| DataFusionError::Internal(format!("{name} has one child")))?;
+    Ok(input)
+}
+
 /// The state of one exchange operator (see the module documentation).
-pub(super) struct ExchangeCore {
+pub struct ExchangeCore {
     /// The operator's name (`MpiShuffleExec`), for buffers and errors.
     name: &'static str,
     pub input: Arc<dyn ExecutionPlan>,

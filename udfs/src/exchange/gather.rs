@@ -3,20 +3,16 @@
 
 use std::fmt;
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
 
 use datafusion::common::tree_node::TreeNodeRecursion;
-use datafusion::error::{DataFusionError, Result};
+use datafusion::error::Result;
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::physical_expr::PhysicalExpr;
 use datafusion::physical_plan::metrics::MetricsSet;
 use datafusion::physical_plan::{DisplayAs, DisplayFormatType, ExecutionPlan, PlanProperties};
-use engine::Comm;
-use futures::future::BoxFuture;
 
-use super::core::ExchangeCore;
+use super::core::{Exchange, ExchangeCore, only_child};
 use super::placement::Placement;
-use super::stage::Stage;
 
 /// A gather that keeps partitions: output partition i is input partition i, on every rank
 /// (or on rank 0 only, [`Stage::deliver_to_root`]).
@@ -42,26 +38,11 @@ impl MpiGatherExec {
     }
 }
 
-impl Stage for MpiGatherExec {
-    fn stage_name(&self) -> &str {
-        "MpiGatherExec"
-    }
+impl Exchange for MpiGatherExec {
+    const NAME: &'static str = "MpiGatherExec";
 
-    fn run<'a>(&'a self, comm: &'a Comm, ctx: Arc<TaskContext>, cancel: &'a AtomicBool) -> BoxFuture<'a, Result<()>> {
-        Box::pin(self.core.materialize(comm, ctx, cancel, None, None))
-    }
-
-    fn release(&self) {
-        self.core.release();
-    }
-
-    fn node(&self) -> Option<&dyn ExecutionPlan> {
-        Some(self)
-    }
-
-    fn deliver_to_root(&self) -> bool {
-        self.core.set_root_only();
-        true
+    fn core(&self) -> &ExchangeCore {
+        &self.core
     }
 }
 
@@ -92,8 +73,7 @@ impl ExecutionPlan for MpiGatherExec {
     }
 
     fn with_new_children(self: Arc<Self>, children: Vec<Arc<dyn ExecutionPlan>>) -> Result<Arc<dyn ExecutionPlan>> {
-        let [input] = <[_; 1]>::try_from(children)
-            .map_err(|_| DataFusionError::Internal("MpiGatherExec has one child".into()))?;
+        let input = only_child(Self::NAME, children)?;
         Ok(Arc::new(MpiGatherExec::new(input, self.core.input_placement.clone())))
     }
 

@@ -36,7 +36,7 @@ use super::placement::Placement;
 use crate::agree::agree;
 
 /// Where an exchange's rows go.
-pub(super) enum Route {
+pub enum Route {
     /// Row by row to output partitions (output partition o lives on [`Placement::owner`]).
     Shuffle(Partitioning),
     /// Input partition i to buffer i on every rank (`to_root`: on rank 0 only).

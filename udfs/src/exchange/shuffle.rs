@@ -2,24 +2,20 @@
 //! (what `RepartitionExec` does in one process).
 
 use std::fmt;
-use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 
 use datafusion::common::tree_node::TreeNodeRecursion;
-use datafusion::error::{DataFusionError, Result};
+use datafusion::error::Result;
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::physical_expr::{Partitioning, PhysicalExpr};
 use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
 use datafusion::physical_plan::metrics::MetricsSet;
 use datafusion::physical_plan::{DisplayAs, DisplayFormatType, ExecutionPlan, PlanProperties};
-use engine::Comm;
-use futures::future::BoxFuture;
 
-use super::core::ExchangeCore;
+use super::core::{Exchange, ExchangeCore, only_child};
 use super::keyfilter::KeyFilterSide;
 use super::placement::Placement;
 use super::rounds::Route;
-use super::stage::Stage;
 
 /// A shuffle: each row to its output partition by `partitioning` (hash with DataFusion's fixed
 /// seed, round-robin or range); output partition i of n lives on rank
@@ -77,34 +73,24 @@ impl MpiShuffleExec {
     pub(super) fn set_key_filter(&self, side: KeyFilterSide) {
         *self.key_filter.lock().unwrap_or_else(|e| e.into_inner()) = Some(side);
     }
+}
+
+impl Exchange for MpiShuffleExec {
+    const NAME: &'static str = "MpiShuffleExec";
+
+    fn core(&self) -> &ExchangeCore {
+        &self.core
+    }
+
+    fn shuffle(&self) -> Option<(Route, usize)> {
+        Some((
+            Route::Shuffle(self.partitioning.clone()),
+            self.partitioning.partition_count(),
+        ))
+    }
 
     fn key_filter(&self) -> Option<KeyFilterSide> {
         self.key_filter.lock().unwrap_or_else(|e| e.into_inner()).clone()
-    }
-}
-
-impl Stage for MpiShuffleExec {
-    fn stage_name(&self) -> &str {
-        "MpiShuffleExec"
-    }
-
-    fn run<'a>(&'a self, comm: &'a Comm, ctx: Arc<TaskContext>, cancel: &'a AtomicBool) -> BoxFuture<'a, Result<()>> {
-        let route = (
-            Route::Shuffle(self.partitioning.clone()),
-            self.partitioning.partition_count(),
-        );
-        Box::pin(self.core.materialize(comm, ctx, cancel, Some(route), self.key_filter()))
-    }
-
-    fn release(&self) {
-        self.core.release();
-        if let Some(KeyFilterSide::Build(f)) = self.key_filter() {
-            f.release();
-        }
-    }
-
-    fn node(&self) -> Option<&dyn ExecutionPlan> {
-        Some(self)
     }
 }
 
@@ -147,8 +133,7 @@ impl ExecutionPlan for MpiShuffleExec {
     }
 
     fn with_new_children(self: Arc<Self>, children: Vec<Arc<dyn ExecutionPlan>>) -> Result<Arc<dyn ExecutionPlan>> {
-        let [input] = <[_; 1]>::try_from(children)
-            .map_err(|_| DataFusionError::Internal("MpiShuffleExec has one child".into()))?;
+        let input = only_child(Self::NAME, children)?;
         let node = MpiShuffleExec::new(self.partitioning.clone(), input, self.core.input_placement.clone());
         if let Some(side) = self.key_filter() {
             node.set_key_filter(side);

@@ -258,9 +258,20 @@ impl ExecutionPlan for FunctionExec {
                 children.len()
             )));
         }
+        // New inputs with the same partitions keep where those partitions live (a rewrite of
+        // a placed plan); inputs with other partitions count as present everywhere, as before
+        // the distributed rewrite.
         let placement = children
             .iter()
-            .map(|i| vec![Placement::Everywhere; i.properties().output_partitioning().partition_count()])
+            .zip(&self.input_placement)
+            .map(|(c, old)| {
+                let n = c.properties().output_partitioning().partition_count();
+                if old.len() == n {
+                    old.clone()
+                } else {
+                    vec![Placement::Everywhere; n]
+                }
+            })
             .collect();
         Ok(Arc::new(FunctionExec::with_placement(
             self.call.clone(),

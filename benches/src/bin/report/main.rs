@@ -1,5 +1,5 @@
 //! `heatsql-bench-report`: the one-command benchmark and scaling report (see
-//! `benches::report`). `scripts/bench-report.sh` installs the baselines, builds and runs it.
+//! `benches::report`). `scripts/bench.sh report` installs the baselines, builds and runs it.
 //! Exits 0 when every heatsql run succeeded and the results agree across rank counts, 1
 //! otherwise (the report is written in both cases; a baseline that cannot run is a note, not a
 //! failure), 2 on bad arguments.
