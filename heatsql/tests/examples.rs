@@ -3,7 +3,7 @@
 //! rows, and their Parquet outputs are compared with a single-process reference computed here
 //! by plain DataFusion on the same input.
 
-#[path = "../../engine/tests/support/mpirun.rs"]
+#[path = "../../checks/src/mpirun.rs"]
 mod support;
 
 use std::collections::HashMap;

@@ -3,7 +3,7 @@
 //! test setting) and than one round succeed with the same result as P = 1; exchange buffers
 //! spill under a memory limit and the answer stays the same.
 
-#[path = "../../engine/tests/support/mpirun.rs"]
+#[path = "../../checks/src/mpirun.rs"]
 mod support;
 
 use std::time::Duration;

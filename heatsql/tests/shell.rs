@@ -1,7 +1,7 @@
 //! The `heatsql` shell end to end: `-c`, `-f`, every output format and exit codes under
 //! `mpirun` at P = 1..4, and the interactive prompt through a pseudo-terminal.
 
-#[path = "../../engine/tests/support/mpirun.rs"]
+#[path = "../../checks/src/mpirun.rs"]
 mod support;
 
 use std::path::PathBuf;

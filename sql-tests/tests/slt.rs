@@ -1,7 +1,7 @@
 //! The `.slt` suite under `mpirun` at P = 1..4, and checks that the runner can fail: on ranks
 //! that disagree and on a wrong expected result.
 
-#[path = "../../engine/tests/support/mpirun.rs"]
+#[path = "../../checks/src/mpirun.rs"]
 mod support;
 
 use std::path::{Path, PathBuf};

@@ -2,7 +2,7 @@
 //! single-process DataFusion on the same files (`heatsql-tpch`), with the default exchange
 //! rounds and again with rounds of 1 MiB (so every run exercises many rounds).
 
-#[path = "../../engine/tests/support/mpirun.rs"]
+#[path = "../../checks/src/mpirun.rs"]
 mod support;
 
 use std::time::Duration;

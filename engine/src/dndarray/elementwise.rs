@@ -53,6 +53,7 @@ impl DNDarray {
             let lhs = other.align(self)?;
             let out = self.comm.agree(op.apply(&lhs, &other.local))?;
             return Ok(DNDarray::from_parts(
+                self.comm,
                 other.gshape.clone(),
                 other.split,
                 out,
@@ -62,6 +63,7 @@ impl DNDarray {
         let rhs = self.align(other)?;
         let out = self.comm.agree(op.apply(&self.local, &rhs))?;
         Ok(DNDarray::from_parts(
+            self.comm,
             self.gshape.clone(),
             self.split,
             out,

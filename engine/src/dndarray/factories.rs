@@ -1,5 +1,6 @@
 //! Arrays created in place: zeros, ones, full, arange and seeded random arrays whose global
-//! values do not depend on the number of ranks.
+//! values do not depend on the number of ranks. Created from nothing, they live on the world
+//! communicator.
 
 use tch::{Device, Kind, Tensor};
 
@@ -8,8 +9,14 @@ use crate::comm::Comm;
 use crate::error::{EngineError, Result};
 use crate::rng;
 
-/// This rank's local shape, counts and offset for a balanced layout of `shape` along `split`.
-fn local_layout(op: &'static str, shape: &[i64], split: Option<usize>) -> Result<(Vec<i64>, Vec<i64>, i64)> {
+/// This rank's local shape, counts and offset for a balanced layout of `shape` along `split`
+/// over the ranks of `comm`.
+fn local_layout(
+    op: &'static str,
+    comm: &Comm,
+    shape: &[i64],
+    split: Option<usize>,
+) -> Result<(Vec<i64>, Vec<i64>, i64)> {
     if let Some(d) = shape.iter().find(|&&d| d < 0) {
         return Err(EngineError::arg(op, format!("negative extent {d} in shape {shape:?}")));
     }
@@ -20,7 +27,6 @@ fn local_layout(op: &'static str, shape: &[i64], split: Option<usize>) -> Result
             format!("split axis {a} is out of range for {} dimensions", shape.len()),
         )),
         Some(a) => {
-            let comm = Comm::world();
             let counts = balanced_counts(shape[a], comm.size());
             let off = offsets(&counts)[comm.rank()];
             let mut lshape = shape.to_vec();
@@ -52,9 +58,10 @@ fn global_indices(shape: &[i64], split: Option<usize>, lshape: &[i64], off: i64)
 impl DNDarray {
     /// Local. An array of `value` with global `shape`, balanced along `split`.
     pub fn full(shape: &[i64], value: f64, split: Option<usize>, options: (Kind, Device)) -> Result<DNDarray> {
-        let (lshape, counts, _) = local_layout("DNDarray::full", shape, split)?;
+        let comm = Comm::world();
+        let (lshape, counts, _) = local_layout("DNDarray::full", comm, shape, split)?;
         let local = Tensor::f_full(lshape.as_slice(), value, options)?;
-        Ok(DNDarray::from_parts(shape.to_vec(), split, local, counts))
+        Ok(DNDarray::from_parts(comm, shape.to_vec(), split, local, counts))
     }
 
     /// Local. An array of zeros (see [`DNDarray::full`]).
@@ -70,9 +77,10 @@ impl DNDarray {
     /// Local. The 1-dimensional array `0, 1, …, n − 1`, balanced along axis 0 (`split = Some(0)`)
     /// or replicated.
     pub fn arange(n: i64, split: Option<usize>, options: (Kind, Device)) -> Result<DNDarray> {
-        let (lshape, counts, off) = local_layout("DNDarray::arange", &[n], split)?;
+        let comm = Comm::world();
+        let (lshape, counts, off) = local_layout("DNDarray::arange", comm, &[n], split)?;
         let local = Tensor::f_arange_start(off, off + lshape[0], options)?;
-        Ok(DNDarray::from_parts(vec![n], split, local, counts))
+        Ok(DNDarray::from_parts(comm, vec![n], split, local, counts))
     }
 
     /// Local. Uniform random numbers in [0, 1). Element `i` (row-major global index) is drawn
@@ -102,7 +110,8 @@ impl DNDarray {
                 format!("dtype {kind:?} is not supported; use Float or Double"),
             ));
         }
-        let (lshape, counts, off) = local_layout(op, shape, split)?;
+        let comm = Comm::world();
+        let (lshape, counts, off) = local_layout(op, comm, shape, split)?;
         let idx = global_indices(shape, split, &lshape, off);
         let local = match (kind, normal) {
             (Kind::Float, false) => Tensor::from_slice(&idx.map(|i| rng::uniform_f32(seed, i)).collect::<Vec<f32>>()),
@@ -111,6 +120,6 @@ impl DNDarray {
             (_, true) => Tensor::from_slice(&idx.map(|i| rng::normal(seed, i)).collect::<Vec<f64>>()),
         };
         let local = local.reshape(lshape.as_slice()).to_device(device);
-        Ok(DNDarray::from_parts(shape.to_vec(), split, local, counts))
+        Ok(DNDarray::from_parts(comm, shape.to_vec(), split, local, counts))
     }
 }

@@ -86,6 +86,7 @@ impl DNDarray {
         let received = self.comm.alltoallv_tensor(&chunks)?;
         let local = Tensor::cat(&received, a as i64);
         Ok(DNDarray::from_parts(
+            self.comm,
             self.gshape.clone(),
             Some(a),
             local,
@@ -105,12 +106,13 @@ impl DNDarray {
         match (self.split, split) {
             (x, y) if x == y => Ok(self.shallow_clone()),
             (Some(_), None) => Ok(DNDarray::from_parts(
+                self.comm,
                 self.gshape.clone(),
                 None,
                 self.allgather()?,
                 Vec::new(),
             )),
-            (None, Some(b)) => DNDarray::from_replicated(&self.local, Some(b)),
+            (None, Some(b)) => DNDarray::from_replicated_in(self.comm, &self.local, Some(b)),
             (Some(a), Some(b)) => {
                 let p = self.comm.size();
                 let target = balanced_counts(self.gshape[b], p);
@@ -120,7 +122,13 @@ impl DNDarray {
                     .collect();
                 let received = self.comm.alltoallv_tensor(&chunks)?;
                 let local = Tensor::cat(&received, a as i64);
-                Ok(DNDarray::from_parts(self.gshape.clone(), Some(b), local, target))
+                Ok(DNDarray::from_parts(
+                    self.comm,
+                    self.gshape.clone(),
+                    Some(b),
+                    local,
+                    target,
+                ))
             }
             _ => unreachable!("all split pairs are covered"),
         }
@@ -166,7 +174,13 @@ impl DNDarray {
             }
         });
         let local = self.local.transpose(d0 as i64, d1 as i64);
-        Ok(DNDarray::from_parts(gshape, split, local, self.counts.clone()))
+        Ok(DNDarray::from_parts(
+            self.comm,
+            gshape,
+            split,
+            local,
+            self.counts.clone(),
+        ))
     }
 
     /// Local. The transpose of a 2-dimensional array (rows × columns → columns × rows; a row

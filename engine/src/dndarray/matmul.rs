@@ -47,18 +47,24 @@ impl DNDarray {
         match self.split {
             Some(0) => {
                 let out = self.comm.agree(self.local.f_matmul(&b))?;
-                Ok(DNDarray::from_parts(vec![n, m], Some(0), out, self.counts.clone()))
+                Ok(DNDarray::from_parts(
+                    self.comm,
+                    vec![n, m],
+                    Some(0),
+                    out,
+                    self.counts.clone(),
+                ))
             }
             Some(_) => {
                 let me = self.comm.rank();
                 let rows = b.narrow(0, self.offsets()[me], self.counts[me]);
                 let partial = self.comm.agree(self.local.f_matmul(&rows))?;
                 let out = self.comm.allreduce_tensor(&partial, ReduceOp::Sum)?;
-                Ok(DNDarray::from_parts(vec![n, m], None, out, Vec::new()))
+                Ok(DNDarray::from_parts(self.comm, vec![n, m], None, out, Vec::new()))
             }
             None => {
                 let out = self.comm.agree(self.local.f_matmul(&b))?;
-                Ok(DNDarray::from_parts(vec![n, m], None, out, Vec::new()))
+                Ok(DNDarray::from_parts(self.comm, vec![n, m], None, out, Vec::new()))
             }
         }
     }
@@ -103,11 +109,17 @@ impl DNDarray {
                 let cols = a.narrow(1, self.offsets()[me], self.counts[me]);
                 let partial = self.comm.agree(cols.f_matmul(&self.local))?;
                 let out = self.comm.allreduce_tensor(&partial, ReduceOp::Sum)?;
-                Ok(DNDarray::from_parts(vec![m, k], None, out, Vec::new()))
+                Ok(DNDarray::from_parts(self.comm, vec![m, k], None, out, Vec::new()))
             }
             split => {
                 let out = self.comm.agree(a.f_matmul(&self.local))?;
-                Ok(DNDarray::from_parts(vec![m, k], split, out, self.counts.clone()))
+                Ok(DNDarray::from_parts(
+                    self.comm,
+                    vec![m, k],
+                    split,
+                    out,
+                    self.counts.clone(),
+                ))
             }
         }
     }

@@ -35,7 +35,7 @@ pub struct DNDarray {
     local: Tensor,
     /// Entries of the split axis held by each rank (empty when replicated).
     counts: Vec<i64>,
-    /// The communicator (the world).
+    /// The communicator the array lives on: every collective of its methods runs on it.
     comm: &'static Comm,
 }
 
@@ -52,25 +52,36 @@ impl fmt::Debug for DNDarray {
 }
 
 impl DNDarray {
-    /// Local. Assembles a DNDarray from parts already known to form a valid layout.
-    pub(crate) fn from_parts(gshape: Vec<i64>, split: Option<usize>, local: Tensor, counts: Vec<i64>) -> Self {
-        debug_assert!(split.is_none() || counts.len() == Comm::world().size());
+    /// Local. Assembles a DNDarray on `comm` from parts already known to form a valid layout.
+    pub(crate) fn from_parts(
+        comm: &'static Comm,
+        gshape: Vec<i64>,
+        split: Option<usize>,
+        local: Tensor,
+        counts: Vec<i64>,
+    ) -> Self {
+        debug_assert!(split.is_none() || counts.len() == comm.size());
         DNDarray {
             gshape,
             split,
             local,
             counts,
-            comm: Comm::world(),
+            comm,
         }
     }
 
-    /// Builds a DNDarray split along `split` from each rank's piece (the pieces, in rank order,
-    /// are the slabs of the global array). Checks across ranks that every piece has the same
-    /// dtype, number of dimensions and extents outside the split axis; a rank may pass a piece
-    /// with zero entries along `split`.
+    /// Builds a DNDarray on the world communicator split along `split` from each rank's piece;
+    /// see [`DNDarray::from_pieces_in`].
     pub fn from_pieces(local: Tensor, split: usize) -> Result<Self> {
+        Self::from_pieces_in(Comm::world(), local, split)
+    }
+
+    /// Builds a DNDarray on `comm` split along `split` from each rank's piece (the pieces, in
+    /// rank order, are the slabs of the global array). Checks across the ranks of `comm` that
+    /// every piece has the same dtype, number of dimensions and extents outside the split axis;
+    /// a rank may pass a piece with zero entries along `split`.
+    pub fn from_pieces_in(comm: &'static Comm, local: Tensor, split: usize) -> Result<Self> {
         let op = "DNDarray::from_pieces";
-        let comm = Comm::world();
         let all = comm.allgather_shapes(op, &local)?;
         let (k0, s0) = &all[0];
         if split >= s0.len() {
@@ -108,23 +119,28 @@ impl DNDarray {
         })
     }
 
-    /// Local. Builds a DNDarray from a tensor that every rank holds in full (the same values
-    /// everywhere), keeping this rank's balanced slab of `split` (`None`: keep it all).
+    /// Local. Builds a DNDarray on the world communicator from a tensor that every rank holds
+    /// in full; see [`DNDarray::from_replicated_in`].
     pub fn from_replicated(t: &Tensor, split: Option<usize>) -> Result<Self> {
+        Self::from_replicated_in(Comm::world(), t, split)
+    }
+
+    /// Local. Builds a DNDarray on `comm` from a tensor that every rank holds in full (the same
+    /// values everywhere), keeping this rank's balanced slab of `split` (`None`: keep it all).
+    pub fn from_replicated_in(comm: &'static Comm, t: &Tensor, split: Option<usize>) -> Result<Self> {
         let op = "DNDarray::from_replicated";
         let gshape = t.size();
         match split {
-            None => Ok(Self::from_parts(gshape, None, t.shallow_clone(), Vec::new())),
+            None => Ok(Self::from_parts(comm, gshape, None, t.shallow_clone(), Vec::new())),
             Some(a) if a >= gshape.len() => Err(EngineError::arg(
                 op,
                 format!("split axis {a} is out of range for {} dimensions", gshape.len()),
             )),
             Some(a) => {
-                let comm = Comm::world();
                 let counts = balanced_counts(gshape[a], comm.size());
                 let off = offsets(&counts)[comm.rank()];
                 let local = t.narrow(a as i64, off, counts[comm.rank()]);
-                Ok(Self::from_parts(gshape, Some(a), local, counts))
+                Ok(Self::from_parts(comm, gshape, Some(a), local, counts))
             }
         }
     }

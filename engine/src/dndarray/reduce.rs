@@ -95,14 +95,14 @@ impl DNDarray {
     fn reduced(&self, axis: Option<usize>, local: Tensor, combined: bool) -> DNDarray {
         let gshape = self.reduced_shape(axis);
         if combined || self.split.is_none() {
-            return DNDarray::from_parts(gshape, None, local, Vec::new());
+            return DNDarray::from_parts(self.comm, gshape, None, local, Vec::new());
         }
         let s = self.split.expect("split array");
         let split = match axis {
             Some(x) if x < s => s - 1,
             _ => s,
         };
-        DNDarray::from_parts(gshape, Some(split), local, self.counts.clone())
+        DNDarray::from_parts(self.comm, gshape, Some(split), local, self.counts.clone())
     }
 
     /// Number of elements reduced into each output element.

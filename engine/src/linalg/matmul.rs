@@ -103,7 +103,7 @@ pub fn matmul(a: &DNDarray, b: &DNDarray) -> Result<DNDarray> {
             comm.agree(c.f_addmm_(&cols, &dev_block).map(|_| ()))?;
         }
     }
-    DNDarray::from_pieces(c, 0)
+    DNDarray::from_pieces_in(comm, c, 0)
 }
 
 /// Collective. Aᵀ · B for A (n × k) and B (n × m), both split along rows: the replicated

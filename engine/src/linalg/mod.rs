@@ -1,23 +1,26 @@
 //! Distributed linear algebra on row-split DNDarrays.
 //!
-//! * [`gram`]: Gram matrices of prepared (centred, triangular-solved) rows in one pass: the
-//!   CPU kernels of CholeskyQR2.
-//! * [`tsqr`]: QR of a tall-skinny (n × d, rows split) array: R replicated, Q row-split.
-//! * [`skinny`]: X · W for a tall local block and a small W in one pass (the U of an SVD).
+//! * [`tsqr`](mod@tsqr): QR of a tall-skinny (n × d, rows split) array: R replicated, Q row-split.
 //! * [`sign`]: the project's sign convention for singular and principal vectors.
-//! * [`svd`]: truncated SVD (TSQR, randomized, hierarchical).
-//! * [`matmul`]: products of two row-split arrays (a ring for A·B; Aᵀ·B by one allreduce).
+//! * [`svd`](mod@svd): truncated SVD (TSQR, randomized, hierarchical).
+//! * [`solver`]: the one [`Solver`] type of the SVD and PCA, its defaults and what `Auto`
+//!   chooses.
+//! * [`matmul`](mod@matmul): products of two row-split arrays (a ring for A·B; Aᵀ·B by one
+//!   allreduce).
+//!
+//! The CPU kernels these call (Gram matrices of prepared rows, tall × small products) are in
+//! [`crate::kernels`].
 
-pub mod gram;
 pub mod matmul;
 pub mod sign;
-pub mod skinny;
+pub mod solver;
 pub mod svd;
 pub mod tsqr;
 
 pub use matmul::{matmul, matmul_tn};
 pub use sign::flip_signs;
-pub use svd::{Method, Svd, svd};
+pub use solver::{DEFAULT_OVERSAMPLES, DEFAULT_POWER_ITER, DEFAULT_SEED, Method, Solver, auto_pca, auto_svd};
+pub use svd::{Svd, svd};
 pub use tsqr::{QrAlgorithm, tsqr, tsqr_r, tsqr_r_reporting, tsqr_reporting};
 
 use tch::Kind;

@@ -1,57 +1,38 @@
 //! Truncated SVD of a row-split (n × d) array: X ≈ U Σ Vᵀ with U (n × k) split along rows like
 //! X, Σ (k) and V (d × k) replicated.
 //!
-//! Methods (the solvers PCA uses, here on the data as it is; PCA passes its centring and
+//! Solvers (the [`Solver`]s PCA uses, here on the data as it is; PCA passes its centring and
 //! scaling):
 //!
-//! * [`Method::Tsqr`]: the R factor by TSQR ([`crate::linalg::tsqr`]), then the SVD of R
+//! * [`Solver::Tsqr`]: the R factor by TSQR ([`mod@crate::linalg::tsqr`]), then the SVD of R
 //!   (min(n, d) × d) on every rank. Exact.
-//! * [`Method::Randomized`]: Halko–Martinsson–Tropp range finder with oversamples and power
+//! * [`Solver::Randomized`]: Halko–Martinsson–Tropp range finder with oversamples and power
 //!   iterations (TSQR for the tall factor), seeded: the same numbers at every P.
-//! * [`Method::Hierarchical`]: local truncated SVDs of rank k + oversamples merged pairwise up a
+//! * [`Solver::Hierarchical`]: local truncated SVDs of rank k + oversamples merged pairwise up a
 //!   binary tree, identically on every rank (Heat's `hsvd`); exact when rank(X) ≤ k + oversamples.
-//! * [`Method::Auto`]: TSQR when d ≤ 1024 or k > d / 10; randomized otherwise.
+//! * [`Solver::Auto`]: [`auto_svd`]: TSQR when d ≤ 1024 or k > d / 10; randomized (default
+//!   knobs) otherwise.
+//!
+//! [`Solver::Covariance`] is PCA's alone: the SVD refuses it.
 //!
 //! V follows [`crate::linalg::flip_signs`] and U the same signs, so results agree at every P.
-//! U = X V Σ⁻¹ is computed on each rank for its rows by [`crate::linalg::skinny`] on the CPU
+//! U = X V Σ⁻¹ is computed on each rank for its rows by [`crate::kernels::skinny`] on the CPU
 //! (columns of U for zero singular values are zero).
 
-use tch::{Kind, Tensor};
+use tch::{Kind, TchError, Tensor};
 
 use crate::comm::ReduceOp;
 use crate::dndarray::DNDarray;
 use crate::error::{EngineError, Result};
+use crate::kernels::skinny::times_small;
 use crate::linalg::flip_signs;
-use crate::linalg::skinny::times_small;
+use crate::linalg::solver::{Solver, auto_svd};
 use crate::linalg::tsqr::{local_r, prepared, tsqr, tsqr_r_of};
 
 const OP: &str = "svd";
 
 /// Rows per chunk when a pass copies the rank's rows (bounds the temporary).
 pub(crate) const CHUNK_ROWS: i64 = 65_536;
-
-/// How the singular triplets are computed.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Method {
-    /// TSQR for small d or large k, randomized otherwise.
-    Auto,
-    /// SVD of the TSQR R factor (exact).
-    Tsqr,
-    /// Randomized SVD.
-    Randomized {
-        /// Extra random directions beyond k.
-        oversamples: i64,
-        /// Power iterations (each re-orthonormalised).
-        power_iter: i64,
-        /// Seed of the random test matrix.
-        seed: u64,
-    },
-    /// Merged local truncated SVDs.
-    Hierarchical {
-        /// Extra singular triplets kept by each local truncation beyond k.
-        oversamples: i64,
-    },
-}
 
 /// A truncated SVD.
 #[derive(Debug)]
@@ -62,38 +43,25 @@ pub struct Svd {
     pub s: Tensor,
     /// Right singular vectors (d × k, f64), replicated.
     pub v: Tensor,
-    /// The method that ran (`Auto` resolved).
-    pub method: Method,
-}
-
-/// The method [`Method::Auto`] picks for d columns and k triplets.
-pub fn auto_method(d: i64, k: i64) -> Method {
-    if d <= 1024 || k > d / 10 {
-        Method::Tsqr
-    } else {
-        Method::Randomized {
-            oversamples: 10,
-            power_iter: 2,
-            seed: 0,
-        }
-    }
+    /// The solver that ran (`Auto` resolved).
+    pub solver: Solver,
 }
 
 /// Collective. The leading k singular triplets of `x` (n × d, split along rows, float32 or
-/// float64; zero-row ranks allowed); U (in `x`'s dtype) only when `want_u` (one more pass over
-/// the rows). Σ and V are f64. Errors (the same on every rank): layout or dtype, k < 1 or
-/// k > min(n, d), negative oversamples/power_iter.
-pub fn svd(x: &DNDarray, k: i64, method: Method, want_u: bool) -> Result<Svd> {
+/// float64; zero-row ranks allowed) by `solver`; U (in `x`'s dtype) only when `want_u` (one
+/// more pass over the rows). Σ and V are f64. Errors (the same on every rank): layout or
+/// dtype, k < 1 or k > min(n, d), negative oversamples/power_iter, the covariance solver.
+pub fn svd(x: &DNDarray, k: i64, solver: Solver, want_u: bool) -> Result<Svd> {
     let comm = x.comm();
     comm.agree(super::check_row_split_float(OP, x))?;
     let (n, d) = (x.gshape()[0], x.gshape()[1]);
-    let bad = match method {
-        Method::Randomized {
+    let bad = match solver {
+        Solver::Randomized {
             oversamples,
             power_iter,
             ..
         } => oversamples < 0 || power_iter < 0,
-        Method::Hierarchical { oversamples } => oversamples < 0,
+        Solver::Hierarchical { oversamples } => oversamples < 0,
         _ => false,
     };
     if k < 1 {
@@ -108,22 +76,29 @@ pub fn svd(x: &DNDarray, k: i64, method: Method, want_u: bool) -> Result<Svd> {
     if bad {
         return Err(EngineError::arg(OP, "oversamples and power_iter must be ≥ 0"));
     }
-    let method = match method {
-        Method::Auto => auto_method(d, k),
-        m => m,
+    if solver == Solver::Covariance {
+        return Err(EngineError::arg(
+            OP,
+            "the covariance solver computes principal components only; expected the auto, tsqr, \
+             randomized or hierarchical solver",
+        ));
+    }
+    let solver = match solver {
+        Solver::Auto => auto_svd(d, k),
+        s => s,
     };
-    let (s, v) = match method {
-        Method::Tsqr => by_tsqr(x, None)?,
-        Method::Randomized {
+    let (s, v) = match solver {
+        Solver::Tsqr => by_tsqr(x, None)?,
+        Solver::Randomized {
             oversamples,
             power_iter,
             seed,
         } => by_randomized(x, None, k, oversamples, power_iter, seed)?,
-        Method::Hierarchical { oversamples } => {
+        Solver::Hierarchical { oversamples } => {
             let (s, v, _) = by_hierarchical(x, None, k, oversamples)?;
             (s, v)
         }
-        Method::Auto => unreachable!("resolved above"),
+        Solver::Auto | Solver::Covariance => unreachable!("resolved or refused above"),
     };
     let s = s.narrow(0, 0, k).to_device(tch::Device::Cpu);
     let (_, v) = flip_signs(&v.narrow(1, 0, k).to_device(tch::Device::Cpu));
@@ -132,18 +107,21 @@ pub fn svd(x: &DNDarray, k: i64, method: Method, want_u: bool) -> Result<Svd> {
         let inv = s.where_self(&s.gt(0.0), &s.ones_like()).reciprocal() * s.gt(0.0).to_kind(Kind::Double);
         let dev = x.device();
         let w = (&v * inv.unsqueeze(0)).to_device(dev);
-        let u = comm.agree((|| {
-            let u = match times_small(x.local(), &w)? {
-                Some(u) => u,
-                None => x.local().f_to_kind(Kind::Double)?.f_matmul(&w)?,
-            };
-            u.f_to_kind(x.kind())
-        })())?;
-        Some(DNDarray::from_pieces(u, 0)?)
+        let u = comm.agree(times_local(x.local(), &w).and_then(|u| u.f_to_kind(x.kind())))?;
+        Some(DNDarray::from_pieces_in(comm, u, 0)?)
     } else {
         None
     };
-    Ok(Svd { u, s, v, method })
+    Ok(Svd { u, s, v, solver })
+}
+
+/// Local. `rows · w` (f64) for a rank's rows and a small `w` (d × k, f64, on the rows'
+/// device): the kernel of [`crate::kernels::skinny`] where it applies, libtorch otherwise.
+fn times_local(rows: &Tensor, w: &Tensor) -> std::result::Result<Tensor, TchError> {
+    match times_small(rows, w)? {
+        Some(u) => Ok(u),
+        None => rows.f_to_kind(Kind::Double)?.f_matmul(w),
+    }
 }
 
 /// Calls `f` on the rank's rows in chunks of [`CHUNK_ROWS`], centred (f64): no temporary
@@ -151,8 +129,8 @@ pub fn svd(x: &DNDarray, k: i64, method: Method, want_u: bool) -> Result<Svd> {
 pub(crate) fn for_centred_chunks(
     x: &DNDarray,
     mean: &Tensor,
-    mut f: impl FnMut(&Tensor) -> std::result::Result<(), tch::TchError>,
-) -> std::result::Result<(), tch::TchError> {
+    mut f: impl FnMut(&Tensor) -> std::result::Result<(), TchError>,
+) -> std::result::Result<(), TchError> {
     let local = x.local();
     let mu = mean.to_device(local.device());
     let rows = local.size()[0];
@@ -222,7 +200,7 @@ pub(crate) fn by_randomized(
             Some(mu) => t.f_sub(&mu.matmul(w)),
             None => Ok(t),
         }))?;
-        DNDarray::from_pieces(y, 0)
+        DNDarray::from_pieces_in(comm, y, 0)
     };
     // Xcᵀ · Q: local products and one allreduce (d × l).
     let t_times = |q: &DNDarray| -> Result<Tensor> {
@@ -290,14 +268,14 @@ pub(crate) fn by_hierarchical(
             blocks = next;
         }
         let (_, s, v) = blocks[0].f_svd(true, true)?;
-        Ok::<_, tch::TchError>((s, v, discarded))
+        Ok::<_, TchError>((s, v, discarded))
     })())?;
     Ok(merged)
 }
 
 /// The rank-r truncation `Σ_r V_rᵀ` (≤ r × d) of `a`'s SVD and the sum of the squared singular
 /// values beyond r.
-fn truncate(a: &Tensor, r: i64) -> std::result::Result<(Tensor, f64), tch::TchError> {
+fn truncate(a: &Tensor, r: i64) -> std::result::Result<(Tensor, f64), TchError> {
     let d = a.size()[1];
     if a.size()[0] == 0 {
         return Ok((Tensor::f_zeros([0, d], (Kind::Double, a.device()))?, 0.0));
@@ -311,4 +289,32 @@ fn truncate(a: &Tensor, r: i64) -> std::result::Result<(Tensor, f64), tch::TchEr
         .double_value(&[]);
     let f = s.narrow(0, 0, keep).unsqueeze(1) * v.narrow(1, 0, keep).tr();
     Ok((f, lost))
+}
+
+#[cfg(test)]
+mod tests {
+    use tch::Device;
+
+    use super::*;
+    use crate::kernels::{Policy, with_policy};
+
+    #[test]
+    fn tensor_only_gives_the_same_u() {
+        tch::manual_seed(11);
+        let x = Tensor::randn([3000, 24], (Kind::Double, Device::Cpu));
+        let w = Tensor::randn([24, 8], (Kind::Double, Device::Cpu));
+        // Row-major, column-major (as tables load) and f32 rows.
+        for rows in [x.shallow_clone(), x.tr().contiguous().tr(), x.to_kind(Kind::Float)] {
+            let auto = with_policy(Policy::Auto, || times_local(&rows, &w)).expect("kernel");
+            let tensor = with_policy(Policy::TensorOnly, || times_local(&rows, &w)).expect("libtorch");
+            let scale = tensor.abs().max().double_value(&[]).max(1.0);
+            let err = (&auto - &tensor).abs().max().double_value(&[]);
+            assert!(
+                err <= 1e-12 * scale,
+                "{:?} strides {:?}: {err}",
+                rows.kind(),
+                rows.stride()
+            );
+        }
+    }
 }

@@ -8,7 +8,7 @@
 //! for very many ranks; at P · d² ≪ n · d it is not needed.) R is normalised to a non-negative
 //! diagonal, which makes the factorisation unique for full-rank A and independent of P.
 //!
-//! When only R is wanted, a rank factors its rows block by block ([`QR_BLOCK_ROWS`] rows at a
+//! When only R is wanted, a rank factors its rows block by block (`QR_BLOCK_ROWS` rows at a
 //! time, `[R; next block]`, R only): the Householder panel of a tall-skinny matrix is
 //! level-2 BLAS, so factoring cache-sized blocks instead of all rows at once saves a pass over
 //! memory per column, and no Q of the rank's rows is ever formed.
@@ -25,17 +25,18 @@
 //! Householder TSQR, so the result is always the accurate one. Blocks are computed in f64
 //! (f32 input is promoted block by block) and R is returned in the input's dtype.
 //!
-//! On the CPU both passes run the kernels of [`crate::linalg::gram`]: one read of the rank's
+//! On the CPU both passes run the kernels of [`crate::kernels::gram`]: one read of the rank's
 //! rows per pass, centring and the solve by R₁ applied panel by panel in cache, Q₁ stored only
 //! when Q is wanted. On other devices the passes are libtorch's, in blocks of
-//! [`GRAM_BLOCK_ROWS`] rows.
+//! `GRAM_BLOCK_ROWS` rows.
 
 use tch::{Device, Kind, TchError, Tensor};
 
 use crate::comm::{Comm, ReduceOp};
 use crate::dndarray::DNDarray;
 use crate::error::Result;
-use crate::linalg::gram::{Prep, f64_values, prepared_gram, solve_rows_in_place};
+use crate::kernels::f64_values;
+use crate::kernels::gram::{Prep, prepared_gram, solve_rows_in_place};
 
 /// Rows per block when a rank accumulates its Householder R factor (a block of 32 f64 columns
 /// is 256 KiB: Householder panels are level-2 BLAS, so the block should stay in cache).
@@ -88,7 +89,7 @@ pub fn tsqr_reporting(a: &DNDarray) -> Result<(DNDarray, Tensor, QrAlgorithm)> {
         let kind = a.kind();
         let q = comm.agree(q.expect("Q was asked for").f_to_kind(kind))?;
         let r = comm.agree(r.f_to_kind(kind))?;
-        return Ok((DNDarray::from_pieces(q, 0)?, r, QrAlgorithm::CholeskyQr2));
+        return Ok((DNDarray::from_pieces_in(comm, q, 0)?, r, QrAlgorithm::CholeskyQr2));
     }
     let local = a.local();
     // Local reduced QR: Q_r (n_r × m_r), R_r (m_r × d), m_r = min(n_r, d).
@@ -100,7 +101,7 @@ pub fn tsqr_reporting(a: &DNDarray) -> Result<(DNDarray, Tensor, QrAlgorithm)> {
     let start: i64 = counts[..comm.rank()].iter().sum();
     let block = q_hat.narrow(0, start, counts[comm.rank()]) * signs.unsqueeze(0);
     let q = comm.agree(q_local.f_matmul(&block))?;
-    let q = DNDarray::from_pieces(q.reshape([local.size()[0], m]), 0)?;
+    let q = DNDarray::from_pieces_in(comm, q.reshape([local.size()[0], m]), 0)?;
     Ok((q, r, QrAlgorithm::Householder))
 }
 
@@ -157,12 +158,12 @@ fn cholesky_qr2(a: &DNDarray, want_q: bool, centring: Centring<'_>) -> Result<Op
     // R₂ = chol(G₂).
     let r1 = r1.to_device(dev);
     let n_local = rows.size()[0];
-    let q = if want_q {
+    let mut q = if want_q {
         Some(comm.agree(Tensor::f_empty([n_local, d], (Kind::Double, dev)))?)
     } else {
         None
     };
-    let g2 = comm.agree(gram_of_prepared(rows, d, centring, Some(&r1), q.as_ref()))?;
+    let g2 = comm.agree(gram_of_prepared(rows, d, centring, Some(&r1), q.as_mut()))?;
     let g2 = comm.allreduce_tensor(&g2, ReduceOp::Sum)?;
     let step2 = comm.agree((|| {
         let eye = Tensor::f_eye(d, (Kind::Double, g2.device()))?;
@@ -182,29 +183,31 @@ fn cholesky_qr2(a: &DNDarray, want_q: bool, centring: Centring<'_>) -> Result<Op
     };
     let r2 = r2.to_device(dev);
     let r = comm.agree(r2.f_matmul(&r1))?;
-    let Some(q) = q else {
+    let Some(mut q) = q else {
         return Ok(Some((None, r)));
     };
-    // Q = Q₁ R₂⁻¹ block by block in place (R₂ is within ORTHOGONALITY_LIMIT of I: perfectly
-    // conditioned).
-    comm.agree((|| {
-        if dev == Device::Cpu {
-            let r2v = f64_values(&r2)?;
-            if solve_rows_in_place(&q, &r2v)? {
-                return Ok(());
-            }
-        }
-        let mut at = 0;
-        while at < n_local {
-            let len = GRAM_BLOCK_ROWS.min(n_local - at);
-            let mut block = q.narrow(0, at, len);
-            let solved = r2.f_linalg_solve_triangular(&block, true, false, false)?;
-            block.f_copy_(&solved)?;
-            at += len;
-        }
-        Ok::<_, TchError>(())
-    })())?;
+    // Q = Q₁ R₂⁻¹ in place (R₂ is within ORTHOGONALITY_LIMIT of I: perfectly conditioned).
+    comm.agree(solve_in_place(&mut q, &r2))?;
     Ok(Some((Some(q), r)))
+}
+
+/// Local. `q ← q R⁻¹` in place for a rank's rows `q` (n × d, f64, contiguous) and the upper
+/// triangular `r` (d × d, on `q`'s device): [`solve_rows_in_place`]'s kernel on the CPU, else
+/// libtorch's triangular solves in blocks of [`GRAM_BLOCK_ROWS`] rows.
+fn solve_in_place(q: &mut Tensor, r: &Tensor) -> std::result::Result<(), TchError> {
+    if q.device() == Device::Cpu && solve_rows_in_place(q, &f64_values(r)?)?.is_some() {
+        return Ok(());
+    }
+    let n = q.size()[0];
+    let mut at = 0;
+    while at < n {
+        let len = GRAM_BLOCK_ROWS.min(n - at);
+        let mut block = q.narrow(0, at, len);
+        let solved = r.f_linalg_solve_triangular(&block, true, false, false)?;
+        block.f_copy_(&solved)?;
+        at += len;
+    }
+    Ok(())
 }
 
 /// Local. Σ over the rank's `rows` (n × d) of `yᵀy` (d × d, f64; zeros for zero rows), y a row
@@ -217,7 +220,7 @@ fn gram_of_prepared(
     d: i64,
     centring: Centring<'_>,
     solve: Option<&Tensor>,
-    out: Option<&Tensor>,
+    mut out: Option<&mut Tensor>,
 ) -> std::result::Result<Tensor, TchError> {
     if rows.device() == Device::Cpu {
         let c = match centring {
@@ -229,7 +232,7 @@ fn gram_of_prepared(
             centring: c.as_ref().map(|(m, s)| (&m[..], &s[..])),
             solve: r.as_deref(),
         };
-        if let Some(g) = prepared_gram(rows, prep, out)? {
+        if let Some(g) = prepared_gram(rows, prep, out.as_deref_mut())? {
             return Ok(g);
         }
     }
@@ -242,7 +245,7 @@ fn gram_of_prepared(
         if let Some(r) = solve {
             b = r.f_linalg_solve_triangular(&b, true, false, false)?;
         }
-        if let Some(o) = out {
+        if let Some(o) = &out {
             o.narrow(0, at, len).f_copy_(&b)?;
         }
         let _ = g.f_addmm_(&b.tr(), &b)?;
@@ -300,4 +303,52 @@ fn merge(comm: &Comm, r_local: &Tensor, want_q: bool) -> Result<(Option<Tensor>,
     let signs = (diag.ge(0.0).to_kind(Kind::Double) * 2.0 - 1.0).to_kind(r.kind());
     let r = &r * signs.unsqueeze(1);
     Ok((want_q.then_some(q_hat), r, signs))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kernels::{Policy, with_policy};
+
+    /// max |a − b| ≤ 1e-12 · max(1, max |b|).
+    fn close(a: &Tensor, b: &Tensor) -> bool {
+        let scale = b.abs().max().double_value(&[]).max(1.0);
+        (a - b).abs().max().double_value(&[]) <= 1e-12 * scale
+    }
+
+    #[test]
+    fn tensor_only_passes_match_the_kernels() {
+        tch::manual_seed(12);
+        let (n, d) = (5000, 19);
+        let x = Tensor::randn([n, d], (Kind::Double, Device::Cpu)) * 2.0 + 0.5;
+        let mean = Tensor::randn([d], (Kind::Double, Device::Cpu));
+        let scale = Tensor::rand([d], (Kind::Double, Device::Cpu)) + 0.5;
+        let a = Tensor::randn([4 * d, d], (Kind::Double, Device::Cpu));
+        let r = a.tr().matmul(&a).linalg_cholesky(true);
+        // Column-major rows (as tables load) and f32 rows, centred and solved, Q written out.
+        for rows in [x.tr().contiguous().tr(), x.to_kind(Kind::Float)] {
+            let run = |p: Policy| {
+                with_policy(p, || {
+                    let mut out = Tensor::empty([n, d], (Kind::Double, Device::Cpu));
+                    let g = gram_of_prepared(&rows, d, Some((&mean, &scale)), Some(&r), Some(&mut out)).expect("pass");
+                    let g0 = gram_of_prepared(&rows, d, None, None, None).expect("pass");
+                    (g, g0, out)
+                })
+            };
+            let (g, g0, out) = run(Policy::Auto);
+            let (tg, tg0, tout) = run(Policy::TensorOnly);
+            assert!(close(&g, &tg), "G {:?}", rows.kind());
+            assert!(close(&g0, &tg0), "G₀ {:?}", rows.kind());
+            assert!(close(&out, &tout), "Y {:?}", rows.kind());
+        }
+        // The in-place solve of Q.
+        let solve = |p: Policy| {
+            with_policy(p, || {
+                let mut q = x.copy();
+                solve_in_place(&mut q, &r).expect("solve");
+                q
+            })
+        };
+        assert!(close(&solve(Policy::Auto), &solve(Policy::TensorOnly)));
+    }
 }

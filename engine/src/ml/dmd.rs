@@ -29,7 +29,7 @@
 
 use tch::{Device, Kind, Tensor};
 
-use crate::comm::ReduceOp;
+use crate::comm::{Comm, ReduceOp};
 use crate::dndarray::{DNDarray, offsets};
 use crate::error::{EngineError, Result};
 use crate::linalg::{tsqr, tsqr_r};
@@ -184,7 +184,7 @@ pub fn fit(x: &DNDarray, layout: Layout, opts: &DmdOptions) -> Result<Dmd> {
             // X's rows: every snapshot but the last one (which the last rank with rows holds).
             let holds_last = n_local > 0 && start + n_local == rows;
             let x_rows = local.narrow(0, 0, n_local - i64::from(holds_last));
-            let r_factor = tsqr_r(&DNDarray::from_pieces(x_rows.shallow_clone(), 0)?)?;
+            let r_factor = tsqr_r(&DNDarray::from_pieces_in(comm, x_rows.shallow_clone(), 0)?)?;
             let (_, s, w) = comm.agree(r_factor.f_svd(true, true))?;
             let r = choose_rank(&s, opts.rank, state, m)?;
             let s_all = s.to_device(Device::Cpu);
@@ -207,7 +207,7 @@ pub fn fit(x: &DNDarray, layout: Layout, opts: &DmdOptions) -> Result<Dmd> {
             // Replicated and small from here: on the CPU.
             let b_mat = (&yv * inv.unsqueeze(0)).to_device(Device::Cpu); // Y V Σ⁻¹ (d × r)
             let a_tilde = u.to_device(Device::Cpu).tr().matmul(&b_mat);
-            let (lambda, eig) = eigen(&a_tilde)?;
+            let (lambda, eig) = eigen(comm, &a_tilde)?;
             let x0 = firsts
                 .narrow(0, 0, 1)
                 .squeeze_dim(0)
@@ -233,7 +233,7 @@ pub fn fit(x: &DNDarray, layout: Layout, opts: &DmdOptions) -> Result<Dmd> {
         Layout::Columns => {
             let x_cols = local.narrow(1, 0, m - 1);
             let y_cols = local.narrow(1, 1, m - 1);
-            let r_factor = tsqr_r(&DNDarray::from_pieces(x_cols.shallow_clone(), 0)?)?;
+            let r_factor = tsqr_r(&DNDarray::from_pieces_in(comm, x_cols.shallow_clone(), 0)?)?;
             let (_, s, w) = comm.agree(r_factor.f_svd(true, true))?; // X = Q U_R Σ Wᵀ: V = W
             let r = choose_rank(&s, opts.rank, state, m)?;
             let s_all = s.to_device(Device::Cpu);
@@ -244,10 +244,10 @@ pub fn fit(x: &DNDarray, layout: Layout, opts: &DmdOptions) -> Result<Dmd> {
             let uty = comm.agree(u_local.tr().f_matmul(&y_cols))?; // r × (m − 1)
             let uty = comm.allreduce_tensor(&uty, ReduceOp::Sum)?;
             let a_tilde = uty.matmul(&vs).to_device(Device::Cpu);
-            let (lambda, eig) = eigen(&a_tilde)?;
+            let (lambda, eig) = eigen(comm, &a_tilde)?;
             // Φ = B W with B = Y V Σ⁻¹ (row-split); b from B's TSQR.
             let b_local = comm.agree(y_cols.f_matmul(&vs))?;
-            let (q_b, r_b) = tsqr(&DNDarray::from_pieces(b_local.shallow_clone(), 0)?)?;
+            let (q_b, r_b) = tsqr(&DNDarray::from_pieces_in(comm, b_local.shallow_clone(), 0)?)?;
             let x0 = local.narrow(1, 0, 1);
             let qtx = comm.agree(q_b.local().tr().f_matmul(&x0))?;
             let qtx = comm.allreduce_tensor(&qtx, ReduceOp::Sum)?; // ≤ r × 1
@@ -276,8 +276,7 @@ pub fn fit(x: &DNDarray, layout: Layout, opts: &DmdOptions) -> Result<Dmd> {
 
 /// Collective (every rank computes the same). Eigenvalues of Ã (r, complex) and its
 /// eigenvectors (r × r), ordered and normalised (see the module documentation).
-fn eigen(a_tilde: &Tensor) -> Result<(Tensor, Tensor)> {
-    let comm = crate::comm::Comm::world();
+fn eigen(comm: &Comm, a_tilde: &Tensor) -> Result<(Tensor, Tensor)> {
     let (lambda, w) = comm.agree(a_tilde.to_device(Device::Cpu).f_linalg_eig())?;
     let re = Vec::<f64>::try_from(lambda.real().contiguous())?;
     let im = Vec::<f64>::try_from(lambda.imag().contiguous())?;

@@ -4,9 +4,10 @@
 //! in the GEMM form ‖x‖² − 2·x·cᵀ + ‖c‖² (clamped at 0), assigns each row to its nearest
 //! centroid (the first on ties), and accumulates the per-cluster sums, counts and squared
 //! distances in the same pass; ONE allreduce of k × (d + 2) values then gives the new
-//! centroids and the inertia. On the CPU the pass is the fused kernel of `ml/nearest.rs`
-//! (blocks of rows in cache, nothing of size n × k stored); on other devices the same formula
-//! runs as tensor operations on chunks of rows. Centroids are replicated and kept in f64.
+//! centroids and the inertia. On the CPU the pass is the fused kernel of `kernels/nearest.rs`
+//! (blocks of rows in cache, nothing of size n × k stored); on other devices, and under
+//! [`Policy::TensorOnly`], the same formula runs as tensor
+//! operations on chunks of rows. Centroids are replicated and kept in f64.
 //!
 //! Initialisation, identical on every rank:
 //!
@@ -36,7 +37,8 @@ use crate::dndarray::DNDarray;
 use crate::error::{EngineError, Result};
 use crate::rng::uniform;
 
-use super::nearest::{Need, nearest};
+use crate::kernels::nearest::{Need, nearest};
+use crate::kernels::{Policy, set_policy};
 
 const OP: &str = "kmeans";
 
@@ -125,12 +127,11 @@ fn sq_distances(x: &Tensor, c: &Tensor, c2: &Tensor) -> std::result::Result<Tens
     (x2 - cross * 2.0 + c2.unsqueeze(0)).f_clamp_min(0.0)
 }
 
-/// Calls `f` on this rank's rows in f64 chunks with the chunk's first local row.
+/// Calls `f` on a rank's rows `local` in f64 chunks with the chunk's first local row.
 fn for_chunks(
-    x: &DNDarray,
+    local: &Tensor,
     mut f: impl FnMut(i64, &Tensor) -> std::result::Result<(), tch::TchError>,
 ) -> std::result::Result<(), tch::TchError> {
-    let local = x.local();
     let rows = local.size()[0];
     let mut at = 0;
     while at < rows {
@@ -143,15 +144,14 @@ fn for_chunks(
     Ok(())
 }
 
-/// Set by [`force_tensor_path`].
-static TENSOR_PATH: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-
 /// Runs the assignment passes by tensor operations — the path of non-CPU devices — on the CPU
-/// too (instead of the fused kernel), so that path is tested on machines without a GPU. For
-/// tests; affects every later fit and predict in this process.
+/// too (instead of the fused kernel), so that path is tested on machines without a GPU: sets
+/// the process-wide kernel policy ([`crate::kernels::set_policy`]) to
+/// [`Policy::TensorOnly`] (`on`) or [`Policy::Auto`], for every kernel and every later
+/// operation in this process. For tests.
 #[doc(hidden)]
 pub fn force_tensor_path(on: bool) {
-    TENSOR_PATH.store(on, std::sync::atomic::Ordering::Relaxed);
+    set_policy(if on { Policy::TensorOnly } else { Policy::Auto });
 }
 
 /// This rank's part of a nearest-centroid pass: what `need` asked for, as tensors on the
@@ -163,15 +163,14 @@ struct LocalPass {
     totals: Option<Tensor>,
 }
 
-/// This rank's nearest-centroid pass against `c` (k × d, f64): the fused kernel
-/// (`ml/nearest.rs`) for host rows, the same formula by tensor operations per chunk on
-/// other devices.
-fn local_pass(x: &DNDarray, c: &Tensor, need: Need) -> std::result::Result<LocalPass, tch::TchError> {
+/// A rank's nearest-centroid pass over its rows `local` against `c` (k × d, f64): the fused
+/// kernel (`kernels/nearest.rs`) for host rows, the same formula by tensor operations per
+/// chunk on other devices (and under [`Policy::TensorOnly`]).
+fn local_pass(local: &Tensor, c: &Tensor, need: Need) -> std::result::Result<LocalPass, tch::TchError> {
     let (k, d) = (c.size()[0], c.size()[1]);
-    let dev = x.local().device();
+    let dev = local.device();
     let cv: Vec<f64> = Vec::<f64>::try_from(&c.to_device(tch::Device::Cpu).to_kind(Kind::Double).reshape([-1]))?;
-    let kernel = !TENSOR_PATH.load(std::sync::atomic::Ordering::Relaxed);
-    if let Some(r) = kernel.then(|| nearest(x.local(), &cv, k as usize, need)).flatten() {
+    if let Some(r) = nearest(local, &cv, k as usize, need) {
         let totals = r.totals.map(|t| {
             Tensor::cat(
                 &[
@@ -194,7 +193,7 @@ fn local_pass(x: &DNDarray, c: &Tensor, need: Need) -> std::result::Result<Local
     let mut counts = Tensor::f_zeros([k], (Kind::Double, dev))?;
     let mut inertia = Tensor::f_zeros([k], (Kind::Double, dev))?;
     let (mut labels, mut sqs) = (Vec::new(), Vec::new());
-    for_chunks(x, |_, xc| {
+    for_chunks(local, |_, xc| {
         let (min, label) = sq_distances(xc, &c, &c2)?.f_min_dim(1, false)?;
         if need.totals {
             // One-hot (rows × k) assignment: the sums are one GEMM, counts and inertia two GEMVs.
@@ -247,7 +246,7 @@ fn assign(x: &DNDarray, c: &Tensor) -> Result<Pass> {
         totals: true,
         ..Need::default()
     };
-    let local = comm.agree(local_pass(x, c, need).map(|p| p.totals.unwrap_or_default()))?;
+    let local = comm.agree(local_pass(x.local(), c, need).map(|p| p.totals.unwrap_or_default()))?;
     let all = comm
         .allreduce_tensor(&local, ReduceOp::Sum)?
         .to_device(tch::Device::Cpu);
@@ -310,7 +309,7 @@ fn nearest_sq(x: &DNDarray, c: &Tensor) -> Result<Tensor> {
         ..Need::default()
     };
     Ok(x.comm()
-        .agree(local_pass(x, c, need).map(|p| p.sq.unwrap_or_default()))?)
+        .agree(local_pass(x.local(), c, need).map(|p| p.sq.unwrap_or_default()))?)
 }
 
 /// Collective. The global index of the row drawn with probability ∝ `w` (this rank's weights,
@@ -663,8 +662,45 @@ pub fn predict(x: &DNDarray, centroids: &Tensor) -> Result<(DNDarray, DNDarray)>
         sq: true,
         ..Need::default()
     };
-    let local = local_pass(x, centroids, need)
+    let local = local_pass(x.local(), centroids, need)
         .and_then(|p| Ok((p.labels.unwrap_or_default(), p.sq.unwrap_or_default().f_sqrt()?)));
     let (labels, dists) = comm.agree(local)?;
-    Ok((DNDarray::from_pieces(labels, 0)?, DNDarray::from_pieces(dists, 0)?))
+    Ok((
+        DNDarray::from_pieces_in(comm, labels, 0)?,
+        DNDarray::from_pieces_in(comm, dists, 0)?,
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use tch::Device;
+
+    use super::*;
+    use crate::kernels::with_policy;
+
+    #[test]
+    fn tensor_only_pass_matches_the_kernel() {
+        tch::manual_seed(13);
+        let x = Tensor::randn([5000, 9], (Kind::Double, Device::Cpu));
+        let c = Tensor::randn([6, 9], (Kind::Double, Device::Cpu));
+        let need = Need {
+            labels: true,
+            sq: true,
+            totals: true,
+        };
+        // Row-major, column-major (as tables load) and f32 rows.
+        for rows in [x.shallow_clone(), x.tr().contiguous().tr(), x.to_kind(Kind::Float)] {
+            let auto = with_policy(Policy::Auto, || local_pass(&rows, &c, need)).expect("kernel");
+            let tensor = with_policy(Policy::TensorOnly, || local_pass(&rows, &c, need)).expect("tensor path");
+            let (al, tl) = (auto.labels.expect("labels"), tensor.labels.expect("labels"));
+            assert!(al.equal(&tl), "labels of {:?} strides {:?}", rows.kind(), rows.stride());
+            for (a, t, tol) in [
+                (auto.sq.expect("sq"), tensor.sq.expect("sq"), 1e-12),
+                (auto.totals.expect("totals"), tensor.totals.expect("totals"), 1e-10),
+            ] {
+                let err = (&a - &t).abs().max().double_value(&[]);
+                assert!(err <= tol * (1.0 + t.abs().max().double_value(&[])), "{err}");
+            }
+        }
+    }
 }

@@ -9,7 +9,7 @@
 //!   a symmetric eigendecomposition replicated on every rank. Exact; two passes over the data
 //!   (column sums, then the Gram matrix) and no temporary larger than a chunk. Loses accuracy
 //!   when the condition number of the data exceeds about 1e8 (it is squared).
-//! * [`Solver::Tsqr`]: the R factor of the centred data by TSQR ([`crate::linalg::tsqr`]),
+//! * [`Solver::Tsqr`]: the R factor of the centred data by TSQR ([`mod@crate::linalg::tsqr`]),
 //!   then the SVD of R (d × d). Exact and stable; needs a centred copy of the rank's rows.
 //! * [`Solver::Randomized`]: Halko, Martinsson and Tropp's randomized range finder with
 //!   `oversamples` extra columns and `power_iter` power iterations re-orthonormalised by QR
@@ -21,8 +21,11 @@
 //!   SVD, truncate to r), identically on every rank. Its error estimate is Heat's:
 //!   √(Σ discarded σ²) / ‖X‖_F over every truncation, the last one to k included (an upper bound on
 //!   the relative Frobenius error of the rank-k approximation). Exact when the data has rank ≤ r.
-//! * [`Solver::Auto`]: covariance when d ≤ 1024; otherwise randomized when k ≤ d / 10 and
-//!   TSQR when not.
+//! * [`Solver::Auto`]: [`auto_pca`]: covariance when d ≤ 1024; otherwise randomized (default
+//!   knobs) when k ≤ d / 10 and TSQR when not.
+//!
+//! [`Solver`] is the one solver type of PCA and the SVD ([`crate::linalg::solver`]), with
+//! the defaults of its knobs.
 //!
 //! Every solver reports the singular values, the explained variance `s² / (n − 1)`, and its
 //! ratio to the total variance (the sum of the column variances, computed exactly for every
@@ -35,47 +38,10 @@ use crate::comm::ReduceOp;
 use crate::dndarray::DNDarray;
 use crate::error::{EngineError, Result};
 use crate::linalg::flip_signs;
+pub use crate::linalg::solver::{Solver, auto_pca};
 use crate::linalg::svd::{CHUNK_ROWS, Centring, by_hierarchical, by_randomized, by_tsqr, for_centred_chunks};
 
 const OP: &str = "pca";
-
-/// How the components are computed.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Solver {
-    /// Chosen from n, d and k (see the module documentation).
-    Auto,
-    /// Eigendecomposition of the centred Gram matrix.
-    Covariance,
-    /// SVD of the R factor of the centred data.
-    Tsqr,
-    /// Randomized SVD.
-    Randomized {
-        /// Extra random directions beyond k.
-        oversamples: i64,
-        /// Power iterations (each re-orthonormalised).
-        power_iter: i64,
-        /// Seed of the random test matrix (the same numbers at every P).
-        seed: u64,
-    },
-    /// Merged local truncated SVDs (see the module documentation).
-    Hierarchical {
-        /// Extra singular triplets kept by each local truncation beyond k.
-        oversamples: i64,
-    },
-}
-
-impl Solver {
-    /// The solver's name as SQL spells it.
-    pub fn name(&self) -> &'static str {
-        match self {
-            Solver::Auto => "auto",
-            Solver::Covariance => "covariance",
-            Solver::Tsqr => "tsqr",
-            Solver::Randomized { .. } => "randomized",
-            Solver::Hierarchical { .. } => "hierarchical",
-        }
-    }
-}
 
 /// How many components to keep.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -129,19 +95,6 @@ impl PcaModel {
     }
 }
 
-/// The solver `Auto` stands for, for data of d columns and k components.
-pub fn auto_solver(d: i64, k: Option<i64>) -> Solver {
-    match k {
-        _ if d <= 1024 => Solver::Covariance,
-        Some(k) if k <= d / 10 => Solver::Randomized {
-            oversamples: 10,
-            power_iter: 4,
-            seed: 0,
-        },
-        _ => Solver::Tsqr,
-    }
-}
-
 /// Collective. Fits PCA to `x` (n × d, rows split along axis 0, float32 or float64).
 /// Errors (the same on every rank): wrong layout or dtype, fewer than 2 rows, k outside
 /// 1..=min(n, d), a variance fraction outside (0, 1] or with the randomized solver.
@@ -156,7 +109,7 @@ pub fn fit(x: &DNDarray, opts: &PcaOptions) -> Result<PcaModel> {
         Components::Variance(_) => None,
     };
     let solver = match opts.solver {
-        Solver::Auto => auto_solver(d, want),
+        Solver::Auto => auto_pca(d, want),
         s => s,
     };
     // Singular values (descending) and right singular vectors (d × m) of the centred (and
@@ -301,7 +254,7 @@ pub fn project(x: &DNDarray, mean: &Tensor, scale: &Tensor, components: &Tensor)
     // One fused GEMM: −(mean · w) + x · w (the shift broadcast over the rows).
     let shift = -mean.unsqueeze(0).to_kind(x.kind()).to_device(device).matmul(&w);
     let local = comm.agree(shift.f_addmm(x.local(), &w))?;
-    DNDarray::from_pieces(local, 0)
+    DNDarray::from_pieces_in(comm, local, 0)
 }
 
 /// Collective. The scores of [`project`], written over `x`'s own memory instead of new memory
@@ -390,13 +343,13 @@ fn validate(x: &DNDarray, opts: &PcaOptions) -> Result<()> {
         )),
         (Components::Variance(f), _) if !(f > 0.0 && f <= 1.0) => Err(EngineError::arg(
             OP,
-            format!("variance = {f} is out of range; expected a fraction in (0, 1]"),
+            format!("the fraction of the variance to keep, {f}, is out of range; expected a fraction in (0, 1]"),
         )),
         (Components::Variance(_), Solver::Randomized { .. } | Solver::Hierarchical { .. }) => Err(EngineError::arg(
             OP,
             format!(
-                "variance => needs every component, which solver => '{}' does not compute: use solver => \
-                 'covariance' or 'tsqr', or give k",
+                "a fraction of the variance needs every component, which the {} solver does not compute; \
+                 use the covariance or tsqr solver, or a number of components k",
                 opts.solver.name()
             ),
         )),

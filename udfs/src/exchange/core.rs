@@ -48,7 +48,10 @@ impl<T: Exchange + 'static> Stage for T {
     }
 
     fn run<'a>(&'a self, comm: &'a Comm, ctx: Arc<TaskContext>, cancel: &'a AtomicBool) -> BoxFuture<'a, Result<()>> {
-        Box::pin(self.core().materialize(comm, ctx, cancel, self.shuffle(), self.key_filter()))
+        Box::pin(
+            self.core()
+                .materialize(comm, ctx, cancel, self.shuffle(), self.key_filter()),
+        )
     }
 
     fn release(&self) {

@@ -1,5 +1,6 @@
-//! Launching test programs under `mpirun` (shared by the crates' integration tests through
-//! `#[path]`).
+//! Launching test programs under `mpirun`: this crate's tests use it as `checks::mpirun`, the
+//! other crates' integration tests include this file with
+//! `#[path = "../../checks/src/mpirun.rs"]` (so they need no dependency on this crate).
 
 #![allow(dead_code)]
 

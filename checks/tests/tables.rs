@@ -1,18 +1,18 @@
-//! Distributed Parquet tables, Table → DNDarray → Arrow and COPY TO at P = 1, 2, 3 and 4, on
-//! local files and on a real S3 endpoint (moto's server from PyPI, started on 127.0.0.1).
+//! Distributed Parquet tables, Table → DNDarray → Arrow, SQL across ranks, joins and COPY TO at
+//! P = 1, 2, 3 and 4: one test per subject and P on local files (fixtures written once per test
+//! binary); the whole program with several partitions per rank; and the whole program on a real
+//! S3 endpoint (moto's server from PyPI, started on 127.0.0.1).
 //!
-//! The checks live in the `heatsql-table-checks` binary (src/bin/table_checks.rs).
-
-#[path = "../../engine/tests/support/mpirun.rs"]
-mod support;
+//! The checks live in the `heatsql-table-checks` binary (src/tables/). The launches are
+//! serialised (one mpirun at a time on a small machine).
 
 use std::net::TcpStream;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use support::{assert_checks_passed, mpirun};
+use checks::mpirun::{assert_checks_passed, mpirun};
 
 static SERIAL: Mutex<()> = Mutex::new(());
 const BIN: &str = env!("CARGO_BIN_EXE_heatsql-table-checks");
@@ -24,7 +24,8 @@ fn scratch(name: &str) -> PathBuf {
     dir
 }
 
-fn run_suite(base: &str, out: &dyn Fn(usize) -> String, envs: &[(&str, String)]) {
+/// `heatsql-table-checks gen base` at P = 1, asserting that it succeeded.
+fn generate(base: &str, envs: &[(&str, String)]) {
     let fixtures = mpirun(BIN, 1, &["gen", base], envs, Duration::from_secs(120));
     assert_eq!(
         fixtures.code,
@@ -33,42 +34,63 @@ fn run_suite(base: &str, out: &dyn Fn(usize) -> String, envs: &[(&str, String)])
         fixtures.stdout,
         fixtures.stderr
     );
-    for p in 1..=4 {
-        let out = out(p);
-        let run = mpirun(BIN, p, &["check", base, &out], envs, Duration::from_secs(300));
-        assert!(
-            assert_checks_passed(&run, "table checks", p) >= 80,
-            "too few checks ran at P={p}"
-        );
-    }
 }
 
-#[test]
-fn local_parquet_tables_at_p_1_to_4() {
+/// This test binary's local scratch directory, with the fixtures below `fixtures/` (written
+/// once, by the first test that needs them).
+fn local() -> &'static PathBuf {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = scratch("tables");
+        generate(&dir.join("fixtures").display().to_string(), &[]);
+        dir
+    })
+}
+
+/// Runs `subject` at P = `p` on the local fixtures and asserts that it passed with at least
+/// `min` checks (the checks of the setup included).
+fn run_subject(subject: &str, p: usize, min: usize) {
     let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let dir = scratch("tables");
-    let base = dir.join("fixtures").display().to_string();
-    let out = |p: usize| dir.join(format!("out-p{p}")).display().to_string();
-    run_suite(&base, &out, &[]);
+    let base = local().join("fixtures").display().to_string();
+    let out = local().join(format!("out-{subject}-p{p}")).display().to_string();
+    let run = mpirun(
+        BIN,
+        p,
+        &["check", &base, &out, "--only", subject],
+        &[],
+        Duration::from_secs(300),
+    );
+    let n = assert_checks_passed(&run, "table checks", p);
+    assert!(n >= min, "{subject} at P={p}: {n} checks ran, expected at least {min}");
+}
+
+// The minimum number of checks per subject at P = 1, 2, 3, 4 (2 of them register the tables):
+// a little below what ran when the subjects were split out.
+checks::subject_tests! {
+    run_subject;
+    tables: "tables" >= [15, 15, 15, 15];
+    arrays: "arrays" >= [14, 14, 14, 14];
+    dense: "dense" >= [43, 43, 43, 43];
+    sql: "sql" >= [19, 19, 19, 19];
+    joins: "joins" >= [22, 22, 22, 22];
+    copy: "copy" >= [9, 9, 9, 9];
+}
+
+/// Every subject has its tests, and together they ask for at least the 80 checks per P that
+/// the whole program ran before its subjects were split out.
+#[test]
+fn every_subject_is_tested_and_the_minimums_add_up() {
+    checks::assert_subjects_tested(TESTED, &checks::tables::SUBJECTS, 80);
 }
 
 /// Several partitions per rank (`HEATSQL_THREADS`: scans split a rank's row groups into runs,
 /// exchanges read a rank's partitions in parallel): the same checks pass, table order kept.
 #[test]
 fn local_parquet_tables_with_several_partitions_per_rank() {
-    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let dir = scratch("tables-threads");
-    let base = dir.join("fixtures").display().to_string();
-    let fixtures = mpirun(BIN, 1, &["gen", &base], &[], Duration::from_secs(120));
-    assert_eq!(
-        fixtures.code,
-        Some(0),
-        "fixtures: {}\n{}",
-        fixtures.stdout,
-        fixtures.stderr
-    );
     for (p, threads) in [(1, "3"), (2, "2"), (3, "2")] {
-        let out = dir.join(format!("out-p{p}")).display().to_string();
+        let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+        let base = local().join("fixtures").display().to_string();
+        let out = local().join(format!("threads-p{p}")).display().to_string();
         let envs = [("HEATSQL_THREADS", threads.to_string())];
         let run = mpirun(BIN, p, &["check", &base, &out], &envs, Duration::from_secs(300));
         assert!(
@@ -142,6 +164,14 @@ fn s3_parquet_tables_at_p_1_to_4() {
         ("AWS_SECRET_ACCESS_KEY", "test".to_string()),
         ("AWS_REGION", "us-east-1".to_string()),
     ];
-    let out = |p: usize| format!("s3://heatsql-test/out-p{p}");
-    run_suite("s3://heatsql-test/fixtures", &out, &envs);
+    let base = "s3://heatsql-test/fixtures";
+    generate(base, &envs);
+    for p in 1..=4 {
+        let out = format!("s3://heatsql-test/out-p{p}");
+        let run = mpirun(BIN, p, &["check", base, &out], &envs, Duration::from_secs(300));
+        assert!(
+            assert_checks_passed(&run, "table checks", p) >= 80,
+            "too few checks ran at P={p}"
+        );
+    }
 }

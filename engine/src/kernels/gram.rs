@@ -1,5 +1,5 @@
 //! Gram matrices `YᵀY` of prepared rows: the CPU kernels of CholeskyQR2's two passes
-//! ([`crate::linalg::tsqr`]).
+//! ([`mod@crate::linalg::tsqr`]).
 //!
 //! A pass reads a rank's rows (rows × d, split along rows; f32 or f64, any strides) once, in
 //! panels that stay in cache: each panel is packed row-major in f64, optionally centred and
@@ -22,9 +22,11 @@
 //! thread summing its own matrix; nothing else runs in the pass, so no thread pool competes
 //! with it.
 
-use tch::{Device, Kind, TchError, Tensor};
+use tch::{TchError, Tensor};
 
-use crate::simd::Variant;
+use super::host::{Elements, HostMatrix, f64_mut};
+use super::policy;
+use super::simd::Variant;
 
 /// Bytes of a packed panel: every tile of the upper triangle reads the panel once more, so it
 /// should stay in L2 (512 rows of 32 f64 columns are 128 KiB).
@@ -48,8 +50,9 @@ pub struct Prep<'a> {
     pub solve: Option<&'a [f64]>,
 }
 
-/// Local. `blockᵀ · block` (d × d, f64, symmetric) of a 2-D tensor: the kernel for CPU
-/// f32/f64 tensors of any strides (f32 is read as f64), libtorch's matmul otherwise.
+/// Local. `blockᵀ · block` (d × d, symmetric) of a 2-D tensor: the kernel (f64) for CPU
+/// f32/f64 tensors of any strides (f32 is read as f64) under [`super::Policy::Auto`],
+/// libtorch's matmul (in `block`'s dtype) otherwise.
 pub fn gram(block: &Tensor) -> Result<Tensor, TchError> {
     match prepared_gram(block, Prep::default(), None)? {
         Some(g) => Ok(g),
@@ -59,15 +62,18 @@ pub fn gram(block: &Tensor) -> Result<Tensor, TchError> {
 
 /// Local. One pass over `x` (rows × d, 2-D, f32/f64 on the CPU, any strides): Σ over rows of
 /// `yᵀy` (d × d, f64, symmetric) with `y` the row prepared by `prep`, and the prepared rows
-/// written to `out` when given (a contiguous rows × d f64 CPU tensor). `Ok(None)` when `x`
-/// is not such a tensor (the caller then uses libtorch). Errors when `prep` or `out` do not
-/// match `x`'s shape.
-pub fn prepared_gram(x: &Tensor, prep: Prep<'_>, out: Option<&Tensor>) -> Result<Option<Tensor>, TchError> {
-    let size = x.size();
-    if size.len() != 2 || x.device() != Device::Cpu || !matches!(x.kind(), Kind::Double | Kind::Float) {
+/// written to `out` when given (a contiguous rows × d f64 CPU tensor, not otherwise used
+/// meanwhile). `Ok(None)` when the kernel does not take `x` (not such a tensor, or the policy
+/// is [`super::Policy::TensorOnly`]): the caller then uses libtorch. Errors when `prep` or
+/// `out` do not match `x`'s shape.
+pub fn prepared_gram(x: &Tensor, prep: Prep<'_>, out: Option<&mut Tensor>) -> Result<Option<Tensor>, TchError> {
+    let Some(v) = policy().variant() else {
         return Ok(None);
-    }
-    let (rows, d) = (size[0] as usize, size[1] as usize);
+    };
+    let Some(m) = HostMatrix::of(x) else {
+        return Ok(None);
+    };
+    let (rows, d) = (m.rows, m.cols);
     let bad = |what: &str| {
         Err(TchError::Shape(format!(
             "prepared_gram: {what} does not match {rows} × {d}"
@@ -81,72 +87,46 @@ pub fn prepared_gram(x: &Tensor, prep: Prep<'_>, out: Option<&Tensor>) -> Result
     if prep.solve.is_some_and(|r| r.len() != d * d) {
         return bad("R");
     }
-    let mut out_slice: Option<&mut [f64]> = None;
-    if let Some(o) = out {
-        if o.size() != [rows as i64, d as i64]
-            || o.kind() != Kind::Double
-            || o.device() != Device::Cpu
-            || !o.is_contiguous()
-        {
-            return bad("out");
-        }
-        if rows * d > 0 {
-            // SAFETY: `o` is a contiguous CPU f64 tensor of rows × d elements (checked above);
-            // the slice lives no longer than this call and nothing else touches `o` meanwhile.
-            out_slice = Some(unsafe { std::slice::from_raw_parts_mut(o.data_ptr() as *mut f64, rows * d) });
-        }
-    }
-    let strides = x.stride();
-    let (rs, cs) = (strides[0] as usize, strides[1] as usize);
-    let extent = if rows == 0 || d == 0 {
-        0
-    } else {
-        (rows - 1) * rs + (d - 1) * cs + 1
+    let out_slice = match out {
+        Some(o) if o.size() != [rows as i64, d as i64] => return bad("out"),
+        Some(o) => match f64_mut(o) {
+            Some(s) => Some(s),
+            None => return bad("out"),
+        },
+        None => None,
     };
-    let g = if x.kind() == Kind::Double {
-        // SAFETY: a CPU tensor of rows × d with strides (rs, cs) reads its elements at
-        // r·rs + j·cs < extent from its data pointer (storage offset included); the slice
-        // lives no longer than `x` and is only read.
-        let data: &[f64] = if extent == 0 {
-            &[]
-        } else {
-            unsafe { std::slice::from_raw_parts(x.data_ptr() as *const f64, extent) }
-        };
-        gram_of_slice(data, (rs, cs), rows, d, prep, out_slice)
-    } else {
-        // SAFETY: as above, for f32 elements.
-        let data: &[f32] = if extent == 0 {
-            &[]
-        } else {
-            unsafe { std::slice::from_raw_parts(x.data_ptr() as *const f32, extent) }
-        };
-        gram_of_slice(data, (rs, cs), rows, d, prep, out_slice)
+    let g = match m.el {
+        Elements::F64(data) => gram_of_slice(v, data, m.strides(), rows, d, prep, out_slice),
+        Elements::F32(data) => gram_of_slice(v, data, m.strides(), rows, d, prep, out_slice),
     };
     Ok(Some(Tensor::f_from_slice(&g)?.f_reshape([d as i64, d as i64])?))
 }
 
-/// Local. `q ← q R⁻¹` in place for a contiguous rows × d f64 CPU tensor `q` and an upper
-/// triangular R (d × d row-major, nonzero diagonal), by the solve of [`prepared_gram`] split
-/// over threads. `Ok(false)` (nothing done) when `q` is not such a tensor.
-pub fn solve_rows_in_place(q: &Tensor, r: &[f64]) -> Result<bool, TchError> {
+/// Local. `q ← q R⁻¹` in place for a contiguous rows × d f64 CPU tensor `q` (not otherwise
+/// used meanwhile) and an upper triangular R (d × d row-major, nonzero diagonal), by the solve
+/// of [`prepared_gram`] split over threads. `Ok(None)` (nothing done) when the kernel does not
+/// take `q` (not such a tensor, or the policy is [`super::Policy::TensorOnly`]).
+pub fn solve_rows_in_place(q: &mut Tensor, r: &[f64]) -> Result<Option<()>, TchError> {
+    let Some(v) = policy().variant() else {
+        return Ok(None);
+    };
     let size = q.size();
-    if size.len() != 2 || q.device() != Device::Cpu || q.kind() != Kind::Double || !q.is_contiguous() {
-        return Ok(false);
+    if size.len() != 2 {
+        return Ok(None);
     }
     let (rows, d) = (size[0] as usize, size[1] as usize);
+    let Some(all) = f64_mut(q) else {
+        return Ok(None);
+    };
     if r.len() != d * d {
         return Err(TchError::Shape(format!(
             "solve_rows_in_place: R does not match {rows} × {d}"
         )));
     }
     if rows * d == 0 {
-        return Ok(true);
+        return Ok(Some(()));
     }
-    // SAFETY: `q` is a contiguous CPU f64 tensor of rows × d elements (checked above); the
-    // slice lives no longer than this call and nothing else touches `q` meanwhile.
-    let all = unsafe { std::slice::from_raw_parts_mut(q.data_ptr() as *mut f64, rows * d) };
     let threads = threads_for(rows);
-    let v = Variant::detect();
     let panel = panel_rows(d);
     let inv = reciprocal_diagonal(r, d);
     let solve = |part: &mut [f64]| {
@@ -163,12 +143,13 @@ pub fn solve_rows_in_place(q: &Tensor, r: &[f64]) -> Result<bool, TchError> {
             }
         });
     }
-    Ok(true)
+    Ok(Some(()))
 }
 
-/// Local. The pass of [`prepared_gram`] over the `rows` × d matrix in `x` with `strides`
-/// (row, column), split over threads (each writes its own rows of `out`).
+/// Local. The pass of [`prepared_gram`] with `v` over the `rows` × d matrix in `x` with
+/// `strides` (row, column), split over threads (each writes its own rows of `out`).
 fn gram_of_slice<T: Element>(
+    v: Variant,
     x: &[T],
     strides: (usize, usize),
     rows: usize,
@@ -177,7 +158,6 @@ fn gram_of_slice<T: Element>(
     out: Option<&mut [f64]>,
 ) -> Vec<f64> {
     let threads = threads_for(rows);
-    let v = Variant::detect();
     let mut g = vec![0.0; d * d];
     if d == 0 || rows == 0 {
         return g;
@@ -326,21 +306,17 @@ fn pack_prepared<T: Element>(
     p: &mut [f64],
     centring: Option<(&[f64], &[f64])>,
 ) {
-    #[cfg(target_arch = "x86_64")]
-    if v == Variant::Avx2
-        && rs == 1
-        && cs > 1
-        && let Some(xf) = T::as_f64(x)
-    {
-        // SAFETY: `v` is what `Variant::detect` found on this CPU; every element read is of a
-        // row in `rows` and a column < d of `x` (asserted inside).
-        unsafe { pack_columns_avx2(xf, cs, rows, d, p, centring) };
-        return;
-    }
-    let _ = v;
-    match centring {
-        Some((mean, scale)) => pack(x, (rs, cs), rows, d, p, |v, j| (v - mean[j]) / scale[j]),
-        None => pack(x, (rs, cs), rows, d, p, |v, _| v),
+    match (v, T::as_f64(x)) {
+        #[cfg(target_arch = "x86_64")]
+        (Variant::Avx2, Some(xf)) if rs == 1 && cs > 1 => {
+            // SAFETY: `v` is what `Variant::detect` found on this CPU; every element read is of
+            // a row in `rows` and a column < d of `x` (asserted inside).
+            unsafe { pack_columns_avx2(xf, cs, rows, d, p, centring) }
+        }
+        _ => match centring {
+            Some((mean, scale)) => pack(x, (rs, cs), rows, d, p, |v, j| (v - mean[j]) / scale[j]),
+            None => pack(x, (rs, cs), rows, d, p, |v, _| v),
+        },
     }
 }
 
@@ -445,17 +421,6 @@ fn reciprocal_diagonal(r: &[f64], d: usize) -> Vec<f64> {
     (0..d).map(|j| 1.0 / r[j * d + j]).collect()
 }
 
-/// The values of a tensor of any float dtype and device as f64 on the CPU, row-major
-/// (the small operands the kernels take as slices: R, W, means, scales).
-pub(crate) fn f64_values(t: &Tensor) -> Result<Vec<f64>, TchError> {
-    Vec::<f64>::try_from(
-        t.f_to_device(Device::Cpu)?
-            .f_to_kind(Kind::Double)?
-            .f_contiguous()?
-            .f_reshape([-1])?,
-    )
-}
-
 /// Solves `p ← p R⁻¹` in place for the `m` rows of the row-major panel `p` (m × d), R upper
 /// triangular (d × d row-major): forward substitution per row (backward stable like LAPACK's
 /// `trsm`), multiplying by the reciprocals of R's diagonal (`inv`). With AVX2, four rows at a time:
@@ -465,23 +430,27 @@ pub(crate) fn f64_values(t: &Tensor) -> Result<Vec<f64>, TchError> {
 /// the last group of four go the portable way.
 fn solve_panel(v: Variant, p: &mut [f64], m: usize, d: usize, r: &[f64], inv: &[f64]) {
     let full = d / TJ * TJ;
-    let mut row = 0;
-    #[cfg(target_arch = "x86_64")]
-    if v == Variant::Avx2 && full > 0 {
-        while row + TI <= m {
-            for k0 in (0..full).step_by(TJ) {
-                // SAFETY: `v` is what `Variant::detect` found on this CPU; rows row..row + 4
-                // < m and columns k0..k0 + 8 ≤ d lie inside `p` (asserted inside).
-                unsafe { solve_tile_avx2(p, d, row, k0, r, inv) };
+    // The rows solved with AVX2 (whole groups of four); the rest go the portable way.
+    let done = match v {
+        #[cfg(target_arch = "x86_64")]
+        Variant::Avx2 if full > 0 => {
+            let mut row = 0;
+            while row + TI <= m {
+                for k0 in (0..full).step_by(TJ) {
+                    // SAFETY: `v` is what `Variant::detect` found on this CPU; rows row..row + 4
+                    // < m and columns k0..k0 + 8 ≤ d lie inside `p` (asserted inside).
+                    unsafe { solve_tile_avx2(p, d, row, k0, r, inv) };
+                }
+                for y in p[row * d..(row + TI) * d].chunks_exact_mut(d) {
+                    solve_row(y, d, r, inv, full);
+                }
+                row += TI;
             }
-            for y in p[row * d..(row + TI) * d].chunks_exact_mut(d) {
-                solve_row(y, d, r, inv, full);
-            }
-            row += TI;
+            row
         }
-    }
-    let _ = v;
-    for y in p[row * d..m * d].chunks_exact_mut(d) {
+        _ => 0,
+    };
+    for y in p[done * d..m * d].chunks_exact_mut(d) {
         solve_row(y, d, r, inv, 0);
     }
 }
@@ -668,7 +637,10 @@ unsafe fn tile_avx2(x: &[f64], ld: usize, rows: std::ops::Range<usize>, d: usize
 
 #[cfg(test)]
 mod tests {
+    use tch::{Device, Kind};
+
     use super::*;
+    use crate::kernels::{Policy, with_policy};
 
     fn reference(x: &Tensor) -> Tensor {
         let x = x.to_kind(Kind::Double);
@@ -773,8 +745,8 @@ mod tests {
             };
             // Row-major and column-major rows, through the threaded entry point.
             for x in [base.shallow_clone(), base.tr().contiguous().tr()] {
-                let out = Tensor::empty([rows, d], (Kind::Double, Device::Cpu));
-                let g = prepared_gram(&x, prep, Some(&out)).expect("pass").expect("kernel");
+                let mut out = Tensor::empty([rows, d], (Kind::Double, Device::Cpu));
+                let g = prepared_gram(&x, prep, Some(&mut out)).expect("pass").expect("kernel");
                 assert!(close(&out, &y), "rows {rows} × {d}");
                 assert!(close(&g, &want_g), "G {rows} × {d}");
             }
@@ -805,12 +777,12 @@ mod tests {
         let x = Tensor::randn([3 * ROWS_PER_THREAD as i64 + 7, 9], (Kind::Double, Device::Cpu));
         let r = upper(9);
         let rv = to_vec(&r);
-        let out = Tensor::empty(x.size(), (Kind::Double, Device::Cpu));
+        let mut out = Tensor::empty(x.size(), (Kind::Double, Device::Cpu));
         let prep = Prep {
             centring: None,
             solve: Some(&rv),
         };
-        let g = prepared_gram(&x, prep, Some(&out)).expect("pass").expect("kernel");
+        let g = prepared_gram(&x, prep, Some(&mut out)).expect("pass").expect("kernel");
         tch::set_num_threads(before);
         let y = r.linalg_solve_triangular(&x, true, false, false);
         assert!(close(&out, &y));
@@ -832,7 +804,43 @@ mod tests {
             solve: Some(&r),
         };
         assert!(prepared_gram(&x, bad, None).is_err());
-        let wrong = Tensor::empty([10, 4], (Kind::Double, Device::Cpu));
-        assert!(prepared_gram(&x, Prep::default(), Some(&wrong)).is_err());
+        let mut wrong = Tensor::empty([10, 4], (Kind::Double, Device::Cpu));
+        assert!(prepared_gram(&x, Prep::default(), Some(&mut wrong)).is_err());
+        let mut f32_out = Tensor::empty([10, 3], (Kind::Float, Device::Cpu));
+        assert!(prepared_gram(&x, Prep::default(), Some(&mut f32_out)).is_err());
+    }
+
+    #[test]
+    fn tensor_only_takes_libtorch_with_the_same_results() {
+        tch::manual_seed(10);
+        let x = Tensor::randn([2050, 37], (Kind::Double, Device::Cpu));
+        // Row-major, column-major (as tables load) and a row window of it.
+        let cm = x.tr().contiguous().tr();
+        for b in [x.shallow_clone(), cm.shallow_clone(), cm.narrow(0, 5, 2000)] {
+            let auto = with_policy(Policy::Auto, || gram(&b)).expect("kernel");
+            let tensor = with_policy(Policy::TensorOnly, || gram(&b)).expect("libtorch");
+            assert!(close(&auto, &tensor), "{:?} strides {:?}", b.size(), b.stride());
+            assert!(close(&tensor, &reference(&b)));
+        }
+        // The entry points decline under TensorOnly (the callers then run libtorch) and run
+        // under Auto.
+        let r = to_vec(&upper(37));
+        let prep = Prep {
+            centring: None,
+            solve: Some(&r),
+        };
+        with_policy(Policy::TensorOnly, || {
+            assert!(prepared_gram(&x, prep, None).expect("ok").is_none());
+            let mut q = x.copy();
+            assert!(solve_rows_in_place(&mut q, &r).expect("ok").is_none());
+            assert!(close(&q, &x), "untouched");
+        });
+        with_policy(Policy::Auto, || {
+            assert!(prepared_gram(&x, prep, None).expect("ok").is_some());
+            let mut q = x.copy();
+            assert!(solve_rows_in_place(&mut q, &r).expect("ok").is_some());
+            let rt = Tensor::from_slice(&r).reshape([37, 37]);
+            assert!(close(&q, &rt.linalg_solve_triangular(&x, true, false, false)));
+        });
     }
 }

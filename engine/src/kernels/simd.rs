@@ -1,5 +1,6 @@
-//! Which instruction set the hand-written kernels (`ml::nearest`, `linalg::gram`) run with on
-//! this CPU, detected at run time (binaries are built for the baseline x86-64 target).
+//! Which instruction set the hand-written kernels (`gram`, `skinny`, `nearest`) run with on this
+//! CPU, detected at run time (binaries are built for the baseline x86-64 target). The kernels
+//! get their variant from `Policy::variant`, never from [`Variant::detect`] directly.
 
 /// The kernel variants, best first.
 #[derive(Clone, Copy, Debug, PartialEq)]

@@ -4,24 +4,29 @@
 //! libtorch's GEMM runs this shape (millions of rows, d and k in the tens) well below the
 //! machine's speed, mostly when X is stored column by column as tables load
 //! (`heatsql-bench-qr-kernels`). The kernel here reads X once in panels packed row-major in
-//! f64 (as [`crate::linalg::gram`] does), multiplies each group of four rows by W in 4 × 8
+//! f64 (as [`super::gram`] does), multiplies each group of four rows by W in 4 × 8
 //! register tiles with AVX2 + FMA (plain Rust for the edges and other CPUs) and writes the
 //! result row-major; rows are split over libtorch's intra-op thread count.
 
 use tch::{Device, Kind, TchError, Tensor};
 
-use super::gram::{Element, TI, TJ, f64_values, for_each_panel, threads_for};
-use crate::simd::Variant;
+use super::gram::{Element, TI, TJ, for_each_panel, threads_for};
+use super::host::{Elements, HostMatrix, f64_mut, f64_values};
+use super::policy;
+use super::simd::Variant;
 
 /// Local. `x · w` (rows × k, f64, contiguous) for `x` (rows × d, 2-D, f32/f64 on the CPU, any
-/// strides) and `w` (d × k, any float dtype and layout); `Ok(None)` when `x` is not such a
-/// tensor (the caller then uses libtorch). Errors when `w`'s shape does not match `x`.
+/// strides) and `w` (d × k, any float dtype and layout); `Ok(None)` when the kernel does not
+/// take `x` (not such a tensor, or the policy is [`super::Policy::TensorOnly`]): the caller
+/// then uses libtorch. Errors when `w`'s shape does not match `x`.
 pub fn times_small(x: &Tensor, w: &Tensor) -> Result<Option<Tensor>, TchError> {
-    let size = x.size();
-    if size.len() != 2 || x.device() != Device::Cpu || !matches!(x.kind(), Kind::Double | Kind::Float) {
+    let Some(v) = policy().variant() else {
         return Ok(None);
-    }
-    let (rows, d) = (size[0] as usize, size[1] as usize);
+    };
+    let Some(m) = HostMatrix::of(x) else {
+        return Ok(None);
+    };
+    let (rows, d) = (m.rows, m.cols);
     if w.dim() != 2 || w.size()[0] != d as i64 {
         return Err(TchError::Shape(format!(
             "times_small: W of shape {:?} does not match {rows} × {d}",
@@ -37,29 +42,21 @@ pub fn times_small(x: &Tensor, w: &Tensor) -> Result<Option<Tensor>, TchError> {
         )?));
     }
     // Every element is written below.
-    let out = Tensor::f_empty([rows as i64, k as i64], (Kind::Double, Device::Cpu))?;
-    // SAFETY: `out` is a fresh contiguous CPU f64 tensor of rows × k elements; the slice lives
-    // no longer than this call and nothing else references `out` meanwhile.
-    let o = unsafe { std::slice::from_raw_parts_mut(out.data_ptr() as *mut f64, rows * k) };
-    let strides = x.stride();
-    let (rs, cs) = (strides[0] as usize, strides[1] as usize);
-    let extent = (rows - 1) * rs + (d - 1) * cs + 1;
-    if x.kind() == Kind::Double {
-        // SAFETY: a CPU tensor of rows × d with strides (rs, cs) reads its elements at
-        // r·rs + j·cs < extent from its data pointer; the slice lives no longer than `x` and
-        // is only read.
-        let data = unsafe { std::slice::from_raw_parts(x.data_ptr() as *const f64, extent) };
-        split_rows(data, (rs, cs), rows, d, &wv, k, o);
-    } else {
-        // SAFETY: as above, for f32 elements.
-        let data = unsafe { std::slice::from_raw_parts(x.data_ptr() as *const f32, extent) };
-        split_rows(data, (rs, cs), rows, d, &wv, k, o);
+    let mut out = Tensor::f_empty([rows as i64, k as i64], (Kind::Double, Device::Cpu))?;
+    let Some(o) = f64_mut(&mut out) else {
+        return Ok(None);
+    };
+    match m.el {
+        Elements::F64(data) => split_rows(v, data, m.strides(), rows, d, &wv, k, o),
+        Elements::F32(data) => split_rows(v, data, m.strides(), rows, d, &wv, k, o),
     }
     Ok(Some(out))
 }
 
-/// Runs [`pass`] on each thread's share of the rows (and of `out`).
+/// Runs [`pass`] with `v` on each thread's share of the rows (and of `out`).
+#[allow(clippy::too_many_arguments)]
 fn split_rows<T: Element>(
+    v: Variant,
     x: &[T],
     strides: (usize, usize),
     rows: usize,
@@ -68,7 +65,6 @@ fn split_rows<T: Element>(
     k: usize,
     out: &mut [f64],
 ) {
-    let v = Variant::detect();
     let threads = threads_for(rows);
     let per = rows.div_ceil(threads);
     if threads == 1 {
@@ -104,28 +100,33 @@ fn pass<T: Element>(
 /// rest in plain Rust.
 fn panel_times(v: Variant, p: &[f64], m: usize, d: usize, w: &[f64], k: usize, o: &mut [f64]) {
     let full = k / TJ * TJ;
-    let mut row = 0;
-    #[cfg(target_arch = "x86_64")]
-    if v == Variant::Avx2 && full > 0 {
-        while row + TI <= m {
-            for c0 in (0..full).step_by(TJ) {
-                // SAFETY: `v` is what `Variant::detect` found on this CPU; rows row..row + 4 < m
-                // and columns c0..c0 + 8 ≤ k lie inside `p`, `w` and `o` (asserted inside).
-                unsafe { tile_avx2(p, d, row, c0, w, k, o) };
+    // The rows multiplied with AVX2 (whole groups of four); the rest go the portable way.
+    let done = match v {
+        #[cfg(target_arch = "x86_64")]
+        Variant::Avx2 if full > 0 => {
+            let mut row = 0;
+            while row + TI <= m {
+                for c0 in (0..full).step_by(TJ) {
+                    // SAFETY: `v` is what `Variant::detect` found on this CPU; rows row..row + 4
+                    // < m and columns c0..c0 + 8 ≤ k lie inside `p`, `w` and `o` (asserted
+                    // inside).
+                    unsafe { tile_avx2(p, d, row, c0, w, k, o) };
+                }
+                row_times(
+                    &p[row * d..(row + TI) * d],
+                    d,
+                    w,
+                    k,
+                    full,
+                    &mut o[row * k..(row + TI) * k],
+                );
+                row += TI;
             }
-            row_times(
-                &p[row * d..(row + TI) * d],
-                d,
-                w,
-                k,
-                full,
-                &mut o[row * k..(row + TI) * k],
-            );
-            row += TI;
+            row
         }
-    }
-    let _ = v;
-    row_times(&p[row * d..m * d], d, w, k, 0, &mut o[row * k..m * k]);
+        _ => 0,
+    };
+    row_times(&p[done * d..m * d], d, w, k, 0, &mut o[done * k..m * k]);
 }
 
 /// Columns `from..k` of `o ← p · w`, row by row.
@@ -178,6 +179,7 @@ unsafe fn tile_avx2(p: &[f64], d: usize, row: usize, c0: usize, w: &[f64], k: us
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::kernels::{Policy, with_policy};
 
     /// max |a − b| ≤ 1e-12 · max(1, max |b|).
     fn close(a: &Tensor, b: &Tensor) -> bool {
@@ -248,5 +250,13 @@ mod tests {
                 .expect("ok")
                 .is_none()
         );
+        // TensorOnly: declined (the caller runs libtorch); Auto: the kernel.
+        let w = Tensor::ones([3, 2], (Kind::Double, Device::Cpu));
+        assert!(
+            with_policy(Policy::TensorOnly, || times_small(&x, &w))
+                .expect("ok")
+                .is_none()
+        );
+        assert!(with_policy(Policy::Auto, || times_small(&x, &w)).expect("ok").is_some());
     }
 }

@@ -13,13 +13,15 @@
 //!
 //! Column-major f64 rows (how tables load) are read in place unless their columns alias in
 //! the cache; other rows are copied [`PACK`] at a time, column by column, into an f64 buffer
-//! (any layout, f64 or f32; see [`Matrix::pack`]). Rows are shared among
+//! (any layout, f64 or f32; see [`pack`]). Rows are shared among
 //! libtorch's intra-op threads in contiguous ranges; per-thread totals are added in thread
 //! order.
 
-use tch::{Device, Kind, Tensor};
+use tch::Tensor;
 
-use crate::simd::Variant;
+use super::host::{Elements, HostMatrix};
+use super::policy;
+use super::simd::Variant;
 
 /// Rows per block (a multiple of [`LANES`]; d columns of a block stay in L1/L2).
 const BLOCK: usize = 256;
@@ -85,111 +87,64 @@ pub(crate) struct Nearest {
     pub totals: Option<Totals>,
 }
 
-/// This process's elements of a host tensor, in place.
-#[derive(Clone, Copy)]
-enum Elements<'a> {
-    F64(&'a [f64]),
-    F32(&'a [f32]),
+/// Rows `r0 .. r0 + len` of `m` read where they are, as `(data, ld)` with column j of the
+/// rows at `data[j·ld ..]`, when that is safe and fast: f64, column-major, `len` a multiple of
+/// LANES, and columns whose blocks spread over the L1 cache sets (at most 8 of a block's
+/// columns on any 4 KiB-periodic set; see [`pack`] for the case where all share).
+fn in_place<'a>(m: &HostMatrix<'a>, r0: usize, len: usize) -> Option<(&'a [f64], usize)> {
+    let Elements::F64(v) = m.el else {
+        return None;
+    };
+    if m.row_stride != 1 || !len.is_multiple_of(LANES) || !sets_spread(m) {
+        return None;
+    }
+    // Column j of the rows ends at r0 + len − 1 + j·col_stride ≤ the extent.
+    Some((&v[r0..], m.col_stride))
 }
 
-/// A strided (n × d) host matrix: element (i, j) at `i·s0 + j·s1`.
-#[derive(Clone, Copy)]
-struct Matrix<'a> {
-    el: Elements<'a>,
-    n: usize,
-    d: usize,
-    s0: usize,
-    s1: usize,
+/// Whether the column blocks of `m` ([`BLOCK`] rows, 64-byte lines) put at most 8 lines on
+/// any of the 64 line slots of a 4 KiB page (L1 sets repeat every 4 KiB).
+fn sets_spread(m: &HostMatrix) -> bool {
+    let lines = BLOCK * 8 / 64;
+    let mut slots = [0usize; 64];
+    for j in 0..m.cols {
+        let first = (j * m.col_stride * 8 / 64) % 64;
+        for l in 0..lines {
+            slots[(first + l) % 64] += 1;
+        }
+    }
+    slots.iter().all(|&n| n <= 8 * lines.div_ceil(64))
 }
 
-impl<'a> Matrix<'a> {
-    /// Views `x` (2-D, CPU, f64 or f32) without copying; `None` for anything else.
-    fn of(x: &'a Tensor) -> Option<Self> {
-        if x.device() != Device::Cpu || x.dim() != 2 {
-            return None;
+/// Rows `r0 .. r0 + len` (len ≤ PACK) of `m` copied into `buf` as the columns of a
+/// column-major block (column j at `buf[j·PACK_LD ..]`, zero-padded to a multiple of LANES
+/// rows).
+///
+/// Used for every layout [`in_place`] refuses. Column-major f64 too, when its columns alias:
+/// the columns of a loaded table are n elements apart, and when n·8 bytes is a multiple of
+/// 4 KiB (n = 2^20 rows, say) the same rows of every column fall into the same cache sets, so
+/// reading a block of rows across the columns in place thrashes the caches (measured 1.5×
+/// slower per row on 2^20 rows than on 951,424). Long runs per column into a buffer whose
+/// leading dimension is not a multiple of 4 KiB avoid it.
+fn pack(m: &HostMatrix, r0: usize, len: usize, buf: &mut [f64]) {
+    let padded = len.div_ceil(LANES) * LANES;
+    let (s0, s1) = m.strides();
+    for j in 0..m.cols {
+        let col = &mut buf[j * PACK_LD..j * PACK_LD + padded];
+        let at = |i: usize| (r0 + i) * s0 + j * s1;
+        match m.el {
+            Elements::F64(v) if s0 == 1 => col[..len].copy_from_slice(&v[at(0)..at(0) + len]),
+            Elements::F64(v) => col[..len].iter_mut().enumerate().for_each(|(i, o)| *o = v[at(i)]),
+            Elements::F32(v) if s0 == 1 => col[..len]
+                .iter_mut()
+                .zip(&v[at(0)..at(0) + len])
+                .for_each(|(o, x)| *o = *x as f64),
+            Elements::F32(v) => col[..len]
+                .iter_mut()
+                .enumerate()
+                .for_each(|(i, o)| *o = v[at(i)] as f64),
         }
-        let size = x.size();
-        let stride = x.stride();
-        if size.iter().chain(&stride).any(|v| *v < 0) {
-            return None;
-        }
-        let (n, d) = (size[0] as usize, size[1] as usize);
-        let (s0, s1) = (stride[0] as usize, stride[1] as usize);
-        let extent = if n == 0 || d == 0 {
-            0
-        } else {
-            (n - 1) * s0 + (d - 1) * s1 + 1
-        };
-        // SAFETY: `data_ptr` points at element (0, 0) of `x`'s storage, which holds at least
-        // `extent` elements of the tensor's kind (the farthest element it addresses is
-        // (n − 1, d − 1)); the borrow of `x` keeps the storage alive and it is only read.
-        let el = match x.kind() {
-            Kind::Double if extent == 0 => Elements::F64(&[]),
-            Kind::Float if extent == 0 => Elements::F32(&[]),
-            Kind::Double => Elements::F64(unsafe { std::slice::from_raw_parts(x.data_ptr() as *const f64, extent) }),
-            Kind::Float => Elements::F32(unsafe { std::slice::from_raw_parts(x.data_ptr() as *const f32, extent) }),
-            _ => return None,
-        };
-        Some(Matrix { el, n, d, s0, s1 })
-    }
-
-    /// Rows `r0 .. r0 + len` read where they are, as `(data, ld)` with column j of the rows at
-    /// `data[j·ld ..]`, when that is safe and fast: f64, column-major, `len` a multiple of
-    /// LANES, and columns whose blocks spread over the L1 cache sets (at most 8 of a block's
-    /// columns on any 4 KiB-periodic set; see [`Matrix::pack`] for the case where all share).
-    fn in_place(&self, r0: usize, len: usize) -> Option<(&'a [f64], usize)> {
-        let Elements::F64(v) = self.el else {
-            return None;
-        };
-        if self.s0 != 1 || !len.is_multiple_of(LANES) || !self.sets_spread() {
-            return None;
-        }
-        // Column j of the rows ends at r0 + len − 1 + j·s1 ≤ the extent.
-        Some((&v[r0..], self.s1))
-    }
-
-    /// Whether the d columns' blocks ([`BLOCK`] rows, 64-byte lines) put at most 8 lines on
-    /// any of the 64 line slots of a 4 KiB page (L1 sets repeat every 4 KiB).
-    fn sets_spread(&self) -> bool {
-        let lines = BLOCK * 8 / 64;
-        let mut slots = [0usize; 64];
-        for j in 0..self.d {
-            let first = (j * self.s1 * 8 / 64) % 64;
-            for l in 0..lines {
-                slots[(first + l) % 64] += 1;
-            }
-        }
-        slots.iter().all(|&n| n <= 8 * lines.div_ceil(64))
-    }
-
-    /// Rows `r0 .. r0 + len` (len ≤ PACK) copied into `buf` as d columns of a column-major
-    /// block (column j at `buf[j·PACK_LD ..]`, zero-padded to a multiple of LANES rows).
-    ///
-    /// Used for every layout [`Matrix::in_place`] refuses. Column-major f64 too, when its
-    /// columns alias: the columns of a loaded table are n elements apart, and when n·8 bytes
-    /// is a multiple of 4 KiB (n = 2^20 rows, say) the same rows of every column fall into the
-    /// same cache sets, so reading a block of rows across the columns in place thrashes the
-    /// caches (measured 1.5× slower per row on 2^20 rows than on 951,424). Long runs per column
-    /// into a buffer whose leading dimension is not a multiple of 4 KiB avoid it.
-    fn pack(&self, r0: usize, len: usize, buf: &mut [f64]) {
-        let padded = len.div_ceil(LANES) * LANES;
-        for j in 0..self.d {
-            let col = &mut buf[j * PACK_LD..j * PACK_LD + padded];
-            let at = |i: usize| (r0 + i) * self.s0 + j * self.s1;
-            match self.el {
-                Elements::F64(v) if self.s0 == 1 => col[..len].copy_from_slice(&v[at(0)..at(0) + len]),
-                Elements::F64(v) => col[..len].iter_mut().enumerate().for_each(|(i, o)| *o = v[at(i)]),
-                Elements::F32(v) if self.s0 == 1 => col[..len]
-                    .iter_mut()
-                    .zip(&v[at(0)..at(0) + len])
-                    .for_each(|(o, x)| *o = *x as f64),
-                Elements::F32(v) => col[..len]
-                    .iter_mut()
-                    .enumerate()
-                    .for_each(|(i, o)| *o = v[at(i)] as f64),
-            }
-            col[len..].fill(0.0);
-        }
+        col[len..].fill(0.0);
     }
 }
 
@@ -355,14 +310,14 @@ unsafe fn block_avx2(
 /// Rows `r0 .. r0 + labels.len().max(sq.len())` (or `rows` when neither is asked for).
 #[inline(always)]
 fn range<const SIMD: bool>(
-    m: &Matrix,
+    m: &HostMatrix,
     c: &Centroids,
     rows: std::ops::Range<usize>,
     labels: &mut [i64],
     sq: &mut [f64],
     totals: Option<&mut Totals>,
 ) {
-    let d = m.d;
+    let d = m.cols;
     let mut buf = vec![0.0; d * PACK_LD];
     let mut label = [0u32; BLOCK];
     let mut min = [0.0; BLOCK];
@@ -370,9 +325,9 @@ fn range<const SIMD: bool>(
     let mut p0 = rows.start;
     while p0 < rows.end {
         let packed = PACK.min(rows.end - p0);
-        let direct = m.in_place(p0, packed);
+        let direct = in_place(m, p0, packed);
         if direct.is_none() {
-            m.pack(p0, packed, &mut buf);
+            pack(m, p0, packed, &mut buf);
         }
         for b0 in (0..packed).step_by(BLOCK) {
             let len = BLOCK.min(packed - b0);
@@ -418,7 +373,7 @@ fn range<const SIMD: bool>(
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 fn range_fma(
-    m: &Matrix,
+    m: &HostMatrix,
     c: &Centroids,
     rows: std::ops::Range<usize>,
     labels: &mut [i64],
@@ -431,7 +386,7 @@ fn range_fma(
 /// [`range`] compiled for `v` (which the CPU must have: [`Variant::detect`] or less).
 fn range_dispatch(
     v: Variant,
-    m: &Matrix,
+    m: &HostMatrix,
     c: &Centroids,
     rows: std::ops::Range<usize>,
     labels: &mut [i64],
@@ -447,19 +402,22 @@ fn range_dispatch(
 }
 
 /// The nearest of the centroids `c` (k × d, row-major) to each row of the host tensor `x`
-/// (rows × d, f64 or f32, any strides), and what `need` asks for. `None` when `x` is not a
-/// 2-D f64/f32 CPU tensor with d columns (the caller then takes the tensor path).
+/// (rows × d, f64 or f32, any strides), and what `need` asks for. `None` when the kernel does
+/// not take `x` (not a 2-D f64/f32 CPU tensor with d columns, or the policy is
+/// [`super::Policy::TensorOnly`]): the caller then takes the tensor path.
 pub(crate) fn nearest(x: &Tensor, c: &[f64], k: usize, need: Need) -> Option<Nearest> {
-    nearest_with(Variant::detect(), x, c, k, need)
+    nearest_with(policy().variant()?, x, c, k, need)
 }
 
+/// [`nearest`] with the variant `v` (which the CPU must have).
 fn nearest_with(v: Variant, x: &Tensor, c: &[f64], k: usize, need: Need) -> Option<Nearest> {
-    let m = Matrix::of(x)?;
-    if k == 0 || m.d == 0 || c.len() != k * m.d {
+    let m = HostMatrix::of(x)?;
+    let d = m.cols;
+    if k == 0 || d == 0 || c.len() != k * d {
         return None;
     }
-    let cents = Centroids::new(c, k, m.d);
-    let n = m.n;
+    let cents = Centroids::new(c, k, d);
+    let n = m.rows;
     let mut out = Nearest {
         labels: if need.labels { vec![0; n] } else { Vec::new() },
         sq: if need.sq { vec![0.0; n] } else { Vec::new() },
@@ -469,7 +427,7 @@ fn nearest_with(v: Variant, x: &Tensor, c: &[f64], k: usize, need: Need) -> Opti
     // Contiguous ranges of whole blocks, one per thread.
     let per = n.div_ceil(threads).div_ceil(BLOCK) * BLOCK;
     let bounds: Vec<std::ops::Range<usize>> = (0..threads).map(|t| (t * per).min(n)..((t + 1) * per).min(n)).collect();
-    let mut parts: Vec<Totals> = (0..threads).map(|_| Totals::zeros(k, m.d)).collect();
+    let mut parts: Vec<Totals> = (0..threads).map(|_| Totals::zeros(k, d)).collect();
     {
         let mut labels = out.labels.as_mut_slice();
         let mut sq = out.sq.as_mut_slice();
@@ -497,7 +455,7 @@ fn nearest_with(v: Variant, x: &Tensor, c: &[f64], k: usize, need: Need) -> Opti
         }
     }
     if need.totals {
-        let mut total = Totals::zeros(k, m.d);
+        let mut total = Totals::zeros(k, d);
         parts.iter().for_each(|p| total.add(p));
         out.totals = Some(total);
     }
@@ -506,7 +464,10 @@ fn nearest_with(v: Variant, x: &Tensor, c: &[f64], k: usize, need: Need) -> Opti
 
 #[cfg(test)]
 mod tests {
+    use tch::{Device, Kind};
+
     use super::*;
+    use crate::kernels::{Policy, with_policy};
 
     /// The tensor formula (the path for other devices) on the same data.
     fn reference(x: &Tensor, c: &Tensor) -> (Vec<i64>, Vec<f64>) {
@@ -609,14 +570,13 @@ mod tests {
     #[test]
     fn aliasing_columns_are_packed() {
         let spread = |n: usize, d: usize| {
-            Matrix {
+            sets_spread(&HostMatrix {
                 el: Elements::F64(&[]),
-                n,
-                d,
-                s0: 1,
-                s1: n,
-            }
-            .sets_spread()
+                rows: n,
+                cols: d,
+                row_stride: 1,
+                col_stride: n,
+            })
         };
         // The two shards of 2,000,000 rows at P = 2: 2^20 rows alias, 951,424 do not.
         assert!(!spread(1 << 20, 16));
@@ -649,5 +609,9 @@ mod tests {
         assert!(nearest(&x, &[0.0, 0.0], 1, Need::default()).is_none());
         let y = Tensor::zeros([4, 2], (Kind::Double, Device::Cpu));
         assert!(nearest(&y, &[0.0; 3], 1, Need::default()).is_none());
+        // Under TensorOnly the caller takes the tensor path, even for rows the kernel reads.
+        let run = || nearest(&y, &[0.0, 0.0], 1, Need::default());
+        assert!(with_policy(Policy::TensorOnly, run).is_none());
+        assert!(with_policy(Policy::Auto, run).is_some());
     }
 }

@@ -1,0 +1,142 @@
+//! `sql`: the table functions composed with ordinary SQL (filters, aggregates, joins, aliases,
+//! case-insensitive names), a pca → loadings → pca_project round trip, the session dtype,
+//! EXPLAIN, COPY TO of scores, the device argument.
+
+use datafusion::arrow::datatypes::DataType;
+use heatsql::HeatContext;
+
+use super::{VECTOR_TOL, error_of, int_column, matrix, names, rows};
+use crate::checker::Checker;
+
+/// Collective. The `sql` subject (COPY writes below `scratch`).
+pub async fn check(c: &mut Checker, ctx: &HeatContext, scratch: &str) {
+    // Composition with ordinary SQL: filters, aggregates, joins, aliases, case-insensitive names.
+    let want = rows(ctx, "SELECT count(*) AS n FROM raw_scores WHERE pc1 > 0")
+        .await
+        .map(|b| int_column(&b, "n"));
+    let got = rows(
+        ctx,
+        "SELECT count(*) AS n FROM pca(cancer, k => 2, keep => 'id') WHERE pc1 > 0",
+    )
+    .await
+    .map(|b| int_column(&b, "n"));
+    c.check("sql/filter_count", got.is_ok() && got == want, || {
+        format!("{got:?} vs {want:?}")
+    });
+    let got = rows(
+        ctx,
+        "SELECT p.pc1 AS v FROM PCA(cancer, K => 1, Keep => 'id') AS p ORDER BY p.id LIMIT 1",
+    )
+    .await;
+    let want = rows(ctx, "SELECT pc1 AS v FROM raw_scores ORDER BY id LIMIT 1").await;
+    let (got, want) = (
+        got.and_then(|b| matrix(&b, &names(&["v"]))),
+        want.and_then(|b| matrix(&b, &names(&["v"]))),
+    );
+    match want {
+        Ok(w) => c.close("sql/alias_and_case", got, &w, VECTOR_TOL),
+        Err(e) => c.check("sql/alias_and_case", false, || e),
+    }
+    // pca → loadings table → pca_project reproduces the scores (standardised), joined on id.
+    let made = rows(ctx, "CREATE TABLE model AS SELECT * FROM pca(cancer, k => 4, keep => 'id', standardize => true, output => 'loadings')").await;
+    c.check("sql/model_table", made.is_ok(), || format!("{made:?}"));
+    let diff = rows(
+        ctx,
+        "SELECT max(abs(a.pc1 - b.pc1) + abs(a.pc4 - b.pc4)) AS d, count(*) AS n \
+         FROM pca(cancer, k => 4, keep => 'id', standardize => true) a \
+         JOIN pca_project(cancer, model => (SELECT * FROM model), keep => 'id') b ON a.id = b.id",
+    )
+    .await;
+    let ok = diff.as_ref().is_ok_and(|b| {
+        let d = matrix(b, &names(&["d"]))
+            .map(|t| t.double_value(&[0, 0]))
+            .unwrap_or(f64::NAN);
+        d < 1e-10 && int_column(b, "n") == vec![569]
+    });
+    c.check("sql/pca_project_reproduces_scores", ok, || format!("{diff:?}"));
+    // columns => maps input columns, in order, onto the model's features.
+    let renamed = rows(
+        ctx,
+        "SELECT max(abs(a.pc1 - b.pc1)) AS d FROM \
+         pca_project((SELECT id, mean_radius AS r, mean_texture AS t FROM cancer), model => (SELECT * FROM pca((SELECT mean_radius, mean_texture FROM cancer), k => 1, output => 'loadings')), keep => 'id', columns => 'r, t') a \
+         JOIN pca((SELECT id, mean_radius, mean_texture FROM cancer), k => 1, keep => 'id') b ON a.id = b.id",
+    )
+    .await
+    .and_then(|b| matrix(&b, &names(&["d"])));
+    c.check(
+        "sql/pca_project_columns",
+        renamed.as_ref().is_ok_and(|d| d.double_value(&[0, 0]) < 1e-10),
+        || format!("{renamed:?}"),
+    );
+    // The session dtype.
+    let typed = async {
+        rows(ctx, "SET heatsql.dtype = 'float32'").await?;
+        let b = rows(ctx, "SELECT * FROM pca(cancer, k => 1, keep => 'id') LIMIT 1").await;
+        rows(ctx, "SET heatsql.dtype = 'float64'").await?;
+        b.map(|b| b.first().map(|b| b.schema().field(1).data_type().clone()))
+    }
+    .await;
+    c.check("sql/set_dtype", matches!(typed, Ok(Some(DataType::Float32))), || {
+        format!("{typed:?}")
+    });
+    // EXPLAIN shows the function and the pruned, filtered scan; it runs nothing (this call
+    // fails when executed: k > rows).
+    let failing = "SELECT * FROM pca((SELECT id, mean_radius, mean_texture, mean_area FROM cancer WHERE id < 2), k => 3, keep => 'id')";
+    let plan = rows(ctx, &format!("EXPLAIN {failing}")).await.map(|b| {
+        datafusion::arrow::util::pretty::pretty_format_batches(&b)
+            .map(|t| t.to_string())
+            .unwrap_or_default()
+    });
+    let ok = plan.as_ref().is_ok_and(|t| {
+        t.contains("PcaExec: k=3, solver=covariance (auto)")
+            && t.contains("projection=[id, mean_radius, mean_texture, mean_area]")
+            && t.contains("predicate=id@0 < 2")
+    });
+    c.check("sql/explain", ok, || format!("{plan:?}"));
+    let e = error_of(ctx, failing).await;
+    c.check(
+        "sql/explain_ran_nothing",
+        e.contains("pca: k = 3 is out of range; expected 1 ≤ k ≤ min(rows, columns) = 2"),
+        || e.clone(),
+    );
+    // COPY TO of scores: one part per rank, every row.
+    let out = format!("{scratch}/scores-p{}/", c.comm.size());
+    let n = rows(
+        ctx,
+        &format!("COPY (SELECT * FROM pca(cancer, k => 3, keep => 'id')) TO '{out}' STORED AS PARQUET"),
+    )
+    .await;
+    let back = rows(
+        ctx,
+        &format!("CREATE EXTERNAL TABLE copied STORED AS PARQUET LOCATION '{out}'"),
+    )
+    .await;
+    let diff = rows(
+        ctx,
+        "SELECT count(*) AS n, max(abs(c.pc3 - s.pc3)) AS d FROM copied c JOIN raw_scores s ON c.id = s.id",
+    )
+    .await;
+    let ok = n.is_ok()
+        && back.is_ok()
+        && diff.as_ref().is_ok_and(|b| {
+            int_column(b, "n") == vec![569] && matrix(b, &names(&["d"])).is_ok_and(|t| t.double_value(&[0, 0]) < 1e-6)
+        });
+    c.check("sql/copy_scores", ok, || format!("{n:?} {back:?} {diff:?}"));
+    // Device: 'cpu' works; 'cuda' without a GPU is an error on every rank.
+    let cpu = rows(
+        ctx,
+        "SELECT count(*) AS n FROM pca(cancer, k => 1, keep => 'id', device => 'cpu')",
+    )
+    .await;
+    c.check(
+        "sql/device_cpu",
+        cpu.map(|b| int_column(&b, "n")) == Ok(vec![569]),
+        || "device cpu".into(),
+    );
+    if !tch::Cuda::is_available() {
+        let e = error_of(ctx, "SELECT * FROM pca(cancer, k => 1, device => 'cuda')").await;
+        c.check("sql/device_cuda_missing", e.to_lowercase().contains("cuda"), || {
+            e.clone()
+        });
+    }
+}
