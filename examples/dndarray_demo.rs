@@ -13,7 +13,7 @@ use tch::{Device, Kind, Tensor};
 const F64: (Kind, Device) = (Kind::Double, Device::Cpu);
 
 fn main() {
-    let comm = Comm::world();
+    let comm = heatsql::start();
     if let Err(e) = run(comm) {
         eprintln!("rank {}: demo failed: {e}", comm.rank());
         std::process::exit(1);

@@ -89,8 +89,8 @@ pub fn threads_per_rank(local_size: usize) -> usize {
     (node_cores() / local_size.max(1)).max(1)
 }
 
-/// Sets libtorch's intra-op thread count to [`threads_per_rank`]. Called once when the
-/// communicator is created. Under `mpirun`'s default core binding a rank can only use the
+/// Sets libtorch's intra-op thread count to [`threads_per_rank`]. Called once by
+/// [`crate::runtime::start`]. Under `mpirun`'s default core binding a rank can only use the
 /// cores it is bound to; launch with `--bind-to none` to let ranks use their share.
 pub fn configure_threads(local_size: usize) {
     tch::set_num_threads(threads_per_rank(local_size) as i32);

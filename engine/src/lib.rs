@@ -56,6 +56,7 @@ pub mod memory;
 pub mod ml;
 pub mod progress;
 mod rng;
+pub mod runtime;
 
 pub use comm::{Comm, CommError, ReduceOp, Round, RoundPattern};
 pub use device::DeviceSetting;

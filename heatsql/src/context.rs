@@ -79,7 +79,7 @@ impl HeatContext {
     /// and aggregate dynamic filters stay on: a bound from this rank's rows is valid globally.
     /// See [`crate::REQUIRED_SETTINGS`].
     pub fn new() -> Self {
-        let comm = Comm::world();
+        let comm = engine::runtime::start();
         let config = SessionConfig::new()
             .with_target_partitions(comm.size() * partitions_per_rank(comm))
             .with_information_schema(true)

@@ -12,6 +12,7 @@ mod settings;
 pub use context::HeatContext;
 /// The DataFusion heatsql is built on (with its Arrow and Parquet), for embedders.
 pub use datafusion;
+pub use engine::runtime::start;
 pub use engine::{Comm, CommError, DNDarray, DeviceSetting, EngineError, ReduceOp, comm, dndarray, memory, progress};
 pub use frame::HeatFrame;
 pub use settings::{REQUIRED_SETTINGS, partitions_per_rank};

@@ -37,7 +37,7 @@ fn main() -> ExitCode {
 
 /// `--info`: each rank's runtime, printed in rank order by rank 0.
 fn info() -> ExitCode {
-    let comm = heatsql::Comm::world();
+    let comm = heatsql::start();
     let line = match comm.agree(heatsql::runtime_info()) {
         Ok(l) => l,
         Err(e) => {

@@ -10,7 +10,7 @@
 
 use std::time::Instant;
 
-use engine::{Comm, DNDarray};
+use engine::DNDarray;
 use tch::{Device, Kind};
 
 fn main() {
@@ -18,7 +18,7 @@ fn main() {
     let args: Vec<usize> = std::env::args().skip(1).filter_map(|a| a.parse().ok()).collect();
     let n = args.first().copied().unwrap_or(4096) as i64;
     let rounds = args.get(1).copied().unwrap_or(4).max(2);
-    let comm = Comm::world();
+    let comm = engine::runtime::start();
     let (p, me) = (comm.size(), comm.rank());
     let opts = (Kind::Double, Device::Cpu);
     let a = DNDarray::randn(&[n, n], Some(0), 1, opts).expect("A");

@@ -9,7 +9,7 @@ fn main() {
     let args = Args::from_env().unwrap_or_else(|e| usage_error(&e));
     let names: Vec<&'static str> = engine::SUBJECTS.iter().map(|s| s.0).collect();
     args.list(&names);
-    let comm = ::engine::Comm::world();
+    let comm = ::engine::runtime::start();
     match args.positional()[..] {
         ["digest"] => engine::digest::run(comm, 1),
         ["digest", seed] => engine::digest::run(comm, seed.parse().unwrap_or(1)),

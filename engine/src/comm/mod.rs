@@ -89,6 +89,8 @@ pub struct Comm {
 // With a lower level the embedding must call MPI from one thread at a time (documented in
 // docs/architecture.md); `Comm::threading` reports what MPI provided.
 unsafe impl Send for Comm {}
+// SAFETY: as for `Send`: shared references only read the immutable handle and counts, and
+// MPI calls through it are thread-safe under `MPI_THREAD_MULTIPLE`.
 unsafe impl Sync for Comm {}
 
 static WORLD: OnceLock<Comm> = OnceLock::new();
@@ -112,8 +114,7 @@ impl Comm {
     /// The process-wide communicator; initialises MPI on first use.
     ///
     /// Under `mpirun`/`srun` this is the job's world; without a launcher it is one rank.
-    /// Also sets libtorch's intra-op thread count from the ranks on this node (see
-    /// [`crate::device::configure_threads`]).
+    /// Programs start with [`crate::runtime::start`], which also sets libtorch's threads.
     pub fn world() -> &'static Comm {
         WORLD.get_or_init(|| {
             let (world, threading) = match mpi::initialize_with_threading(Threading::Multiple) {
@@ -139,7 +140,6 @@ impl Comm {
                 threading,
             };
             abort::install(comm.rank, comm.size);
-            crate::device::configure_threads(comm.local_size);
             comm
         })
     }

@@ -284,7 +284,11 @@ async fn load_dense(
         // SAFETY: `t` is a fresh contiguous CPU tensor of `spec.kind` (checked by `resolve`)
         // with d · rows elements, and no other reference to its storage exists during the read.
         let out = match spec.kind {
+            // SAFETY: as stated above: `t` is a contiguous CPU tensor of this element type that
+            // only this function references, with at least this many elements.
             Kind::Float => DenseOut::F32(unsafe { std::slice::from_raw_parts_mut(t.data_ptr() as *mut f32, d * rows) }),
+            // SAFETY: as stated above: `t` is a contiguous CPU tensor of this element type that
+            // only this function references, with at least this many elements.
             _ => DenseOut::F64(unsafe { std::slice::from_raw_parts_mut(t.data_ptr() as *mut f64, d * rows) }),
         };
         dense.read(features, out, rows).await
@@ -353,6 +357,8 @@ async fn decode_stream(
         // function references; each slice lives for one call.
         let c = match kind {
             Kind::Float => fill_batch(
+                // SAFETY: as stated above: `t` is a contiguous CPU tensor of this element type that
+                // only this function references, with at least this many elements.
                 unsafe { std::slice::from_raw_parts_mut(t.data_ptr() as *mut f32, d * cap) },
                 &batch,
                 features,
@@ -360,6 +366,8 @@ async fn decode_stream(
                 cap,
             )?,
             _ => fill_batch(
+                // SAFETY: as stated above: `t` is a contiguous CPU tensor of this element type that
+                // only this function references, with at least this many elements.
                 unsafe { std::slice::from_raw_parts_mut(t.data_ptr() as *mut f64, d * cap) },
                 &batch,
                 features,
@@ -416,6 +424,8 @@ fn decode(
         // other reference to its storage exists while the slice is alive.
         counts = match kind {
             Kind::Float => fill_all(
+                // SAFETY: as stated above: `t` is a contiguous CPU tensor of this element type that
+                // only this function references, with at least this many elements.
                 unsafe { std::slice::from_raw_parts_mut(t.data_ptr() as *mut f32, d * rows) },
                 batches,
                 features,
@@ -423,6 +433,8 @@ fn decode(
                 rows,
             )?,
             _ => fill_all(
+                // SAFETY: as stated above: `t` is a contiguous CPU tensor of this element type that
+                // only this function references, with at least this many elements.
                 unsafe { std::slice::from_raw_parts_mut(t.data_ptr() as *mut f64, d * rows) },
                 batches,
                 features,

@@ -365,3 +365,66 @@ pub async fn ordered(
         ));
     Ok(sorted.into())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use datafusion::arrow::datatypes::DataType;
+
+    fn args(keep: &[&str], features: &[&str]) -> FeatureArgs {
+        FeatureArgs {
+            features: features.iter().map(|s| s.to_string()).collect(),
+            keep: keep.iter().map(|k| Field::new(*k, DataType::Int64, false)).collect(),
+            kind: Kind::Float,
+            nulls: NullPolicy::Drop,
+            device: DeviceSetting::Cpu,
+        }
+    }
+
+    #[test]
+    fn describe_names_columns_keep_and_options_in_order() {
+        let f = args(&["id"], &["x", "y"]);
+        assert_eq!(
+            f.describe(),
+            "columns=[x, y], keep=[id], dtype=float32, nulls=drop, device=cpu"
+        );
+        assert_eq!(
+            f.describe_as("the model's features"),
+            "columns=the model's features, keep=[id], dtype=float32, nulls=drop, device=cpu"
+        );
+        assert_eq!(f.float_type(), DataType::Float32);
+    }
+
+    #[test]
+    fn load_spec_carries_keep_dtype_and_nulls() {
+        let f = args(&["id", "t"], &["x"]);
+        let spec = f.load_spec("pca", vec!["x".into()], Device::Cpu);
+        assert_eq!(spec.function, "pca");
+        assert_eq!(spec.columns, Some(vec!["x".to_string()]));
+        assert_eq!(spec.keep, ["id", "t"]);
+        assert_eq!(spec.kind, Kind::Float);
+        assert_eq!(spec.nulls, NullPolicy::Drop);
+        assert_eq!(spec.expected_rows, None);
+    }
+
+    #[test]
+    fn output_schema_puts_keep_columns_first() {
+        let keep = [Field::new("id", DataType::Utf8, true)];
+        let s = output_schema(&keep, &["pc1".into(), "pc2".into()], &DataType::Float64, false);
+        let names: Vec<&str> = s.fields().iter().map(|f| f.name().as_str()).collect();
+        assert_eq!(names, ["id", "pc1", "pc2"]);
+        assert!(s.field(0).is_nullable() && !s.field(1).is_nullable());
+    }
+
+    #[test]
+    fn take_inputs_refuses_another_count() {
+        let err = take_inputs::<2>("matmul", Vec::new())
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(err.contains("matmul: expected 2 inputs, got 0"), "{err}");
+        assert!(take_inputs::<0>("x", Vec::new()).is_ok());
+        assert_eq!(names(&["a".into(), "b".into()]), "[a, b]");
+        assert_eq!(names(&[]), "[]");
+    }
+}

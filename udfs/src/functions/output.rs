@@ -82,6 +82,7 @@ pub fn values(t: &Tensor) -> Result<Vec<f64>> {
     Vec::<f64>::try_from(&t.to_device(Device::Cpu).to_kind(Kind::Double).contiguous()).map_err(exec_error)
 }
 
+/// `v` as an Arrow float column of `data_type` (Float64, or cast to Float32).
 pub fn float_array(v: Vec<f64>, data_type: &DataType) -> Result<ArrayRef> {
     let a: ArrayRef = Arc::new(Float64Array::from(v));
     if data_type == &DataType::Float64 {
@@ -194,4 +195,53 @@ pub fn read_centroids(batches: &[RecordBatch], features: &[String], origin: &str
     }
     let order: Vec<i64> = order.into_iter().map(|o| o.unwrap_or(0) as i64).collect();
     Ok(finite_matrix(&batch, features, bad)?.index_select(0, &Tensor::from_slice(&order)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use datafusion::arrow::datatypes::{Field, Schema};
+
+    #[test]
+    fn float_columns_share_the_tensor_rows_and_keep_the_dtype() {
+        let t = Tensor::from_slice(&[1.0f64, 2.0, 3.0, 4.0, 5.0, 6.0]).reshape([2, 3]);
+        let cols = float_columns(t).unwrap_or_default();
+        assert_eq!(cols.len(), 2);
+        let c1 = cols[1]
+            .as_any()
+            .downcast_ref::<Float64Array>()
+            .map(|a| a.values().to_vec());
+        assert_eq!(c1, Some(vec![4.0, 5.0, 6.0]));
+        let f = Tensor::from_slice(&[1.0f32, 2.0]).reshape([1, 2]);
+        let cols = float_columns(f).unwrap_or_default();
+        assert!(cols[0].as_any().is::<Float32Array>());
+        // A transposed (non-contiguous) tensor is copied, with the same values.
+        let t = Tensor::from_slice(&[1.0f64, 2.0, 3.0, 4.0]).reshape([2, 2]).tr();
+        let cols = float_columns(t).unwrap_or_default();
+        let c0 = cols[0]
+            .as_any()
+            .downcast_ref::<Float64Array>()
+            .map(|a| a.values().to_vec());
+        assert_eq!(c0, Some(vec![1.0, 3.0]));
+        assert!(float_columns(Tensor::from_slice(&[1i64, 2])).is_err());
+    }
+
+    #[test]
+    fn slices_cut_batches_without_losing_rows() {
+        let schema = Arc::new(Schema::new(vec![Field::new("v", DataType::Int64, false)]));
+        let batch = RecordBatch::try_new(schema, vec![Arc::new(Int64Array::from((0..10).collect::<Vec<i64>>()))])
+            .unwrap_or_else(|e| panic!("{e}"));
+        let parts = slices(&batch, 4);
+        assert_eq!(parts.iter().map(RecordBatch::num_rows).collect::<Vec<_>>(), [4, 4, 2]);
+        assert_eq!(slices(&batch, 0).len(), 10);
+        assert!(slices(&batch.slice(0, 0), 4).is_empty());
+    }
+
+    #[test]
+    fn float_array_casts_to_the_output_type() {
+        let a = float_array(vec![1.5, 2.5], &DataType::Float32).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(a.data_type(), &DataType::Float32);
+        let a = float_array(vec![1.5], &DataType::Float64).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(a.data_type(), &DataType::Float64);
+    }
 }
