@@ -54,7 +54,6 @@ checks::subject_tests! {
     sklearn: "sklearn" >= [66, 66, 66, 66];
     lowrank: "lowrank" >= [37, 37, 37, 37];
     sql: "sql" >= [30, 30, 30, 30];
-    error: "error" >= [47, 47, 47, 47];
     kmeans: "kmeans" >= [40, 40, 40, 40];
     kmeans_seeded: "kmeans/seeded" >= [23, 23, 23, 23];
     svd: "svd" >= [56, 56, 56, 56];

@@ -12,7 +12,6 @@
 //! count in every run); then [`run`] runs the [`SUBJECTS`] that `--only` selects.
 
 pub mod dmd;
-pub mod errors;
 pub mod kmeans;
 pub mod matmul;
 pub mod pca;
@@ -32,11 +31,10 @@ use tch::Tensor;
 use crate::checker::Checker;
 
 /// The subjects of `heatsql-function-checks`, in the order they run.
-pub const SUBJECTS: [&str; 9] = [
+pub const SUBJECTS: [&str; 8] = [
     "sklearn",
     "lowrank",
     "sql",
-    "error",
     "kmeans",
     "kmeans/seeded",
     "svd",
@@ -54,9 +52,6 @@ pub async fn run(c: &mut Checker, ctx: &HeatContext, scratch: &str) {
     }
     if c.subject("sql") {
         sql::check(c, ctx, scratch).await;
-    }
-    if c.subject("error") {
-        errors::check(c, ctx).await;
     }
     if c.subject("kmeans") {
         kmeans::check(c, ctx).await;
