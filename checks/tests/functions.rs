@@ -76,8 +76,10 @@ fn table_functions_with_two_partitions_per_rank() {
         let dir = scratch().join(format!("threads-p{p}")).display().to_string();
         let envs = [("HEATSQL_THREADS", "2".to_string())];
         let run = mpirun(BIN, p, &[FIXTURES, &dir], &envs, Duration::from_secs(300));
+        // 233 ran when this was written: the 261 of the whole program before, less the 28
+        // error cases that moved to sql-tests/slt/functions.slt.
         assert!(
-            assert_checks_passed(&run, "function checks", p) >= 250,
+            assert_checks_passed(&run, "function checks", p) >= 225,
             "too few checks ran at P={p} with two partitions per rank"
         );
         std::fs::remove_dir_all(&dir).ok();
