@@ -38,16 +38,16 @@ struct Target {
     created_dir: Option<std::path::PathBuf>,
 }
 
-/// Collective. Writes `stream` (this rank's rows of the query) to `target` as Parquet, one part
+/// Collective over `comm`. Writes `stream` (this rank's rows of the query) to `target` as Parquet, one part
 /// per rank, atomically (see the module documentation). `options` are COPY's `OPTIONS (…)`
 /// (Parquet writer settings such as `compression`). Returns the rows written on all ranks.
 pub async fn copy_to_parquet(
     ctx: &SessionContext,
+    comm: &Comm,
     stream: SendableRecordBatchStream,
     target: &str,
     options: &[(String, String)],
 ) -> Result<u64> {
-    let comm = Comm::world();
     let prepared = prepare(ctx, comm, target, options).await;
     let (dest, props) = comm.agree(prepared)?;
     let schema = stream.schema();

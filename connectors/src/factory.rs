@@ -7,13 +7,31 @@ use datafusion::execution::SessionStateBuilder;
 use datafusion::logical_expr::CreateExternalTable;
 use datafusion::prelude::SessionContext;
 
+use engine::Comm;
+
 use crate::error::ConnectorError;
 use crate::table::DistributedParquetTable;
 
-/// Creates [`DistributedParquetTable`]s for `STORED AS PARQUET`. Collective: every rank must
-/// execute the same `CREATE EXTERNAL TABLE` statement.
-#[derive(Debug, Default)]
-pub struct DistributedParquetFactory;
+/// Creates [`DistributedParquetTable`]s for `STORED AS PARQUET` over a communicator.
+/// Collective: every rank of it must execute the same `CREATE EXTERNAL TABLE` statement.
+pub struct DistributedParquetFactory {
+    comm: &'static Comm,
+}
+
+impl std::fmt::Debug for DistributedParquetFactory {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DistributedParquetFactory")
+            .field("ranks", &self.comm.size())
+            .finish()
+    }
+}
+
+impl DistributedParquetFactory {
+    /// The factory whose tables are split over the ranks of `comm`.
+    pub fn new(comm: &'static Comm) -> Self {
+        DistributedParquetFactory { comm }
+    }
+}
 
 #[async_trait::async_trait]
 impl TableProviderFactory for DistributedParquetFactory {
@@ -39,7 +57,7 @@ impl TableProviderFactory for DistributedParquetFactory {
             }
             .into());
         }
-        let table = DistributedParquetTable::open(location, state).await?;
+        let table = DistributedParquetTable::open(self.comm, location, state).await?;
         if !cmd.schema.fields().is_empty() {
             let declared: Vec<_> = cmd
                 .schema
@@ -65,15 +83,15 @@ impl TableProviderFactory for DistributedParquetFactory {
     }
 }
 
-/// Makes `STORED AS PARQUET` create distributed tables in `ctx`.
-pub fn install(ctx: &SessionContext) {
+/// Makes `STORED AS PARQUET` create tables distributed over `comm` in `ctx`.
+pub fn install(ctx: &SessionContext, comm: &'static Comm) {
     ctx.state_ref()
         .write()
         .table_factories_mut()
-        .insert("PARQUET".into(), Arc::new(DistributedParquetFactory));
+        .insert("PARQUET".into(), Arc::new(DistributedParquetFactory::new(comm)));
 }
 
 /// The same, on a state builder (call after `with_default_features`).
-pub fn install_in_builder(builder: SessionStateBuilder) -> SessionStateBuilder {
-    builder.with_table_factory("PARQUET".into(), Arc::new(DistributedParquetFactory))
+pub fn install_in_builder(builder: SessionStateBuilder, comm: &'static Comm) -> SessionStateBuilder {
+    builder.with_table_factory("PARQUET".into(), Arc::new(DistributedParquetFactory::new(comm)))
 }

@@ -45,11 +45,10 @@ pub struct RankSplitMemTable {
 }
 
 impl RankSplitMemTable {
-    /// Collective. A table of every rank's `local` batches, which must have `schema`'s columns
+    /// Collective over `comm`. A table of every rank's `local` batches, which must have `schema`'s columns
     /// (names, types, nullability). Every rank must pass the same schema: a rank whose schema
     /// differs from rank 0's is an error on every rank showing both.
-    pub fn try_new(schema: SchemaRef, local: Vec<RecordBatch>) -> Result<Self> {
-        let comm = Comm::world();
+    pub fn try_new(comm: &Comm, schema: SchemaRef, local: Vec<RecordBatch>) -> Result<Self> {
         let checked = local
             .iter()
             .find(|b| column_list(&b.schema()) != column_list(&schema))

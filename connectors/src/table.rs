@@ -59,11 +59,10 @@ pub struct DistributedParquetTable {
 }
 
 impl DistributedParquetTable {
-    /// Collective. Lists the location on rank 0 (every rank then uses that list), reads the
+    /// Collective over `comm`. Lists the location on rank 0 (every rank then uses that list), reads the
     /// footers, checks that the files share one schema, merges their statistics and assigns row
     /// groups to ranks ([`crate::assign`]). Any rank's failure is an error on every rank.
-    pub async fn open(text: &str, state: &dyn Session) -> Result<Self> {
-        let comm = Comm::world();
+    pub async fn open(comm: &Comm, text: &str, state: &dyn Session) -> Result<Self> {
         let location = comm.agree(Location::resolve(text, state))?;
         let listed = if comm.rank() == 0 {
             location.list(state).await

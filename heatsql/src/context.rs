@@ -90,7 +90,7 @@ impl HeatContext {
             // DNDarray loads of plain Parquet scans decode straight into the tensor.
             .with_extension(Arc::new(crate::dense::parquet_dense_scans()));
         let state = SessionStateBuilder::new().with_config(config).with_default_features();
-        let state = udfs::functions::install_in_builder(connectors::install_in_builder(state)).build();
+        let state = udfs::functions::install_in_builder(connectors::install_in_builder(state, comm)).build();
         let ctx = SessionContext::new_with_state(state);
         HeatContext {
             ctx,
@@ -124,7 +124,7 @@ impl HeatContext {
     /// Collective. Registers the Parquet data at `location` (file, directory, glob or URL) as the
     /// distributed table `name`.
     pub async fn register_parquet(&self, name: &str, location: &str) -> Result<()> {
-        let table = connectors::DistributedParquetTable::open(location, &self.ctx.state()).await?;
+        let table = connectors::DistributedParquetTable::open(self.comm, location, &self.ctx.state()).await?;
         self.ctx.register_table(name, Arc::new(table))?;
         Ok(())
     }
@@ -147,7 +147,7 @@ impl HeatContext {
     /// # }
     /// ```
     pub async fn register_batches(&self, name: &str, schema: SchemaRef, local: Vec<RecordBatch>) -> Result<()> {
-        let table = connectors::RankSplitMemTable::try_new(schema, local)?;
+        let table = connectors::RankSplitMemTable::try_new(self.comm, schema, local)?;
         self.ctx.register_table(name, Arc::new(table))?;
         Ok(())
     }
@@ -313,7 +313,7 @@ impl HeatContext {
         // Each rank writes its share of the result; the part files in rank order hold the rows
         // in the query's order. Errors are agreed inside.
         let stream = self.frame(source).execute_local().await?;
-        let rows = connectors::copy::copy_to_parquet(&self.ctx, stream, &copy.target, &options).await?;
+        let rows = connectors::copy::copy_to_parquet(&self.ctx, self.comm, stream, &copy.target, &options).await?;
         let schema = Arc::new(Schema::new(vec![Field::new("count", DataType::UInt64, false)]));
         let batch = RecordBatch::try_new(Arc::clone(&schema), vec![Arc::new(UInt64Array::from(vec![rows]))])?;
         Ok(self.frame(self.ctx.read_batch(batch)?))

@@ -173,7 +173,9 @@ impl HeatFrame {
         let result = async {
             // Opening this rank's streams can fail on one rank only.
             let input = udfs::agree::agree(self.comm, self.local_input().await)?;
-            udfs::convert::load(input, spec).await.map_err(DataFusionError::from)
+            udfs::convert::load(self.comm, input, spec)
+                .await
+                .map_err(DataFusionError::from)
         }
         .await;
         self.cancel.store(false, Ordering::Relaxed);

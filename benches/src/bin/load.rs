@@ -181,7 +181,7 @@ async fn main() {
             .expect("stream");
         let mut spec = LoadSpec::new("bench");
         spec.expected_rows = Some(expected);
-        let loaded = load(stream, &spec).await.expect("load");
+        let loaded = load(ctx.comm(), stream, &spec).await.expect("load");
         stream_t.push(t.elapsed().as_secs_f64());
         assert_eq!(loaded.array.local().size()[0] as usize, expected);
         drop(loaded);

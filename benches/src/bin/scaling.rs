@@ -25,7 +25,7 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use engine::linalg::{Method, matmul, svd};
+use engine::linalg::{Solver, matmul, svd};
 use engine::ml::{dmd, kmeans, pca};
 use engine::{DNDarray, ReduceOp};
 use heatsql::HeatContext;
@@ -72,7 +72,7 @@ fn compute(op: &str, x: &DNDarray, k: i64, init: Option<&Tensor>) -> Done {
             }
         }
         "svd" => {
-            let r = svd(x, k, Method::Tsqr, true).expect("svd");
+            let r = svd(x, k, Solver::Tsqr, true).expect("svd");
             Done {
                 check: r.s.double_value(&[0]),
                 flops: None,

@@ -18,7 +18,7 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use engine::linalg::{Method, svd};
+use engine::linalg::{Solver, svd};
 use futures::StreamExt;
 use heatsql::HeatContext;
 use heatsql::convert::LoadSpec;
@@ -72,16 +72,16 @@ async fn main() {
     let x = loaded.expect("loaded").array;
     lines.push(format!("load {:.3} s", benches::median_after_warmup(load_t)));
     let methods = [
-        ("tsqr", Method::Tsqr),
+        ("tsqr", Solver::Tsqr),
         (
             "randomized",
-            Method::Randomized {
+            Solver::Randomized {
                 oversamples: 10,
                 power_iter: 4,
                 seed: 0,
             },
         ),
-        ("hierarchical", Method::Hierarchical { oversamples: 10 }),
+        ("hierarchical", Solver::Hierarchical { oversamples: 10 }),
     ];
     let mut top = Vec::new();
     for (name, method) in methods {

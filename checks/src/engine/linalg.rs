@@ -238,7 +238,7 @@ fn tsqr_conditioning(c: &mut Checker) {
 /// a rank-3 matrix, f32, and the errors.
 /// Collective: the `linalg/svd` subject.
 pub fn check_svd(c: &mut Checker) {
-    use engine::linalg::{Method, svd};
+    use engine::linalg::{Solver, svd};
     let comm = c.comm;
     let p = comm.size();
     let sigma = [9.0, 4.0, 2.5, 1.0, 0.5, 0.25, 0.125, 0.0625];
@@ -250,11 +250,11 @@ pub fn check_svd(c: &mut Checker) {
         // torch.svd (reduced) of the gathered matrix: (U, S, V).
         let (bu, want_s, bv) = x.svd(true, true);
         let methods = [
-            ("tsqr", Method::Tsqr, k, 1e-10),
-            ("auto", Method::Auto, k, 1e-10),
+            ("tsqr", Solver::Tsqr, k, 1e-10),
+            ("auto", Solver::Auto, k, 1e-10),
             (
                 "randomized",
-                Method::Randomized {
+                Solver::Randomized {
                     oversamples: 5,
                     power_iter: 2,
                     seed: 3,
@@ -262,7 +262,7 @@ pub fn check_svd(c: &mut Checker) {
                 k,
                 1e-8,
             ),
-            ("hierarchical", Method::Hierarchical { oversamples: 2 }, k, 1e-8),
+            ("hierarchical", Solver::Hierarchical { oversamples: 2 }, k, 1e-8),
         ];
         for name in LAYOUTS {
             let a = pieces(comm, &x, 0, &layout(name, n, p)).expect("pieces");
@@ -314,7 +314,7 @@ pub fn check_svd(c: &mut Checker) {
     // f32: U in float32, σ close to the f64 values.
     let x = with_spectrum(50, 7, &sigma[..6], 900);
     let a = pieces(comm, &x.to_kind(Kind::Float), 0, &layout("ramp", 50, p)).expect("pieces");
-    let r = svd(&a, 4, Method::Tsqr, true);
+    let r = svd(&a, 4, Solver::Tsqr, true);
     c.check(
         "linalg/svd/f32/kind",
         r.as_ref()
@@ -322,7 +322,7 @@ pub fn check_svd(c: &mut Checker) {
             .unwrap_or(false),
         || "U dtype".into(),
     );
-    let no_u = svd(&a, 4, Method::Tsqr, false);
+    let no_u = svd(&a, 4, Solver::Tsqr, false);
     c.check(
         "linalg/svd/without_u",
         no_u.as_ref().map(|r| r.u.is_none()).unwrap_or(false),
@@ -337,11 +337,11 @@ pub fn check_svd(c: &mut Checker) {
     // Errors, the same on every rank.
     let a = pieces(comm, &x, 0, &layout("balanced", 50, p)).expect("pieces");
     for (k, method, want) in [
-        (0, Method::Tsqr, "svd: k = 0 is out of range; expected k ≥ 1"),
-        (8, Method::Auto, "svd: k = 8 exceeds min(rows, columns) = 7"),
+        (0, Solver::Tsqr, "svd: k = 0 is out of range; expected k ≥ 1"),
+        (8, Solver::Auto, "svd: k = 8 exceeds min(rows, columns) = 7"),
         (
             2,
-            Method::Hierarchical { oversamples: -1 },
+            Solver::Hierarchical { oversamples: -1 },
             "svd: oversamples and power_iter must be ≥ 0",
         ),
     ] {

@@ -4,7 +4,7 @@
 //! the reconstruction in global time order and the forecast with the extrapolated time, for a
 //! fixed rank, PyDMD's optimal threshold and an energy fraction; the columns layout on the
 //! transposed table (one row group: at P > 1 ranks start without rows); a timestamp axis; fewer
-//! snapshots than ranks; and the errors.
+//! snapshots than ranks. The errors are in sql-tests/slt/functions.slt.
 
 use datafusion::arrow::array::{AsArray, RecordBatch};
 use datafusion::arrow::compute::cast;
@@ -12,7 +12,7 @@ use datafusion::arrow::datatypes::DataType;
 use heatsql::HeatContext;
 use tch::{Kind, Tensor};
 
-use super::{close_or_fail, error_of, int_column, matrix, names, rows};
+use super::{close_or_fail, int_column, matrix, names, rows};
 use crate::checker::Checker;
 
 /// The 12 series of the DMD fixture.
@@ -51,7 +51,6 @@ pub async fn check(c: &mut Checker, ctx: &HeatContext) {
     columns(c, ctx).await;
     timestamp(c, ctx).await;
     few_snapshots(c, ctx).await;
-    errors(c, ctx).await;
 }
 
 /// The rows layout against PyDMD for a fixed rank, PyDMD's optimal threshold and an energy
@@ -356,70 +355,5 @@ async fn few_snapshots(c: &mut Checker, ctx: &HeatContext) {
             c.close("dmd/few_snapshots", got, &want, DMD_TOL);
         }
         Err(e) => c.check("dmd/few_snapshots", false, || e),
-    }
-}
-
-/// The errors, the same on every rank.
-async fn errors(c: &mut Checker, ctx: &HeatContext) {
-    for (sql, want) in [
-        (
-            "SELECT * FROM dmd((SELECT * FROM macro UNION ALL SELECT * FROM macro WHERE t = 1960), order_by => 't', rank => 2)",
-            "dmd: order_by column 't' has the value 1960.0 more than once; every row needs its own position".to_string(),
-        ),
-        (
-            "SELECT * FROM dmd((SELECT * FROM macro WHERE t <> 1970.5), order_by => 't', rank => 2)",
-            "dmd: order_by column 't' is not evenly spaced: 1970.25 is followed by 1970.75, but the first step is 0.25".to_string(),
-        ),
-        (
-            "SELECT * FROM dmd(macro, order_by => 'quarter_start', rank => 2)",
-            "dmd: order_by column 'quarter_start' is not evenly spaced".to_string(),
-        ),
-        (
-            "SELECT * FROM dmd((SELECT CASE WHEN t = 1960 THEN NULL ELSE t END AS t, realgdp, realcons FROM macro), order_by => 't')",
-            "dmd: order_by column 't' has 1 NULL values; every row needs a position".to_string(),
-        ),
-        (
-            "SELECT * FROM dmd((SELECT * FROM macro WHERE t < 1960), order_by => 't', rank => 5)",
-            "dmd: rank = 5 is out of range; expected 1 ≤ rank ≤ min(state size, snapshots − 1) = 3 (4 snapshots of 12 values)".to_string(),
-        ),
-        (
-            "SELECT * FROM dmd(macro, order_by => 't', rank => 13)",
-            "dmd: rank = 13 exceeds the 12 feature columns of each snapshot".to_string(),
-        ),
-        (
-            "SELECT * FROM dmd((SELECT * FROM macro WHERE t = 1960), order_by => 't', rank => 1)",
-            "dmd: order_by column 't' has 1 snapshots; at least 2 are needed".to_string(),
-        ),
-        (
-            "SELECT * FROM dmd(macro, order_by => 't', rank => 2, energy => 0.9)",
-            "dmd: give rank => or energy =>, not both".to_string(),
-        ),
-        (
-            "SELECT * FROM dmd(macro, order_by => 't', output => 'forecast')",
-            "dmd: output => 'forecast' needs steps => N".to_string(),
-        ),
-        (
-            "SELECT * FROM dmd(macro, order_by => 't', steps => 3)",
-            "dmd: steps => applies to output => 'forecast'".to_string(),
-        ),
-        (
-            "SELECT * FROM dmd(macro_columns, layout => 'columns', order_by => 'q000')",
-            "dmd: order_by => applies to layout => 'rows'".to_string(),
-        ),
-        (
-            "SELECT * FROM dmd(macro, order_by => 't', keep => 'realgdp')",
-            "dmd: keep => applies to layout => 'columns'".to_string(),
-        ),
-        (
-            "SELECT * FROM dmd(macro, order_by => 't', columns => 't, realgdp')",
-            "dmd: column 't' is the order_by column, which orders the rows and is not a feature".to_string(),
-        ),
-        (
-            "SELECT * FROM dmd(macro, order_by => 't', dt => -1)",
-            "dmd: dt = -1 must be a positive number".to_string(),
-        ),
-    ] {
-        let e = error_of(ctx, sql).await;
-        c.check(&format!("dmd/error/{sql}"), e.contains(&want), || format!("got: {e}"));
     }
 }

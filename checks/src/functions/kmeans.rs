@@ -1,12 +1,12 @@
 //! `kmeans` through SQL: planted blobs for every initialisation (ARI, inertia three ways),
 //! scikit-learn's KMeans on its wine dataset from the same initial centroids, `kmeans_predict`
-//! reproducing the assignments, the errors; and `kmeans/seeded`: seeded output written for
-//! comparison across rank counts.
+//! reproducing the assignments; and `kmeans/seeded`: seeded output written for comparison
+//! across rank counts. The errors are in sql-tests/slt/functions.slt.
 
 use heatsql::HeatContext;
 use tch::Kind;
 
-use super::{error_of, int_column, matrix, names, rows};
+use super::{int_column, matrix, names, rows};
 use crate::checker::{Checker, adjusted_rand};
 
 /// Collective. The `kmeans` subject.
@@ -14,7 +14,6 @@ pub async fn check(c: &mut Checker, ctx: &HeatContext) {
     blobs(c, ctx).await;
     sklearn(c, ctx).await;
     predict(c, ctx).await;
-    errors(c, ctx).await;
 }
 
 /// Four planted blobs, for every initialisation: ARI ≥ 0.99, and the reported inertia equals
@@ -66,7 +65,7 @@ async fn blobs(c: &mut Checker, ctx: &HeatContext) {
 }
 
 /// scikit-learn's KMeans on its wine dataset from the same initial centroids: inertia and
-/// centroids within 1e-6 relative, the same labels; and the errors of given centroids.
+/// centroids within 1e-6 relative, the same labels.
 async fn sklearn(c: &mut Checker, ctx: &HeatContext) {
     let call = "kmeans(wine, k => 3, keep => 'id', init => km_init";
     let features = names(&[
@@ -116,23 +115,6 @@ async fn sklearn(c: &mut Checker, ctx: &HeatContext) {
     c.check("kmeans/sklearn/labels", same == Ok((vec![178], vec![178])), || {
         format!("{same:?}")
     });
-    for (sql, want) in [
-        (
-            "SELECT * FROM kmeans(wine, k => 2, keep => 'id', init => km_init)",
-            "kmeans: init => has 3 rows; expected k = 2 initial centroids",
-        ),
-        (
-            "SELECT * FROM kmeans(wine, k => 3, keep => 'id', init => km_init, n_init => 2)",
-            "kmeans: n_init applies to drawn initial centroids",
-        ),
-        (
-            "SELECT * FROM kmeans(wine, k => 3, keep => 'id', init => (SELECT alcohol FROM km_init))",
-            "kmeans: init => must have one numeric column per feature",
-        ),
-    ] {
-        let e = error_of(ctx, sql).await;
-        c.check(&format!("kmeans/error/{sql}"), e.contains(want), || format!("got: {e}"));
-    }
 }
 
 /// kmeans_predict with the centroids table gives the same assignments.
@@ -150,47 +132,6 @@ async fn predict(c: &mut Checker, ctx: &HeatContext) {
         made.is_ok() && same == Ok((vec![2000], vec![2000])),
         || format!("{made:?} {same:?}"),
     );
-}
-
-/// The errors, the same on every rank.
-async fn errors(c: &mut Checker, ctx: &HeatContext) {
-    for (sql, want) in [
-        (
-            "SELECT * FROM kmeans(blobs)",
-            "kmeans: missing argument k (the number of clusters)",
-        ),
-        (
-            "SELECT * FROM kmeans(blobs, k => 0)",
-            "kmeans: k = 0 is out of range; expected k ≥ 1",
-        ),
-        (
-            "SELECT * FROM kmeans((SELECT * FROM blobs WHERE id < 3), k => 5, keep => 'id')",
-            "kmeans: k = 5 is out of range; expected 1 ≤ k ≤ the number of rows (3)",
-        ),
-        (
-            "SELECT * FROM kmeans(blobs, k => 2, init => 'best')",
-            "kmeans: init => 'best' is not one of 'k-means||', 'k-means++', 'random'",
-        ),
-        (
-            "SELECT * FROM kmeans(blobs, k => 2, kk => 3)",
-            "kmeans: unknown argument 'kk'; expected one of k, init, max_iter, tol, seed",
-        ),
-        (
-            "SELECT * FROM kmeans((SELECT 'a' AS s, x FROM blobs), k => 2, columns => 's, x')",
-            "kmeans: column 's' is Utf8; feature columns must be numeric",
-        ),
-        (
-            "SELECT * FROM kmeans((SELECT id, CASE WHEN id = 7 THEN NULL ELSE x END AS x FROM blobs), k => 2, keep => 'id')",
-            "kmeans: column 'x' has 1 NULL/NaN values; filter them or pass nulls => 'drop'",
-        ),
-        (
-            "SELECT * FROM kmeans_predict(blobs, centroids => (SELECT x, y FROM blobs))",
-            "kmeans_predict: centroids => must be a kmeans centroids table (columns cluster and one per feature); it has no column 'cluster'",
-        ),
-    ] {
-        let e = error_of(ctx, sql).await;
-        c.check(&format!("kmeans/error/{sql}"), e.contains(want), || format!("got: {e}"));
-    }
 }
 
 /// Seeded k-means on data where the initialisation matters (7 clusters on 4 blobs, so

@@ -8,7 +8,7 @@ use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use heatsql::HeatContext;
 use tch::Tensor;
 
-use super::{error_of, int_column, local_rows, matrix, rows, write_parquet};
+use super::{int_column, local_rows, matrix, rows, write_parquet};
 use crate::checker::Checker;
 
 /// A table of an id column and f64 columns `{prefix}1 …` from a formula of (row, column).
@@ -26,7 +26,8 @@ fn matrix_batch(prefix: &str, rows: i64, cols: usize, f: impl Fn(i64, usize) -> 
 
 /// `matmul` through SQL against tch on the gathered operands: A (37 × 6, row groups of 5) ·
 /// B (6 × 4, row groups of 2, so some ranks hold no rows of B at P = 4), Aᵀ·C with C 37 × 3,
-/// f32, the result's rows on the rank of A's rows, and the errors.
+/// f32, the result's rows on the rank of A's rows (the errors are in
+/// sql-tests/slt/functions.slt).
 /// Collective: the `matmul` subject (its tables are written below `scratch`).
 pub async fn check(c: &mut Checker, ctx: &HeatContext, scratch: &str) {
     if ctx.comm().rank() == 0 {
@@ -121,31 +122,6 @@ pub async fn check(c: &mut Checker, ctx: &HeatContext, scratch: &str) {
         &a.tr().matmul(&cm),
         1e-12,
     );
-    for (sql, want) in [
-        (
-            "SELECT * FROM matmul(ma, (SELECT c1, c2, c3 FROM mc), columns => 'a1, a2, a3, a4, a5, a6')",
-            "matmul: cannot multiply 37 × 6 by 37 × 3: inner dimensions must agree (6 ≠ 37)",
-        ),
-        (
-            "SELECT * FROM matmul(ma, (SELECT b1 FROM mb), columns => 'a1, a2', transpose_a => true)",
-            "Aᵀ·B needs operands with the same rows; they have 37 and 6",
-        ),
-        (
-            "SELECT * FROM matmul((SELECT 'x' AS s, a1 FROM ma), mb, columns => 's, a1')",
-            "matmul: column 's' is Utf8; feature columns must be numeric",
-        ),
-        (
-            "SELECT * FROM matmul(ma)",
-            "matmul: expected 2 positional relation arguments (a, b",
-        ),
-        (
-            "SELECT * FROM matmul(ma, mb, keep => 'id', transpose_a => true)",
-            "matmul: keep => does not apply with transpose_a => true",
-        ),
-    ] {
-        let e = error_of(ctx, sql).await;
-        c.check(&format!("matmul/error/{sql}"), e.contains(want), || format!("got: {e}"));
-    }
     ordered(c, ctx, scratch, &a, &b, &cm).await;
 }
 
@@ -153,7 +129,7 @@ pub async fn check(c: &mut Checker, ctx: &HeatContext, scratch: &str) {
 /// permutation, row groups of 4 and 1, so at P = 4 some ranks start with no rows), put back in
 /// order across ranks by an integer, a negative float and a timestamp key. References: the
 /// products of the ordered operands (tch, `a`, `b`, `cm`). Also the output's global order and
-/// balanced layout, and the errors (NULL, NaN, duplicate, wrong type, key as a feature).
+/// balanced layout.
 async fn ordered(c: &mut Checker, ctx: &HeatContext, scratch: &str, a: &Tensor, b: &Tensor, cm: &Tensor) {
     let (me, p) = (ctx.comm().rank(), ctx.comm().size());
     if me == 0 {
@@ -230,42 +206,4 @@ async fn ordered(c: &mut Checker, ctx: &HeatContext, scratch: &str, a: &Tensor, 
         &a.tr().matmul(cm),
         1e-12,
     );
-    for (sql, want) in [
-        (
-            "SELECT * FROM matmul(msa, (SELECT b1, id % 3 AS k FROM msb), columns => 'a1, a2, a3, a4, a5, a6', \
-             b_order => 'k')",
-            "matmul: b_order column 'k' has the value 0 more than once; every row needs its own position",
-        ),
-        (
-            "SELECT * FROM matmul(msa, (SELECT b1, CASE WHEN id = 4 THEN NULL ELSE id END AS k FROM msb), \
-             columns => 'a1, a2, a3, a4, a5, a6', b_order => 'k')",
-            "matmul: b_order column 'k' has 1 NULL values; every row needs a position",
-        ),
-        (
-            "SELECT * FROM matmul(msa, (SELECT b1, CASE WHEN id = 4 THEN 'NaN'::double ELSE id END AS k FROM msb), \
-             columns => 'a1, a2, a3, a4, a5, a6', b_order => 'k')",
-            "matmul: b_order column 'k' has NaN values",
-        ),
-        (
-            "SELECT * FROM matmul(msa, (SELECT b1, 'x' AS k FROM msb), b_order => 'k')",
-            "matmul: b_order column 'k' is Utf8; expected an integer, float, date, time, timestamp or duration column",
-        ),
-        (
-            "SELECT * FROM matmul(msa, msb, a_order => 'zz')",
-            "matmul: a_order column 'zz' not found",
-        ),
-        (
-            "SELECT * FROM matmul(msa, msb, columns => 'id, a1', a_order => 'id')",
-            "matmul: column 'id' is the a_order column, which orders the rows and is not a feature",
-        ),
-        (
-            "SELECT * FROM matmul(msa, (SELECT id AS k FROM msb), b_order => 'k')",
-            "matmul: b has no numeric columns besides b_order",
-        ),
-    ] {
-        let e = error_of(ctx, sql).await;
-        c.check(&format!("matmul/order/error/{sql}"), e.contains(want), || {
-            format!("got: {e}")
-        });
-    }
 }

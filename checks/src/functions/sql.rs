@@ -1,6 +1,7 @@
 //! `sql`: the table functions composed with ordinary SQL (filters, aggregates, joins, aliases,
 //! case-insensitive names), a pca → loadings → pca_project round trip, the session dtype,
-//! EXPLAIN, COPY TO of scores, the device argument.
+//! COPY TO of scores, the device argument. EXPLAIN of the functions and their errors are in
+//! sql-tests/slt/functions.slt.
 
 use datafusion::arrow::datatypes::DataType;
 use heatsql::HeatContext;
@@ -79,26 +80,6 @@ pub async fn check(c: &mut Checker, ctx: &HeatContext, scratch: &str) {
     c.check("sql/set_dtype", matches!(typed, Ok(Some(DataType::Float32))), || {
         format!("{typed:?}")
     });
-    // EXPLAIN shows the function and the pruned, filtered scan; it runs nothing (this call
-    // fails when executed: k > rows).
-    let failing = "SELECT * FROM pca((SELECT id, mean_radius, mean_texture, mean_area FROM cancer WHERE id < 2), k => 3, keep => 'id')";
-    let plan = rows(ctx, &format!("EXPLAIN {failing}")).await.map(|b| {
-        datafusion::arrow::util::pretty::pretty_format_batches(&b)
-            .map(|t| t.to_string())
-            .unwrap_or_default()
-    });
-    let ok = plan.as_ref().is_ok_and(|t| {
-        t.contains("PcaExec: k=3, solver=covariance (auto)")
-            && t.contains("projection=[id, mean_radius, mean_texture, mean_area]")
-            && t.contains("predicate=id@0 < 2")
-    });
-    c.check("sql/explain", ok, || format!("{plan:?}"));
-    let e = error_of(ctx, failing).await;
-    c.check(
-        "sql/explain_ran_nothing",
-        e.contains("pca: k = 3 is out of range; expected 1 ≤ k ≤ min(rows, columns) = 2"),
-        || e.clone(),
-    );
     // COPY TO of scores: one part per rank, every row.
     let out = format!("{scratch}/scores-p{}/", c.comm.size());
     let n = rows(

@@ -2,20 +2,19 @@
 //! full rank; exact methods: σ within 1e-10 relative, U Σ Vᵀ equal to the best rank-k
 //! approximation and U, V orthonormal within 1e-10 (f64), V with the sign convention), a wide
 //! input (10 rows × 30 columns), randomized and hierarchical on the low-rank table, U rows on
-//! the rank of their input rows, and the errors.
+//! the rank of their input rows. The errors are in sql-tests/slt/functions.slt.
 
 use datafusion::arrow::array::AsArray;
 use heatsql::HeatContext;
 use tch::{Kind, Tensor};
 
-use super::{LR_COLS, SPECTRUM_TOL, error_of, int_column, local_rows, matrix, names, rows};
+use super::{LR_COLS, SPECTRUM_TOL, int_column, local_rows, matrix, names, rows};
 use crate::checker::Checker;
 
 /// Collective. The `svd` subject.
 pub async fn check(c: &mut Checker, ctx: &HeatContext) {
     if methods(c, ctx).await {
         rows_stay_local(c, ctx).await;
-        errors(c, ctx).await;
     }
 }
 
@@ -201,41 +200,4 @@ async fn rows_stay_local(c: &mut Checker, ctx: &HeatContext) {
     c.check("svd/u_stays_local", local_in.is_ok() && local_in == local_u, || {
         format!("{local_in:?} vs {local_u:?}")
     });
-}
-
-/// The errors, the same on every rank.
-async fn errors(c: &mut Checker, ctx: &HeatContext) {
-    for (sql, want) in [
-        (
-            "SELECT * FROM svd(cancer)",
-            "svd: missing argument k (the number of singular triplets)",
-        ),
-        (
-            "SELECT * FROM svd(cancer, k => 0)",
-            "svd: k = 0 is out of range; expected k ≥ 1",
-        ),
-        (
-            "SELECT * FROM svd((SELECT * FROM cancer WHERE id < 3), k => 5, keep => 'id')",
-            "svd: k = 5 exceeds min(rows, columns) = 3",
-        ),
-        (
-            "SELECT * FROM svd(cancer, k => 40, keep => 'id')",
-            "svd: k = 40 exceeds min(rows, columns): the input has 30 feature columns",
-        ),
-        (
-            "SELECT * FROM svd(cancer, k => 2, method => 'qr')",
-            "svd: method => 'qr' is not one of 'auto', 'tsqr', 'randomized', 'hierarchical'",
-        ),
-        (
-            "SELECT * FROM svd(cancer, k => 2, method => 'tsqr', power_iter => 2)",
-            "svd: power_iter applies to method => 'randomized', not 'tsqr'",
-        ),
-        (
-            "SELECT * FROM svd((SELECT 'a' AS s, mean_radius FROM cancer), k => 1, columns => 's, mean_radius')",
-            "svd: column 's' is Utf8; feature columns must be numeric",
-        ),
-    ] {
-        let e = error_of(ctx, sql).await;
-        c.check(&format!("svd/error/{sql}"), e.contains(want), || format!("got: {e}"));
-    }
 }

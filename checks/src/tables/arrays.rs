@@ -41,6 +41,7 @@ async fn loads(c: &mut Checker, ctx: &HeatContext) {
         }
         let tag = format!("arrays/{kind:?}");
         match load(
+            ctx.comm(),
             stream(ctx, "SELECT * FROM points WHERE y IS NOT NULL AND NOT isnan(x)").await,
             &spec,
         )
@@ -98,7 +99,7 @@ async fn loads(c: &mut Checker, ctx: &HeatContext) {
 async fn nulls(c: &mut Checker, ctx: &HeatContext) {
     let mut spec = LoadSpec::new("pca");
     spec.columns = Some(vec!["x".into(), "y".into()]);
-    let e = load(stream(ctx, "SELECT * FROM points").await, &spec)
+    let e = load(ctx.comm(), stream(ctx, "SELECT * FROM points").await, &spec)
         .await
         .map(|_| ())
         .err()
@@ -108,7 +109,7 @@ async fn nulls(c: &mut Checker, ctx: &HeatContext) {
         "pca: column 'x' has 1 NULL/NaN values, column 'y' has 7 NULL/NaN values; filter them or pass nulls => 'drop'";
     c.check("arrays/nulls_error_global_counts", e == want, || format!("'{e}'"));
     spec.expected_rows = Some(40);
-    let e = load(stream(ctx, "SELECT * FROM points").await, &spec)
+    let e = load(ctx.comm(), stream(ctx, "SELECT * FROM points").await, &spec)
         .await
         .map(|_| ())
         .err()
@@ -119,7 +120,7 @@ async fn nulls(c: &mut Checker, ctx: &HeatContext) {
     // 'drop': rows without NULL/NaN remain, keep columns filtered alike.
     spec.nulls = NullPolicy::Drop;
     spec.keep = vec!["id".into()];
-    match load(stream(ctx, "SELECT * FROM points").await, &spec).await {
+    match load(ctx.comm(), stream(ctx, "SELECT * FROM points").await, &spec).await {
         Ok(l) => {
             let ids: Vec<i64> = l
                 .keep
@@ -149,7 +150,7 @@ async fn nulls(c: &mut Checker, ctx: &HeatContext) {
 async fn columns(c: &mut Checker, ctx: &HeatContext) {
     let mut spec = LoadSpec::new("pca");
     spec.columns = Some(vec!["x".into(), "label".into()]);
-    let e = load(stream(ctx, "SELECT * FROM points").await, &spec)
+    let e = load(ctx.comm(), stream(ctx, "SELECT * FROM points").await, &spec)
         .await
         .map(|_| ())
         .err()
@@ -161,7 +162,7 @@ async fn columns(c: &mut Checker, ctx: &HeatContext) {
         || e.clone(),
     );
     spec.columns = Some(vec!["nope".into()]);
-    let e = load(stream(ctx, "SELECT * FROM points").await, &spec)
+    let e = load(ctx.comm(), stream(ctx, "SELECT * FROM points").await, &spec)
         .await
         .map(|_| ())
         .err()
@@ -176,6 +177,7 @@ async fn columns(c: &mut Checker, ctx: &HeatContext) {
     let mut spec = LoadSpec::new("load");
     spec.keep = vec!["id".into()];
     let r = load(
+        ctx.comm(),
         stream(ctx, "SELECT * FROM points WHERE y IS NOT NULL AND NOT isnan(x)").await,
         &spec,
     )

@@ -158,7 +158,7 @@ async fn both_ways(c: &mut Checker, ctx: &HeatContext) {
             .execute_local()
             .await
             .expect("stream");
-        let batches = load(stream, &spec).await.map_err(|e| e.to_string());
+        let batches = load(ctx.comm(), stream, &spec).await.map_err(|e| e.to_string());
         match (direct_load, batches) {
             (Ok(a), Ok(b)) => {
                 c.check(&format!("{tag}/path"), a.dense == direct && !b.dense, || {

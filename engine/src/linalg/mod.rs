@@ -19,7 +19,7 @@ pub mod tsqr;
 
 pub use matmul::{matmul, matmul_tn};
 pub use sign::flip_signs;
-pub use solver::{DEFAULT_OVERSAMPLES, DEFAULT_POWER_ITER, DEFAULT_SEED, Method, Solver, auto_pca, auto_svd};
+pub use solver::{DEFAULT_OVERSAMPLES, DEFAULT_POWER_ITER, DEFAULT_SEED, Solver, auto_pca, auto_svd};
 pub use svd::{Svd, svd};
 pub use tsqr::{QrAlgorithm, tsqr, tsqr_r, tsqr_r_reporting, tsqr_reporting};
 

@@ -36,9 +36,6 @@ pub enum Solver {
     },
 }
 
-/// The SVD's earlier name for [`Solver`] (the same type), kept for existing callers.
-pub type Method = Solver;
-
 impl Solver {
     /// The randomized solver with the default oversamples and power iterations.
     pub fn randomized_default(seed: u64) -> Solver {

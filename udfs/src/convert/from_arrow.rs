@@ -176,7 +176,8 @@ fn valid_rows(batch: &RecordBatch, features: &[usize]) -> BooleanArray {
     BooleanArray::from(valid)
 }
 
-/// Collective. Reads `input` (this rank's rows) into a row-split DNDarray (see [`LoadSpec`]).
+/// Collective over `comm`. Reads `input` (this rank's rows) into a row-split DNDarray on `comm`
+/// (see [`LoadSpec`]).
 ///
 /// When the input has a [`DenseSource`] (a plain scan of a Parquet table, see
 /// [`super::dense`]) and no keep columns are asked for, the feature columns are decoded
@@ -185,8 +186,7 @@ fn valid_rows(batch: &RecordBatch, features: &[usize]) -> BooleanArray {
 /// Arrow buffers; integers and decimals are converted on the way). Both give the same array.
 /// NULL/NaN counts are summed over ranks, so an error names each column's global count on
 /// every rank. Any rank's failure (a read error, a bad column) is an error on every rank.
-pub async fn load(input: impl Into<LoadInput>, spec: &LoadSpec) -> Result<Loaded, ConvertError> {
-    let comm = Comm::world();
+pub async fn load(comm: &'static Comm, input: impl Into<LoadInput>, spec: &LoadSpec) -> Result<Loaded, ConvertError> {
     let LoadInput { stream, dense } = input.into();
     let schema = stream.schema();
     let (features, keep) = comm.agree(resolve(&schema, spec))?;
@@ -205,7 +205,7 @@ pub async fn load(input: impl Into<LoadInput>, spec: &LoadSpec) -> Result<Loaded
     let everywhere = comm.allreduce(&[u64::from(dense.is_some())], ReduceOp::Min)?[0] == 1;
     if let (Some(dense), true) = (dense, everywhere) {
         drop(stream);
-        return load_dense(dense, &schema, &features, spec).await;
+        return load_dense(comm, dense, &schema, &features, spec).await;
     }
     if let (Some(cap), NullPolicy::Error) = (spec.expected_rows, spec.nulls) {
         let streamed = decode_stream(stream, &features, &keep, spec.kind, cap).await;
@@ -224,7 +224,7 @@ pub async fn load(input: impl Into<LoadInput>, spec: &LoadSpec) -> Result<Loaded
             );
             Some(comm.agree(concat_batches(&projected, &keep_parts))?)
         };
-        let array = DNDarray::from_pieces(local.to_device(spec.device), 0)?;
+        let array = DNDarray::from_pieces_in(comm, local.to_device(spec.device), 0)?;
         let columns = features.iter().map(|&i| schema.field(i).name().clone()).collect();
         return Ok(Loaded {
             array,
@@ -254,7 +254,7 @@ pub async fn load(input: impl Into<LoadInput>, spec: &LoadSpec) -> Result<Loaded
     } else {
         Some(comm.agree(keep_columns(&schema, &batches, &keep, masks.as_deref()))?)
     };
-    let array = DNDarray::from_pieces(local.to_device(spec.device), 0)?;
+    let array = DNDarray::from_pieces_in(comm, local.to_device(spec.device), 0)?;
     let columns = features.iter().map(|&i| schema.field(i).name().clone()).collect();
     Ok(Loaded {
         array,
@@ -268,12 +268,12 @@ pub async fn load(input: impl Into<LoadInput>, spec: &LoadSpec) -> Result<Loaded
 /// its transpose. NULLs arrive as NaN; under `nulls = Drop` the rows holding NaN anywhere are
 /// removed afterwards (one local copy, only when some rank has such rows).
 async fn load_dense(
+    comm: &'static Comm,
     mut dense: Box<dyn DenseSource>,
     schema: &Schema,
     features: &[usize],
     spec: &LoadSpec,
 ) -> Result<Loaded, ConvertError> {
-    let comm = Comm::world();
     let rows = comm.agree(dense.open().await)?;
     let d = features.len();
     let t = Tensor::empty([d as i64, rows as i64], (spec.kind, Device::Cpu));
@@ -302,7 +302,7 @@ async fn load_dense(
         let good = local.isnan().any_dim(0, false).logical_not();
         local = local.index_select(1, &good.nonzero().squeeze_dim(1));
     }
-    let array = DNDarray::from_pieces(local.tr().to_device(spec.device), 0)?;
+    let array = DNDarray::from_pieces_in(comm, local.tr().to_device(spec.device), 0)?;
     let columns = features.iter().map(|&i| schema.field(i).name().clone()).collect();
     Ok(Loaded {
         array,
@@ -604,4 +604,172 @@ fn keep_columns(
         })
         .collect::<Result<_, _>>()?;
     Ok(concat_batches(&projected, &parts)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use datafusion::arrow::array::{Decimal128Array, Float32Array, Float64Array, Int32Array, StringArray, UInt8Array};
+    use datafusion::arrow::datatypes::Field;
+    use datafusion::physical_plan::memory::MemoryStream;
+
+    /// id (Int64), x (Float64, NULL in row 1), y (Int32), s (Utf8), d (Decimal128(5, 2), NaN-free),
+    /// z (Float32, NaN in row 2).
+    fn batch() -> RecordBatch {
+        let schema = Schema::new(vec![
+            Field::new("id", DataType::Int64, false),
+            Field::new("x", DataType::Float64, true),
+            Field::new("y", DataType::Int32, false),
+            Field::new("s", DataType::Utf8, false),
+            Field::new("d", DataType::Decimal128(5, 2), false),
+            Field::new("z", DataType::Float32, false),
+        ]);
+        RecordBatch::try_new(
+            Arc::new(schema),
+            vec![
+                Arc::new(datafusion::arrow::array::Int64Array::from(vec![10, 11, 12])),
+                Arc::new(Float64Array::from(vec![Some(1.5), None, Some(-2.0)])),
+                Arc::new(Int32Array::from(vec![1, 2, 3])),
+                Arc::new(StringArray::from(vec!["a", "b", "c"])),
+                Arc::new(
+                    Decimal128Array::from(vec![125, -250, 1])
+                        .with_precision_and_scale(5, 2)
+                        .unwrap(),
+                ),
+                Arc::new(Float32Array::from(vec![0.5, 1.0, f32::NAN])),
+            ],
+        )
+        .unwrap()
+    }
+
+    fn spec(columns: Option<&[&str]>, keep: &[&str]) -> LoadSpec {
+        LoadSpec {
+            columns: columns.map(|c| c.iter().map(|s| s.to_string()).collect()),
+            keep: keep.iter().map(|s| s.to_string()).collect(),
+            ..LoadSpec::new("pca")
+        }
+    }
+
+    fn rows(t: &Tensor) -> Vec<Vec<f64>> {
+        let t = t.to_kind(Kind::Double).contiguous();
+        (0..t.size()[0])
+            .map(|i| Vec::<f64>::try_from(t.get(i)).unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn default_features_are_the_numeric_columns_not_kept() {
+        let b = batch();
+        let (features, keep) = resolve(&b.schema(), &spec(None, &["id"])).unwrap();
+        assert_eq!(features, [1, 2, 4, 5]);
+        assert_eq!(keep, [0]);
+        let (features, _) = resolve(&b.schema(), &spec(Some(&["z", "x"]), &[])).unwrap();
+        assert_eq!(features, [5, 1], "named columns keep their order");
+    }
+
+    #[test]
+    fn resolve_names_the_column_and_what_was_expected() {
+        let schema = batch().schema();
+        let err = |s: LoadSpec| resolve(&schema, &s).unwrap_err().to_string();
+        assert_eq!(
+            err(spec(Some(&["nope"]), &[])),
+            "pca: column 'nope' not found; available columns: id, x, y, s, d, z"
+        );
+        assert_eq!(
+            err(spec(None, &["gone"])),
+            "pca: column 'gone' not found; available columns: id, x, y, s, d, z"
+        );
+        assert_eq!(
+            err(spec(Some(&["x", "s"]), &[])),
+            "pca: column 's' is Utf8; feature columns must be numeric (choose them with columns => ...)"
+        );
+        let only_text = Schema::new(vec![Field::new("s", DataType::Utf8, false)]);
+        assert_eq!(
+            resolve(&only_text, &spec(None, &[])).unwrap_err().to_string(),
+            "pca: the input has no numeric columns"
+        );
+        let ints = LoadSpec {
+            kind: Kind::Int64,
+            ..spec(None, &[])
+        };
+        assert_eq!(
+            err(ints),
+            "pca: dtype Int64 is not supported; expected float64 or float32"
+        );
+    }
+
+    #[test]
+    fn decode_converts_every_numeric_type_and_counts_nulls_and_nans() {
+        let b = batch();
+        let (t, counts) = decode(std::slice::from_ref(&b), &[1, 2, 4, 5], None, Kind::Double).unwrap();
+        assert_eq!(t.size(), [3, 4]);
+        let got = rows(&t);
+        assert_eq!(got[0], [1.5, 1.0, 1.25, 0.5]);
+        assert_eq!(got[1][1..3], [2.0, -2.5]);
+        assert!(got[2][3].is_nan());
+        assert_eq!(counts, [1, 0, 0, 1], "x has a NULL, z a NaN");
+        let (t32, _) = decode(std::slice::from_ref(&b), &[2], None, Kind::Float).unwrap();
+        assert_eq!(t32.kind(), Kind::Float);
+        assert_eq!(rows(&t32), [[1.0], [2.0], [3.0]]);
+    }
+
+    #[test]
+    fn masks_drop_rows_with_null_or_nan_and_keep_columns_follow() {
+        let b = batch();
+        let features = [1, 5];
+        let mask = valid_rows(&b, &features);
+        assert_eq!(mask.values().iter().collect::<Vec<_>>(), [true, false, false]);
+        let masks = [mask];
+        let (t, counts) = decode(std::slice::from_ref(&b), &features, Some(&masks), Kind::Double).unwrap();
+        assert_eq!(rows(&t), [[1.5, 0.5]]);
+        assert_eq!(counts, [0, 0], "masked rows are not counted");
+        let kept = keep_columns(&b.schema(), std::slice::from_ref(&b), &[0, 3], Some(&masks)).unwrap();
+        assert_eq!(kept.num_rows(), 1);
+        assert_eq!(kept.schema().field(1).name(), "s");
+        assert_eq!(kept.column(0).as_primitive::<Int64Type>().value(0), 10);
+    }
+
+    #[test]
+    fn decode_of_several_batches_and_of_none() {
+        let b = batch();
+        let (t, _) = decode(&[b.clone(), b.slice(0, 1)], &[2], None, Kind::Double).unwrap();
+        assert_eq!(rows(&t), [[1.0], [2.0], [3.0], [1.0]]);
+        let (empty, counts) = decode(&[], &[2], None, Kind::Double).unwrap();
+        assert_eq!(empty.size(), [0, 1]);
+        assert_eq!(counts, [0]);
+    }
+
+    #[test]
+    fn null_error_names_each_column_with_its_count() {
+        let schema = batch().schema();
+        let e = null_error(&schema, &[1, 2, 5], &[3, 0, 7], &spec(None, &[]));
+        assert_eq!(
+            e.to_string(),
+            "pca: column 'x' has 3 NULL/NaN values, column 'z' has 7 NULL/NaN values; filter them or pass nulls => 'drop'"
+        );
+    }
+
+    #[tokio::test]
+    async fn streamed_decode_grows_past_the_expected_rows_and_keeps_columns() {
+        let b = batch();
+        let parts = vec![b.clone(), b.clone(), b.slice(2, 1)];
+        let stream = Box::pin(MemoryStream::try_new(parts, b.schema(), None).unwrap());
+        let (t, counts, keep) = decode_stream(stream, &[2, 4], &[0], Kind::Double, 2).await.unwrap();
+        assert_eq!(t.size(), [7, 2]);
+        let got = rows(&t);
+        assert_eq!(got[0], [1.0, 1.25]);
+        assert_eq!(got[5], [3.0, 0.01]);
+        assert_eq!(got[6], [3.0, 0.01]);
+        assert_eq!(counts, [0, 0]);
+        assert_eq!(keep.iter().map(RecordBatch::num_rows).sum::<usize>(), 7);
+        let u8s = RecordBatch::try_new(
+            Arc::new(Schema::new(vec![Field::new("u", DataType::UInt8, false)])),
+            vec![Arc::new(UInt8Array::from(vec![7u8]))],
+        )
+        .unwrap();
+        let stream = Box::pin(MemoryStream::try_new(vec![u8s.clone()], u8s.schema(), None).unwrap());
+        let (t, _, keep) = decode_stream(stream, &[0], &[], Kind::Float, 0).await.unwrap();
+        assert_eq!(rows(&t), [[7.0]]);
+        assert!(keep.is_empty());
+    }
 }

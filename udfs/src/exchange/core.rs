@@ -47,7 +47,12 @@ impl<T: Exchange + 'static> Stage for T {
         T::NAME
     }
 
-    fn run<'a>(&'a self, comm: &'a Comm, ctx: Arc<TaskContext>, cancel: &'a AtomicBool) -> BoxFuture<'a, Result<()>> {
+    fn run<'a>(
+        &'a self,
+        comm: &'static Comm,
+        ctx: Arc<TaskContext>,
+        cancel: &'a AtomicBool,
+    ) -> BoxFuture<'a, Result<()>> {
         Box::pin(
             self.core()
                 .materialize(comm, ctx, cancel, self.shuffle(), self.key_filter()),

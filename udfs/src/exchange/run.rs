@@ -98,7 +98,7 @@ impl DistributedPlan {
     /// Errors are agreed: every rank returns the same error.
     /// With `heatsql.progress` on, each stage is reported as a `query` progress event when it
     /// starts (`2/3 MpiShuffleExec`), and the task finishes when the last one ends.
-    pub async fn materialize(&self, comm: &Comm, ctx: Arc<TaskContext>, cancel: &AtomicBool) -> Result<()> {
+    pub async fn materialize(&self, comm: &'static Comm, ctx: Arc<TaskContext>, cancel: &AtomicBool) -> Result<()> {
         let progress = crate::settings::progress_enabled(&ctx);
         let total = self.stages.len() as u64;
         let result = async {
@@ -123,14 +123,14 @@ impl DistributedPlan {
     /// This rank's share of the result, after [`Self::materialize`]: the root partitions it
     /// owns (and, on rank 0, those present everywhere), in partition order. The rows of all
     /// ranks' streams, in rank order, are the result.
-    pub fn local_stream(&self, comm: &Comm, ctx: Arc<TaskContext>) -> Result<SendableRecordBatchStream> {
+    pub fn local_stream(&self, comm: &'static Comm, ctx: Arc<TaskContext>) -> Result<SendableRecordBatchStream> {
         super::in_order(&self.plan, self.mine(comm.rank()), ctx)
     }
 
     /// [`Self::local_stream`] for a load into a DNDarray: when this rank's share is partitions
     /// it owns of a root the session recognises as a dense source (the plain scan of a
     /// Parquet table, [`crate::convert::DenseScans`]), that source comes along.
-    pub fn local_input(&self, comm: &Comm, ctx: Arc<TaskContext>) -> Result<LoadInput> {
+    pub fn local_input(&self, comm: &'static Comm, ctx: Arc<TaskContext>) -> Result<LoadInput> {
         let me = comm.rank();
         let mine = self.mine(me);
         let own = !mine.is_empty() && mine.iter().all(|&p| self.placement[p] == Placement::Owned(me));
@@ -159,7 +159,7 @@ impl DistributedPlan {
     /// Collective. The whole result on every rank (materializes, gathers, agrees).
     pub async fn collect_everywhere(
         self,
-        comm: &Comm,
+        comm: &'static Comm,
         ctx: Arc<TaskContext>,
         cancel: &AtomicBool,
     ) -> Result<Vec<RecordBatch>> {
@@ -170,7 +170,7 @@ impl DistributedPlan {
     /// rank 0 only, agrees).
     pub async fn collect_on_root(
         self,
-        comm: &Comm,
+        comm: &'static Comm,
         ctx: Arc<TaskContext>,
         cancel: &AtomicBool,
     ) -> Result<Vec<RecordBatch>> {
@@ -179,7 +179,7 @@ impl DistributedPlan {
 
     async fn collect(
         self,
-        comm: &Comm,
+        comm: &'static Comm,
         ctx: Arc<TaskContext>,
         cancel: &AtomicBool,
         root_only: bool,

@@ -19,7 +19,12 @@ pub trait Stage: fmt::Debug + Send + Sync {
 
     /// Collective. Runs the stage and keeps its output for the plan node to serve. Errors are
     /// agreed (every rank returns the same one); `cancel` is checked as the stage reads.
-    fn run<'a>(&'a self, comm: &'a Comm, ctx: Arc<TaskContext>, cancel: &'a AtomicBool) -> BoxFuture<'a, Result<()>>;
+    fn run<'a>(
+        &'a self,
+        comm: &'static Comm,
+        ctx: Arc<TaskContext>,
+        cancel: &'a AtomicBool,
+    ) -> BoxFuture<'a, Result<()>>;
 
     /// Forgets what the stage holds (after the query).
     fn release(&self) {}

@@ -36,7 +36,7 @@ impl SubqueryStage {
 
     /// Collective (through the agreement). Evaluates every subquery on every rank (their rows
     /// are the same everywhere) and stores the values.
-    async fn evaluate(&self, comm: &Comm, ctx: Arc<TaskContext>) -> Result<()> {
+    async fn evaluate(&self, comm: &'static Comm, ctx: Arc<TaskContext>) -> Result<()> {
         let mut values = Vec::with_capacity(self.links.len());
         for link in &self.links {
             values.push(scalar(&link.plan, &ctx).await);
@@ -56,7 +56,12 @@ impl Stage for SubqueryStage {
         "scalar subqueries"
     }
 
-    fn run<'a>(&'a self, comm: &'a Comm, ctx: Arc<TaskContext>, _cancel: &'a AtomicBool) -> BoxFuture<'a, Result<()>> {
+    fn run<'a>(
+        &'a self,
+        comm: &'static Comm,
+        ctx: Arc<TaskContext>,
+        _cancel: &'a AtomicBool,
+    ) -> BoxFuture<'a, Result<()>> {
         Box::pin(self.evaluate(comm, ctx))
     }
 }

@@ -381,3 +381,162 @@ pub fn solver_knobs(args: &Args, what: &str, name: &str) -> Result<(i64, i64, u6
         args.int("seed").map_or(engine::linalg::DEFAULT_SEED, |s| s as u64),
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::{function_node, plan, plan_error};
+    use super::*;
+
+    fn args(literals: &[(&'static str, Literal)]) -> Args {
+        Args {
+            function: "f",
+            inputs: Vec::new(),
+            literals: literals.iter().cloned().collect(),
+            relations: BTreeMap::new(),
+        }
+    }
+
+    #[test]
+    fn accessors_read_their_kind_and_integers_count_as_numbers() {
+        let a = args(&[
+            ("k", Literal::Int(3)),
+            ("tol", Literal::Float(0.5)),
+            ("solver", Literal::Text("TSQR ".into())),
+            ("standardize", Literal::Bool(true)),
+        ]);
+        assert_eq!(a.int("k"), Some(3));
+        assert_eq!(a.float("k"), Some(3.0));
+        assert_eq!(a.float("tol"), Some(0.5));
+        assert_eq!(a.int("tol"), None);
+        assert_eq!(a.bool("standardize"), Some(true));
+        assert_eq!(a.text("solver"), Some("TSQR "));
+        assert!(a.has("k") && !a.has("seed"));
+        assert_eq!(a.choice("solver", &["auto", "tsqr"], "auto").unwrap(), "tsqr");
+        assert_eq!(a.choice("method", &["auto", "tsqr"], "auto").unwrap(), "auto");
+    }
+
+    #[test]
+    fn choices_lists_and_conflicts_name_the_function_and_argument() {
+        let a = args(&[
+            ("solver", Literal::Text("magic".into())),
+            ("keep", Literal::Text("id,,t".into())),
+            ("columns", Literal::Text(" a , b ".into())),
+            ("k", Literal::Int(2)),
+            ("variance", Literal::Float(0.9)),
+        ]);
+        assert_eq!(
+            a.choice("solver", &["auto", "tsqr"], "auto").unwrap_err().to_string(),
+            "Error during planning: f: solver => 'magic' is not one of 'auto', 'tsqr'"
+        );
+        assert_eq!(
+            a.names("keep").unwrap_err().to_string(),
+            "Error during planning: f: keep => 'id,,t' is not a list of column names; expected e.g. 'id, ts'"
+        );
+        assert_eq!(
+            a.names("columns").unwrap(),
+            Some(vec!["a".to_string(), "b".to_string()])
+        );
+        assert_eq!(a.names("nope").unwrap(), None);
+        assert_eq!(
+            a.exclusive(&["k", "variance"]).unwrap_err().to_string(),
+            "Error during planning: f: conflicting arguments k and variance; pass only one of them"
+        );
+        assert!(a.exclusive(&["k", "seed"]).is_ok());
+    }
+
+    #[test]
+    fn solver_knobs_default_to_the_engine_and_refuse_other_solvers() {
+        assert_eq!(
+            solver_knobs(&args(&[]), "solver", "randomized").unwrap(),
+            (
+                engine::linalg::DEFAULT_OVERSAMPLES,
+                engine::linalg::DEFAULT_POWER_ITER,
+                engine::linalg::DEFAULT_SEED
+            )
+        );
+        let seeded = args(&[("seed", Literal::Int(7)), ("power_iter", Literal::Int(0))]);
+        let given = (engine::linalg::DEFAULT_OVERSAMPLES, 0, 7);
+        assert_eq!(solver_knobs(&seeded, "method", "auto").unwrap(), given);
+        assert_eq!(solver_knobs(&seeded, "method", "randomized").unwrap(), given);
+        assert!(
+            solver_knobs(&seeded, "method", "tsqr")
+                .unwrap_err()
+                .to_string()
+                .ends_with("f: power_iter applies to method => 'randomized', not 'tsqr'")
+        );
+        let negative = args(&[("oversamples", Literal::Int(-1))]);
+        assert!(
+            solver_knobs(&negative, "solver", "hierarchical")
+                .unwrap_err()
+                .to_string()
+                .ends_with("f: oversamples = -1 is out of range; expected a value ≥ 0")
+        );
+    }
+
+    #[test]
+    fn parse_refuses_unknown_repeated_and_mistyped_arguments() {
+        for (sql, want) in [
+            (
+                "SELECT * FROM pca(t, kk => 2)",
+                "pca: unknown argument 'kk'; expected one of k, variance, solver, standardize, output, oversamples, power_iter, seed, columns, keep, dtype, nulls, device",
+            ),
+            ("SELECT * FROM pca(t, k => 2, K => 3)", "pca: argument k is given twice"),
+            (
+                "SELECT * FROM pca(t, k => 'two')",
+                "pca: k expects an integer, got 'two'",
+            ),
+            ("SELECT * FROM pca(t, k => 2.5)", "pca: k expects an integer, got 2.5"),
+            ("SELECT * FROM pca(t, k => x)", "pca: k expects an integer, got x"),
+            (
+                "SELECT * FROM pca(t, variance => 'most')",
+                "pca: variance expects a number, got 'most'",
+            ),
+            (
+                "SELECT * FROM pca(t, k => 1, standardize => 'yes')",
+                "pca: standardize expects true or false, got 'yes'",
+            ),
+            (
+                "SELECT * FROM pca(t, k => 1, solver => 3)",
+                "pca: solver expects a string literal, got 3",
+            ),
+            (
+                "SELECT * FROM pca(t, 3)",
+                "pca: unexpected positional argument 2; expected 1 positional relation argument (input: a table name or a parenthesised query) followed by named arguments, e.g. pca(input, name => value)",
+            ),
+            (
+                "SELECT * FROM matmul(t)",
+                "matmul: expected 2 positional relation arguments (a, b: a table name or a parenthesised query) followed by named arguments, e.g. matmul(a, b, name => value)",
+            ),
+            (
+                "SELECT * FROM pca(3, k => 1)",
+                "pca: input must be a table name or a parenthesised query such as (SELECT …), got 3",
+            ),
+            (
+                "SELECT * FROM pca_project(t, model => 'loadings')",
+                "pca_project: model must be a table name or a parenthesised query such as (SELECT …), got 'loadings'",
+            ),
+        ] {
+            let got = plan_error(sql);
+            assert!(got.ends_with(want), "{sql}\n got: {got}\nwant: {want}");
+        }
+    }
+
+    #[test]
+    fn parse_accepts_any_case_negative_numbers_and_relations_by_name_or_query() {
+        let p = plan("SELECT * FROM PCA(t, K => 2, Keep => 'id')").unwrap();
+        assert_eq!(function_node(&p).call.name(), "pca");
+        let p = plan(
+            "SELECT * FROM kmeans(t, k => 2, keep => 'id', init => (SELECT x, y, z FROM t WHERE id < 3), seed => -1)",
+        )
+        .unwrap();
+        assert_eq!(function_node(&p).inputs.len(), 2, "the input and the initial centroids");
+        let by_name = plan("SELECT * FROM kmeans_predict(t, centroids => t, columns => 'x')");
+        // t is no centroids table (no `cluster` column): the relation was planned, then checked.
+        assert!(
+            by_name
+                .unwrap_err()
+                .to_string()
+                .contains("kmeans_predict: centroids => must be a kmeans centroids table"),
+        );
+    }
+}

@@ -296,7 +296,7 @@ impl TableFunction for DmdCall {
             let input = ordered(input, "dmd", "order_by", order, comm).await?;
             let mut spec = self.f.load_spec("dmd", self.f.features.clone(), device);
             spec.keep.extend(order.map(str::to_string));
-            let loaded = load(input, &spec).await.map_err(DataFusionError::from)?;
+            let loaded = load(comm, input, &spec).await.map_err(DataFusionError::from)?;
             // The time axis: evenly spaced (checked), its step the default dt.
             let axis = match (&self.order_by, &loaded.keep) {
                 (Some(o), Some(keep)) => {

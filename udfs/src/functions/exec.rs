@@ -29,8 +29,8 @@ use datafusion::physical_planner::{DefaultPhysicalPlanner, ExtensionPlanner, Phy
 use engine::Comm;
 use futures::future::BoxFuture;
 
+use super::Call;
 use super::plan::FunctionNode;
-use super::registry::Call;
 use super::{Layout, RunContext};
 use crate::agree::agree;
 use crate::convert::{DenseScans, LoadInput};
@@ -50,8 +50,8 @@ pub struct FunctionExec {
     /// row-split output; set when placed).
     ranks: usize,
     props: Arc<PlanProperties>,
-    /// This rank's output rows, once the stage ran.
-    output: Mutex<Option<Vec<RecordBatch>>>,
+    /// This rank and its output rows, once the stage ran.
+    output: Mutex<Option<(usize, Vec<RecordBatch>)>>,
     metrics: ExecutionPlanMetricsSet,
 }
 
@@ -123,7 +123,7 @@ impl FunctionExec {
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Option<Vec<RecordBatch>>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<(usize, Vec<RecordBatch>)>> {
         self.output.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -162,7 +162,7 @@ impl FunctionExec {
 
     /// Collective. Runs the call on this rank's inputs and keeps its output; errors are
     /// agreed (every rank returns the same one). `cancel` is checked before the call.
-    async fn materialize(&self, comm: &Comm, ctx: Arc<TaskContext>, cancel: &AtomicBool) -> Result<()> {
+    async fn materialize(&self, comm: &'static Comm, ctx: Arc<TaskContext>, cancel: &AtomicBool) -> Result<()> {
         let me = comm.rank();
         let start = Instant::now();
         let streams = if cancel.load(Ordering::Relaxed) {
@@ -180,7 +180,7 @@ impl FunctionExec {
         MetricBuilder::new(&self.metrics)
             .elapsed_compute(0)
             .add_duration(start.elapsed());
-        *self.lock() = Some(batches);
+        *self.lock() = Some((me, batches));
         Ok(())
     }
 }
@@ -190,7 +190,12 @@ impl Stage for FunctionExec {
         self.call.exec_name()
     }
 
-    fn run<'a>(&'a self, comm: &'a Comm, ctx: Arc<TaskContext>, cancel: &'a AtomicBool) -> BoxFuture<'a, Result<()>> {
+    fn run<'a>(
+        &'a self,
+        comm: &'static Comm,
+        ctx: Arc<TaskContext>,
+        cancel: &'a AtomicBool,
+    ) -> BoxFuture<'a, Result<()>> {
         Box::pin(self.materialize(comm, ctx, cancel))
     }
 
@@ -284,12 +289,11 @@ impl ExecutionPlan for FunctionExec {
 
     fn execute(&self, partition: usize, _ctx: Arc<TaskContext>) -> Result<SendableRecordBatchStream> {
         let guard = self.lock();
-        let output = guard.as_ref().ok_or_else(|| {
+        let (me, output) = guard.as_ref().ok_or_else(|| {
             DataFusionError::Internal(format!("{} executed before its stage ran", self.call.exec_name()))
         })?;
-        let me = Comm::world().rank();
         let batches = match self.call.output_layout() {
-            Layout::RowSplit if partition == Placement::first_of(me, self.size, self.ranks) => output.clone(),
+            Layout::RowSplit if partition == Placement::first_of(*me, self.size, self.ranks) => output.clone(),
             Layout::Replicated if partition == 0 => output.clone(),
             _ => Vec::new(),
         };

@@ -285,21 +285,23 @@ impl FeatureArgs {
             .map_err(crate::agree::comm_error)
     }
 
-    /// Collective: `input` loaded on `device` as the rows × features DNDarray (split by
-    /// rows), with its keep columns.
-    pub async fn load(&self, function: &str, input: LoadInput, device: Device) -> Result<Loaded> {
-        self.load_columns(function, input, self.features.clone(), device).await
+    /// Collective over `comm`: `input` loaded on `device` as the rows × features DNDarray
+    /// (split by rows), with its keep columns.
+    pub async fn load(&self, comm: &'static Comm, function: &str, input: LoadInput, device: Device) -> Result<Loaded> {
+        self.load_columns(comm, function, input, self.features.clone(), device)
+            .await
     }
 
     /// [`FeatureArgs::load`] of the named `columns` (the model's features).
     pub async fn load_columns(
         &self,
+        comm: &'static Comm,
         function: &str,
         input: LoadInput,
         columns: Vec<String>,
         device: Device,
     ) -> Result<Loaded> {
-        load(input, &self.load_spec(function, columns, device))
+        load(comm, input, &self.load_spec(function, columns, device))
             .await
             .map_err(DataFusionError::from)
     }

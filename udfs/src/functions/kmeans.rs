@@ -265,7 +265,7 @@ impl TableFunction for KMeans {
                 }
                 None => (None, self.f.device(ctx.comm)?),
             };
-            let loaded = self.f.load("kmeans", input, device).await?;
+            let loaded = self.f.load(ctx.comm, "kmeans", input, device).await?;
             let init = match (self.init, given) {
                 (_, Some(c)) => Init::Centroids(c),
                 ("k-means++", _) => Init::PlusPlus,

@@ -125,7 +125,7 @@ impl TableFunction for KMeansPredict {
                     read_centroids(batches, &self.features, "kmeans_predict: centroids =>")
                 })
                 .await?;
-            let loaded = self.f.load("kmeans_predict", input, device).await?;
+            let loaded = self.f.load(ctx.comm, "kmeans_predict", input, device).await?;
             let (labels, distances) = predict(&loaded.array, &centroids).map_err(exec_error)?;
             assignment_batches(
                 &self.out.schema,

@@ -176,8 +176,8 @@ impl TableFunction for Matmul {
             let device = self.a.device(comm)?;
             let a_in = ordered(a_in, "matmul", "a_order", self.a_order.as_deref(), comm).await?;
             let b_in = ordered(b_in, "matmul", "b_order", self.b_order.as_deref(), comm).await?;
-            let a = self.a.load("matmul", a_in, device).await?;
-            let b = self.b.load("matmul", b_in, device).await?;
+            let a = self.a.load(comm, "matmul", a_in, device).await?;
+            let b = self.b.load(comm, "matmul", b_in, device).await?;
             let batch_size = ctx.task.session_config().batch_size();
             if self.transpose_a {
                 let c = engine::linalg::matmul_tn(&a.array, &b.array).map_err(exec_error)?;

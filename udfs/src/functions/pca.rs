@@ -212,7 +212,7 @@ impl TableFunction for Pca {
         Box::pin(async move {
             let [input] = take_inputs("pca", inputs)?;
             let device = self.f.device(ctx.comm)?;
-            let loaded = self.f.load("pca", input, device).await?;
+            let loaded = self.f.load(ctx.comm, "pca", input, device).await?;
             let opts = PcaOptions {
                 components: self.components,
                 solver: self.solver,

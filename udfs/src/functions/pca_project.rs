@@ -263,7 +263,10 @@ impl TableFunction for PcaProject {
             } else {
                 loadings.features.clone()
             };
-            let loaded = self.f.load_columns("pca_project", input, columns, device).await?;
+            let loaded = self
+                .f
+                .load_columns(ctx.comm, "pca_project", input, columns, device)
+                .await?;
             let scores = project_into(loaded.array, &loadings.mean, &loadings.scale, &loadings.components)
                 .map_err(exec_error)?;
             let rows = scores.size()[1] as usize;

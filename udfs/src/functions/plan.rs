@@ -1,5 +1,5 @@
 //! Planning: the relation planner that recognises heatsql's functions in `FROM` (by the
-//! [`super::registry`]) and the logical node they become.
+//! registry, [`super::FUNCTIONS`]) and the logical node they become.
 
 use std::cmp::Ordering;
 use std::fmt;
@@ -13,7 +13,7 @@ use datafusion::logical_expr::{Expr, Extension, LogicalPlan, UserDefinedLogicalN
 use datafusion::sql::sqlparser::ast::TableFactor;
 
 use super::args::Args;
-use super::registry::{self, Call};
+use super::{Call, find};
 use crate::settings::HeatsqlOptions;
 
 /// Plans heatsql's table functions (the [`super::FUNCTIONS`], names case-insensitive) in a
@@ -26,7 +26,7 @@ impl RelationPlanner for FunctionRelationPlanner {
         let def = match &relation {
             TableFactor::Table {
                 name, args: Some(_), ..
-            } if name.0.len() == 1 => name.0[0].as_ident().and_then(|i| registry::find(&i.value)),
+            } if name.0.len() == 1 => name.0[0].as_ident().and_then(|i| find(&i.value)),
             _ => None,
         };
         let Some(def) = def else {
@@ -133,5 +133,159 @@ impl UserDefinedLogicalNodeCore for FunctionNode {
 
     fn supports_limit_pushdown(&self) -> bool {
         false
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use datafusion::arrow::datatypes::DataType;
+
+    use super::super::Layout;
+    use super::super::testing::{function_node, plan, plan_error, plan_in, session};
+    use super::*;
+
+    fn columns(node: &FunctionNode) -> Vec<(String, DataType)> {
+        node.call
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| (f.name().clone(), f.data_type().clone()))
+            .collect()
+    }
+
+    fn names(node: &FunctionNode) -> Vec<String> {
+        columns(node).into_iter().map(|c| c.0).collect()
+    }
+
+    /// The columns a relation argument reads (its plan's output).
+    fn input_columns(node: &FunctionNode, i: usize) -> Vec<String> {
+        node.inputs[i]
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| f.name().clone())
+            .collect()
+    }
+
+    #[test]
+    fn pca_plans_its_scores_over_the_numeric_columns_only() {
+        let p = plan("SELECT * FROM pca(t, k => 2, keep => 'id')").unwrap();
+        let node = function_node(&p);
+        assert_eq!(node.call.exec_name(), "PcaExec");
+        assert_eq!(
+            columns(node),
+            [
+                ("id".to_string(), DataType::Int64),
+                ("pc1".into(), DataType::Float64),
+                ("pc2".into(), DataType::Float64)
+            ]
+        );
+        assert_eq!(
+            input_columns(node, 0),
+            ["id", "x", "y", "z"],
+            "s is neither a feature nor kept"
+        );
+        assert_eq!(node.call.input_layouts, [Layout::RowSplit]);
+        assert_eq!(node.call.output_layout(), Layout::RowSplit);
+        let d = node.call.describe();
+        assert!(d.starts_with("k=2, solver=covariance (auto)"), "{d}");
+        assert!(
+            d.contains("columns=[x, y, z], keep=[id], dtype=float64, nulls=error, device=auto"),
+            "{d}"
+        );
+    }
+
+    #[test]
+    fn pca_outputs_and_the_session_dtype_fix_the_schema() {
+        let p = plan("SELECT * FROM pca(t, k => 2, output => 'variance')").unwrap();
+        let node = function_node(&p);
+        assert_eq!(
+            names(node),
+            [
+                "component",
+                "singular_value",
+                "explained_variance",
+                "explained_variance_ratio",
+                "cumulative_variance_ratio",
+                "error_estimate"
+            ]
+        );
+        assert_eq!(node.call.output_layout(), Layout::Replicated);
+        let p = plan("SELECT * FROM pca(t, k => 1, output => 'loadings', columns => 'y, x')").unwrap();
+        let node = function_node(&p);
+        assert_eq!(names(node), ["feature", "mean", "scale", "pc1"]);
+        assert_eq!(input_columns(node, 0), ["y", "x"]);
+        let ctx = session(crate::settings::HeatsqlOptions {
+            dtype: "float32".into(),
+            ..Default::default()
+        });
+        let p = plan_in(&ctx, "SELECT * FROM pca(t, k => 1)").unwrap();
+        assert_eq!(columns(function_node(&p)), [("pc1".to_string(), DataType::Float32)]);
+    }
+
+    #[test]
+    fn planning_errors_name_the_function_and_argument() {
+        for (sql, want) in [
+            (
+                "SELECT * FROM pca(t)",
+                "pca: missing argument k (the number of components) or variance",
+            ),
+            (
+                "SELECT * FROM pca(t, k => 4, keep => 'id')",
+                "pca: k = 4 is out of range; expected 1 ≤ k ≤ the number of feature columns (3)",
+            ),
+            (
+                "SELECT * FROM pca(t, k => 1, columns => 's, x')",
+                "pca: column 's' is Utf8; feature columns must be numeric (choose them with columns => ...)",
+            ),
+            (
+                "SELECT * FROM pca(t, k => 1, keep => 'nope')",
+                "pca: keep column 'nope' not found",
+            ),
+            (
+                "SELECT * FROM svd(t, k => 4, keep => 'id')",
+                "svd: k = 4 exceeds min(rows, columns): the input has 3 feature columns",
+            ),
+            (
+                "SELECT * FROM kmeans(t, k => 0)",
+                "kmeans: k = 0 is out of range; expected k ≥ 1",
+            ),
+            (
+                "SELECT * FROM dmd(t, order_by => 'id', rank => 2, energy => 0.9)",
+                "dmd: give rank => or energy =>, not both",
+            ),
+        ] {
+            let got = plan_error(sql);
+            assert!(got.contains(want), "{sql}\n got: {got}\nwant: {want}");
+        }
+    }
+
+    #[test]
+    fn relation_arguments_get_their_layouts() {
+        let p = plan("SELECT * FROM matmul((SELECT x, y FROM t), (SELECT x, z FROM t WHERE id < 3))").unwrap();
+        let node = function_node(&p);
+        assert_eq!(node.call.exec_name(), "MatmulExec");
+        assert_eq!(node.call.input_layouts, [Layout::RowSplit, Layout::RowSplit]);
+        assert_eq!(names(node), ["x", "z"], "the product has B's columns");
+        let p = plan(
+            "SELECT * FROM pca_project(t, model => (SELECT * FROM pca(t, k => 2, output => 'loadings')), keep => 'id')",
+        )
+        .unwrap();
+        let node = function_node(&p);
+        assert_eq!(node.call.name(), "pca_project");
+        assert_eq!(node.call.input_layouts, [Layout::RowSplit, Layout::Replicated]);
+        let p = plan("SELECT * FROM kmeans(t, k => 2, keep => 'id', output => 'centroids')").unwrap();
+        let node = function_node(&p);
+        assert_eq!(names(node), ["cluster", "size", "inertia", "x", "y", "z"]);
+        assert_eq!(node.call.output_layout(), Layout::Replicated);
+    }
+
+    #[test]
+    fn other_relations_are_left_to_datafusion_and_aliases_qualify_the_output() {
+        let p = plan("SELECT p.pc1 FROM pca(t, k => 1) AS p WHERE p.pc1 > 0").unwrap();
+        assert_eq!(function_node(&p).call.name(), "pca");
+        assert_eq!(p.schema().field(0).name(), "pc1");
+        assert!(plan("SELECT * FROM t").is_ok());
+        assert!(plan("SELECT * FROM nope(t, k => 1)").is_err());
     }
 }

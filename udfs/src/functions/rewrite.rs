@@ -47,7 +47,7 @@ impl VisitorMut for Rewriter {
             return ControlFlow::Continue(());
         };
         let def = match name.0.as_slice() {
-            [part] => part.as_ident().and_then(|i| super::registry::find(&i.value)),
+            [part] => part.as_ident().and_then(|i| super::find(&i.value)),
             _ => None,
         };
         let Some(def) = def else {

@@ -164,7 +164,7 @@ impl TableFunction for SvdCall {
         Box::pin(async move {
             let [input] = take_inputs("svd", inputs)?;
             let device = self.f.device(ctx.comm)?;
-            let loaded = self.f.load("svd", input, device).await?;
+            let loaded = self.f.load(ctx.comm, "svd", input, device).await?;
             let r = svd(&loaded.array, self.k, self.method, self.output == SvdOutput::U).map_err(exec_error)?;
             let batch_size = ctx.task.session_config().batch_size();
             match self.output {
