@@ -18,6 +18,8 @@ step "cargo build"
 cargo build -q --workspace --all-targets
 step "cargo test (the MPI tests run mpirun -n 1..4)"
 cargo test -q --workspace -- --nocapture --test-threads=2
+step "engine checks, function checks and the .slt suite again with the CPU kernels off (libtorch only)"
+HEATSQL_CPU_KERNELS=0 cargo test -q --workspace --test engine --test functions --test slt -- --nocapture --test-threads=2
 step "demo under mpirun -n 2"
 mpirun --oversubscribe -n 2 target/debug/examples/dndarray_demo 20000 >/dev/null
 step "all tests passed"

@@ -23,6 +23,31 @@ pub fn median_after_warmup(mut times: Vec<f64>) -> f64 {
     times[times.len() / 2]
 }
 
+/// The device this rank computes on: `HEATSQL_DEVICE` (`auto`, `cpu`, `cuda`; default `auto`)
+/// resolved for its local rank, as the SQL functions resolve `heatsql.device`. Panics with the
+/// reason when the setting cannot be used (a benchmark has nothing to fall back to).
+pub fn device(comm: &heatsql::Comm) -> tch::Device {
+    heatsql::DeviceSetting::from_env()
+        .and_then(|s| s.resolve(comm.local_rank()))
+        .unwrap_or_else(|e| panic!("HEATSQL_DEVICE: {e}"))
+}
+
+/// Waits for the work queued on `device` (CUDA runs asynchronously): call before reading a
+/// clock. Nothing to wait for on the CPU.
+pub fn sync(device: tch::Device) {
+    if let tch::Device::Cuda(i) = device {
+        tch::Cuda::synchronize(i as i64);
+    }
+}
+
+/// `cpu` or `cuda:N`, as the benchmarks print it.
+pub fn device_name(device: tch::Device) -> String {
+    match device {
+        tch::Device::Cuda(i) => format!("cuda:{i}"),
+        _ => "cpu".to_string(),
+    }
+}
+
 /// Peak resident memory of this process in bytes (`getrusage`).
 pub fn peak_rss() -> u64 {
     // SAFETY: getrusage fills the struct it is given.

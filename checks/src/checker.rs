@@ -147,9 +147,12 @@ impl Checker {
         self.check(name, ok, || verdict.err().unwrap_or_default());
     }
 
-    /// Collective. Rank 0 prints `<what> at P=<p>: <n> passed, <m> failed`; returns whether all passed.
+    /// Collective. Rank 0 prints `cpu kernels: on|off` (the kernel policy the checks ran
+    /// with) and `<what> at P=<p>: <n> passed, <m> failed`; returns whether all passed.
     pub fn summary(&self, what: &str) -> bool {
         if self.comm.rank() == 0 {
+            let on = engine::kernels::policy() == engine::kernels::Policy::Auto;
+            println!("cpu kernels: {}", if on { "on" } else { "off" });
             println!(
                 "{what} at P={}: {} passed, {} failed",
                 self.comm.size(),

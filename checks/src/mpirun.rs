@@ -118,10 +118,36 @@ pub fn assert_checks_passed(run: &Run, what: &str, p: usize) -> usize {
         run.stdout
     );
     assert!(summary.ends_with(", 0 failed"), "{summary}");
+    assert_cpu_kernels(run);
     summary
         .split(": ")
         .nth(1)
         .and_then(|s| s.split(' ').next())
         .and_then(|n| n.parse().ok())
         .unwrap_or(0)
+}
+
+/// The kernel state `HEATSQL_CPU_KERNELS` asks for (`on`/`off`), when it is set to a value the
+/// engine reads (`1`/`on`/`true`/`yes`/`auto` or `0`/`off`/`false`/`no`/`tensor`).
+pub fn expected_cpu_kernels() -> Option<&'static str> {
+    let v = std::env::var("HEATSQL_CPU_KERNELS").ok()?;
+    match v.trim().to_ascii_lowercase().as_str() {
+        "auto" | "1" | "on" | "true" | "yes" => Some("on"),
+        "tensor" | "0" | "off" | "false" | "no" => Some("off"),
+        _ => None,
+    }
+}
+
+/// When the tests run with `HEATSQL_CPU_KERNELS` set (CI's second pass, kernels off), the
+/// program must say it ran that way (`cpu kernels: off`), so the pass cannot silently test the
+/// kernels again.
+pub fn assert_cpu_kernels(run: &Run) {
+    if let Some(want) = expected_cpu_kernels() {
+        let line = format!("cpu kernels: {want}");
+        assert!(
+            run.stdout.lines().any(|l| l == line),
+            "HEATSQL_CPU_KERNELS asks for '{line}', which the run did not print:\n{}",
+            run.stdout
+        );
+    }
 }

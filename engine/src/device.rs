@@ -47,12 +47,14 @@ impl DeviceSetting {
         }
     }
 
-    /// The device this rank uses: `Cuda(local_rank % gpus)` or `Cpu`.
+    /// The device this rank uses: `Cuda(local_rank % gpus)` or `Cpu`. `Cuda` without a usable
+    /// GPU is an error saying why: libtorch's CUDA backend is not loaded (the first missing
+    /// library, and how to install them), or it sees no GPU.
     pub fn resolve(self, local_rank: usize) -> Result<Device> {
         let gpus = if self == DeviceSetting::Cpu {
             0
         } else {
-            tch::Cuda::device_count() as usize
+            crate::cuda::device_count()
         };
         match self {
             DeviceSetting::Cpu => Ok(Device::Cpu),
@@ -60,9 +62,25 @@ impl DeviceSetting {
             DeviceSetting::Auto => Ok(Device::Cpu),
             DeviceSetting::Cuda => Err(EngineError::arg(
                 "device",
-                "'cuda' was requested but libtorch sees no GPU on this node (use 'cpu' or 'auto')",
+                match crate::cuda::load() {
+                    crate::cuda::CudaSupport::NotLoaded { reason } => format!(
+                        "'cuda' was requested but libtorch's CUDA support is not loaded: {reason}; {}, or use 'cpu' or 'auto'",
+                        crate::cuda::INSTALL_HINT
+                    ),
+                    crate::cuda::CudaSupport::Loaded { .. } => {
+                        "'cuda' was requested but libtorch sees no GPU on this node \
+                         (CUDA support is loaded; check nvidia-smi and CUDA_VISIBLE_DEVICES, or use 'cpu' or 'auto')"
+                            .to_string()
+                    }
+                },
             )),
         }
+    }
+
+    /// Whether a rank with this setting computes on a GPU (one is visible and the setting is
+    /// not `cpu`).
+    pub fn uses_gpu(self) -> bool {
+        self != DeviceSetting::Cpu && crate::cuda::device_count() > 0
     }
 }
 
@@ -80,20 +98,39 @@ pub fn node_cores() -> usize {
 /// Compute threads per rank: `HEATSQL_THREADS` if set, else node cores / ranks on the node
 /// (at least 1).
 pub fn threads_per_rank(local_size: usize) -> usize {
-    if let Some(n) = std::env::var("HEATSQL_THREADS")
-        .ok()
-        .and_then(|v| v.trim().parse::<usize>().ok())
-    {
-        return n.max(1);
-    }
-    (node_cores() / local_size.max(1)).max(1)
+    threads_from_env().unwrap_or_else(|| (node_cores() / local_size.max(1)).max(1))
 }
 
-/// Sets libtorch's intra-op thread count to [`threads_per_rank`]. Called once by
-/// [`crate::runtime::start`]. Under `mpirun`'s default core binding a rank can only use the
-/// cores it is bound to; launch with `--bind-to none` to let ranks use their share.
+/// `HEATSQL_THREADS`, when set to a number (at least 1).
+fn threads_from_env() -> Option<usize> {
+    std::env::var("HEATSQL_THREADS")
+        .ok()
+        .and_then(|v| v.trim().parse::<usize>().ok())
+        .map(|n| n.max(1))
+}
+
+/// libtorch's intra-op threads on a rank that computes on a GPU (unless `HEATSQL_THREADS` says
+/// otherwise): the GPU does the arithmetic; the host threads only launch kernels, decode and
+/// stage data.
+pub const GPU_RANK_THREADS: usize = 4;
+
+/// libtorch's intra-op threads for a rank: `HEATSQL_THREADS` if set; else its share of the
+/// node's cores ([`threads_per_rank`]), at most [`GPU_RANK_THREADS`] when it uses a GPU.
+pub fn libtorch_threads(local_size: usize, gpu: bool) -> usize {
+    match threads_from_env() {
+        Some(n) => n,
+        None if gpu => threads_per_rank(local_size).min(GPU_RANK_THREADS),
+        None => threads_per_rank(local_size),
+    }
+}
+
+/// Sets libtorch's intra-op thread count ([`libtorch_threads`], for the device that
+/// `HEATSQL_DEVICE` selects). Called once by [`crate::runtime::start`]. Under `mpirun`'s
+/// default core binding a rank can only use the cores it is bound to; launch with
+/// `--bind-to none` to let ranks use their share.
 pub fn configure_threads(local_size: usize) {
-    tch::set_num_threads(threads_per_rank(local_size) as i32);
+    let gpu = DeviceSetting::from_env().is_ok_and(DeviceSetting::uses_gpu);
+    tch::set_num_threads(libtorch_threads(local_size, gpu) as i32);
 }
 
 #[cfg(test)]
@@ -108,16 +145,27 @@ mod tests {
         let err = "tpu".parse::<DeviceSetting>().unwrap_err().to_string();
         assert!(err.contains("'tpu'") && err.contains("'cpu'"), "{err}");
         assert_eq!(DeviceSetting::Cpu.resolve(3).unwrap(), Device::Cpu);
-        if tch::Cuda::device_count() == 0 {
+        if crate::cuda::device_count() == 0 {
             assert_eq!(DeviceSetting::Auto.resolve(0).unwrap(), Device::Cpu);
+            assert!(!DeviceSetting::Auto.uses_gpu() && !DeviceSetting::Cuda.uses_gpu());
             let err = DeviceSetting::Cuda.resolve(0).unwrap_err().to_string();
-            assert!(err.contains("no GPU"), "{err}");
+            // Why, on this machine: the backend is missing (and how to install it), or no GPU.
+            let why = match crate::cuda::load() {
+                crate::cuda::CudaSupport::NotLoaded { reason } => reason.clone(),
+                crate::cuda::CudaSupport::Loaded { .. } => "libtorch sees no GPU on this node".into(),
+            };
+            assert!(err.contains("'cuda' was requested but") && err.contains(&why), "{err}");
         }
     }
 
     #[test]
-    fn threads_divide_the_node() {
+    fn threads_divide_the_node_and_stay_few_on_gpu_ranks() {
+        if std::env::var("HEATSQL_THREADS").is_ok() {
+            return;
+        }
         assert!(threads_per_rank(1) >= 1);
         assert_eq!(threads_per_rank(usize::MAX), 1);
+        assert_eq!(libtorch_threads(1, false), threads_per_rank(1));
+        assert_eq!(libtorch_threads(1, true), threads_per_rank(1).min(GPU_RANK_THREADS));
     }
 }

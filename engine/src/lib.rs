@@ -47,6 +47,7 @@
 //! the same order.
 
 pub mod comm;
+pub mod cuda;
 pub mod device;
 pub mod dndarray;
 pub mod error;

@@ -20,20 +20,42 @@ pub use settings::{REQUIRED_SETTINGS, partitions_per_rank};
 pub use tch;
 pub use udfs::convert;
 
-/// A one-line description of this rank's runtime (rank, ranks, ranks on the node, libtorch
-/// threads, device), as the `heatsql --info` command prints it.
-pub fn runtime_info() -> Result<String, EngineError> {
-    let comm = Comm::world();
-    let device = DeviceSetting::from_env()?.resolve(comm.local_rank())?;
-    Ok(format!(
-        "rank {}/{} (local {}/{}), libtorch threads {}, device {:?}, cuda devices {}, datafusion {}",
+/// A one-line description of this rank's runtime, as `heatsql --info` prints it: rank, ranks
+/// (on the node), libtorch's version and whether its CUDA support loaded (if not, why: the
+/// first missing library), the GPUs it sees, the device this rank computes on (or why the
+/// device setting cannot be used), libtorch's threads, the CPU kernel policy, DataFusion's
+/// version. Never fails: what is wrong is part of the line.
+pub fn runtime_info(comm: &Comm) -> String {
+    let device = DeviceSetting::from_env()
+        .and_then(|s| s.resolve(comm.local_rank()).map(|d| (s, d)))
+        .map_or_else(
+            |e| format!("unusable ({e})"),
+            |(s, d)| format!("{} (setting {s:?})", device_name(d)).to_lowercase(),
+        );
+    format!(
+        "rank {}/{} (local {}/{}): libtorch {}, CUDA support {}, GPUs {}, device {}, libtorch threads {}, cpu kernels {}, datafusion {}",
         comm.rank(),
         comm.size(),
         comm.local_rank(),
         comm.local_size(),
-        tch::get_num_threads(),
+        engine::cuda::libtorch_version().unwrap_or_else(|| "(version unknown)".into()),
+        engine::cuda::load().describe(),
+        engine::cuda::device_count(),
         device,
-        tch::Cuda::device_count(),
+        tch::get_num_threads(),
+        if engine::kernels::policy() == engine::kernels::Policy::Auto {
+            "on"
+        } else {
+            "off"
+        },
         connectors::DATAFUSION_VERSION,
-    ))
+    )
+}
+
+/// `cpu` or `cuda:N`.
+fn device_name(d: tch::Device) -> String {
+    match d {
+        tch::Device::Cuda(n) => format!("cuda:{n}"),
+        other => format!("{other:?}"),
+    }
 }

@@ -38,13 +38,7 @@ fn main() -> ExitCode {
 /// `--info`: each rank's runtime, printed in rank order by rank 0.
 fn info() -> ExitCode {
     let comm = heatsql::start();
-    let line = match comm.agree(heatsql::runtime_info()) {
-        Ok(l) => l,
-        Err(e) => {
-            eprintln!("heatsql: {e}");
-            return ExitCode::from(1);
-        }
-    };
+    let line = heatsql::runtime_info(comm);
     match comm.gatherv(line.as_bytes(), 0) {
         Ok(Some((bytes, counts))) => {
             let mut at = 0;

@@ -375,3 +375,79 @@ sys.exit(os.waitstatus_to_exitcode(status))
     }
     eprintln!("[shell] progress (query stages, k-means iterations) on a terminal, none with -q");
 }
+
+/// `--info` at P = 1..4: one line per rank, in rank order, exit 0, naming libtorch's version,
+/// whether its CUDA support loaded (and if not, why), the GPUs and the device. Where CUDA
+/// support did not load (CI's lean install), `device => 'cuda'` fails with that reason and
+/// `device => 'auto'` computes on the CPU; `HEATSQL_LIBTORCH_CUDA=0` turns loading off.
+#[test]
+fn info_tells_why_cuda_is_missing_and_cuda_calls_fail_with_that_reason() {
+    for p in 1..=4 {
+        let run = mpirun(BIN, p, &["--info"], &[], Duration::from_secs(120));
+        assert_eq!(run.code, Some(0), "P={p}: {}", run.stderr);
+        let lines: Vec<&str> = run.stdout.lines().collect();
+        assert_eq!(lines.len(), p, "P={p}: {}", run.stdout);
+        for (r, line) in lines.iter().enumerate() {
+            assert!(line.starts_with(&format!("rank {r}/{p} (local ")), "{line}");
+            assert!(line.contains(": libtorch 2.13.0"), "{line}");
+            assert!(
+                line.contains(", CUDA support loaded from ") || line.contains(", CUDA support not loaded ("),
+                "{line}"
+            );
+            assert!(line.contains(", GPUs ") && line.contains(", device "), "{line}");
+        }
+    }
+    let off = mpirun(
+        BIN,
+        1,
+        &["--info"],
+        &[("HEATSQL_LIBTORCH_CUDA", "0".into())],
+        Duration::from_secs(120),
+    );
+    assert!(
+        off.stdout
+            .contains("CUDA support not loaded (disabled by HEATSQL_LIBTORCH_CUDA=0;")
+            && off.stdout.contains("GPUs 0, device cpu (setting auto)"),
+        "{}",
+        off.stdout
+    );
+    let info = mpirun(BIN, 1, &["--info"], &[], Duration::from_secs(120)).stdout;
+    let Some(reason) = info
+        .split(", CUDA support not loaded (")
+        .nth(1)
+        .and_then(|rest| rest.split("; install").next())
+    else {
+        return; // CUDA support loaded here: the GPU checks (scripts/gpu-check.sh) cover it.
+    };
+    let query = "SELECT count(*) AS n FROM pca((SELECT CAST(v AS DOUBLE) AS a, CAST(v * v AS DOUBLE) AS b FROM (VALUES (1), (2), (3)) t(v)), k => 1, device => '{dev}')";
+    for p in 1..=2 {
+        let run = mpirun(
+            BIN,
+            p,
+            &["-q", "--format", "csv", "-c", &query.replace("{dev}", "cuda")],
+            &[],
+            Duration::from_secs(120),
+        );
+        assert_ne!(run.code, Some(0), "P={p}");
+        assert!(
+            run.stderr.contains(&format!(
+                "'cuda' was requested but libtorch's CUDA support is not loaded: {reason}"
+            )) && run.stderr.contains("bash scripts/setup.sh --cuda"),
+            "P={p}: {}",
+            run.stderr
+        );
+        let run = mpirun(
+            BIN,
+            p,
+            &["-q", "--format", "csv", "-c", &query.replace("{dev}", "auto")],
+            &[],
+            Duration::from_secs(120),
+        );
+        assert_eq!(
+            (run.code, run.stdout.as_str()),
+            (Some(0), "n\n3\n"),
+            "P={p}: {}",
+            run.stderr
+        );
+    }
+}

@@ -67,6 +67,9 @@ fn assert_passed(run: &Run, expected_head: &str) {
     );
     assert!(line.starts_with(expected_head), "no summary:\n{}", run.stdout);
     assert!(line.ends_with(", 0 failed"), "{line}");
+    if !expected_head.starts_with("slt reference") {
+        support::assert_cpu_kernels(run);
+    }
 }
 
 #[test]

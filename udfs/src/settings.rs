@@ -13,7 +13,8 @@ extensions_options! {
         pub progress: bool, default = true
         /// Where table functions compute: 'auto' (CUDA when libtorch sees a GPU), 'cpu' or
         /// 'cuda' (GPU local_rank % gpus); a function's `device =>` argument overrides it.
-        pub device: String, default = "auto".to_string()
+        /// Default: `HEATSQL_DEVICE` (the shell's `--device`), else 'auto'.
+        pub device: String, default = std::env::var("HEATSQL_DEVICE").unwrap_or_else(|_| "auto".to_string())
         /// The float type of table functions' arrays: 'float64' or 'float32'; a function's
         /// `dtype =>` argument overrides it.
         pub dtype: String, default = "float64".to_string()
@@ -27,6 +28,10 @@ extensions_options! {
         /// Bloom filter of the build keys, ORed over the ranks; `MpiShuffleExec: …,
         /// key_filter=build|probe` in EXPLAIN).
         pub join_key_filters: bool, default = true
+        /// Run the hand-written CPU kernels (Gram/CholeskyQR2 passes, SVD's U, k-means'
+        /// assignment) where they apply to CPU tensors; false: always libtorch, the path GPUs
+        /// take (same results within rounding). Default: on, or `HEATSQL_CPU_KERNELS`.
+        pub cpu_kernels: bool, default = engine::kernels::policy_from_env() == engine::kernels::Policy::Auto
     }
 }
 
@@ -70,6 +75,16 @@ fn options(ctx: &TaskContext) -> Option<&HeatsqlOptions> {
 /// Whether `heatsql.progress` is on in this task's session (on when the extension is absent).
 pub fn progress_enabled(ctx: &TaskContext) -> bool {
     options(ctx).is_none_or(|o| o.progress)
+}
+
+/// The kernel policy `heatsql.cpu_kernels` selects in this task's session (the environment's
+/// when the extension is absent).
+pub fn kernel_policy(ctx: &TaskContext) -> engine::kernels::Policy {
+    match options(ctx) {
+        Some(o) if o.cpu_kernels => engine::kernels::Policy::Auto,
+        Some(_) => engine::kernels::Policy::TensorOnly,
+        None => engine::kernels::policy_from_env(),
+    }
 }
 
 /// Whether `heatsql.join_key_filters` is on in this task's session (on when the extension is

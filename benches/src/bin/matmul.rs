@@ -11,7 +11,7 @@
 use std::time::Instant;
 
 use engine::DNDarray;
-use tch::{Device, Kind};
+use tch::Kind;
 
 fn main() {
     engine::memory::retain_freed_memory();
@@ -20,7 +20,8 @@ fn main() {
     let rounds = args.get(1).copied().unwrap_or(4).max(2);
     let comm = engine::runtime::start();
     let (p, me) = (comm.size(), comm.rank());
-    let opts = (Kind::Double, Device::Cpu);
+    let device = benches::device(comm);
+    let opts = (Kind::Double, device);
     let a = DNDarray::randn(&[n, n], Some(0), 1, opts).expect("A");
     let b = DNDarray::randn(&[n, n], Some(0), 2, opts).expect("B");
     let (mut ring, mut local) = (Vec::new(), Vec::new());
@@ -35,12 +36,14 @@ fn main() {
         comm.barrier();
         let t = Instant::now();
         let c = engine::linalg::matmul(&a, &b).expect("matmul");
+        benches::sync(device);
         comm.barrier();
         ring.push(t.elapsed().as_secs_f64());
         check = c.local().sum(Kind::Double).double_value(&[]);
         if p == 1 {
             let t = Instant::now();
             let full = fa.matmul(&fb);
+            benches::sync(device);
             local.push(t.elapsed().as_secs_f64());
             check -= full.sum(Kind::Double).double_value(&[]);
         }
@@ -50,7 +53,8 @@ fn main() {
     if me == 0 {
         let threads = tch::get_num_threads();
         print!(
-            "heatsql P={p} × {threads} thread(s): ring matmul {n} × {n} · {n} × {n}: {ring:.3} s ({:.1} GFLOP/s)",
+            "heatsql P={p} × {threads} thread(s) on {}: ring matmul {n} × {n} · {n} × {n}: {ring:.3} s ({:.1} GFLOP/s)",
+            benches::device_name(device),
             gflops(ring)
         );
         if p == 1 {

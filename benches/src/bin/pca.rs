@@ -48,6 +48,7 @@ async fn main() {
     comm.barrier();
     let mut spec = LoadSpec::new("pca");
     spec.expected_rows = benches::open_table(&ctx, "t", &path).await;
+    spec.device = benches::device(comm);
     let opts = PcaOptions {
         components: Components::Count(k),
         solver: Solver::Covariance,
@@ -94,9 +95,11 @@ async fn main() {
             load_t.push(t.elapsed().as_secs_f64());
             let t = Instant::now();
             let model = fit(&loaded.array, &opts).expect("fit");
+            benches::sync(spec.device);
             fit_t.push(t.elapsed().as_secs_f64());
             let t = Instant::now();
             let scores = transform(&loaded.array, &model).expect("scores");
+            benches::sync(spec.device);
             score_t.push(t.elapsed().as_secs_f64());
             local_rows = scores.lshape()[0] as usize;
             ratio = model.explained_variance_ratio.sum(tch::Kind::Double).double_value(&[]);
@@ -108,8 +111,9 @@ async fn main() {
         );
         let share = share_of(local_rows);
         format!(
-            "heatsql P={p} rank {me} API: {local_rows} rows; load {load:.3} s, fit {fit_s:.3} s, scores {score:.3} s, \
+            "heatsql P={p} rank {me} API on {}: {local_rows} rows; load {load:.3} s, fit {fit_s:.3} s, scores {score:.3} s, \
              end to end {:.3} s; peak RSS {:.2} GB for a {:.2} GB share (limit 2 × share + 0.4 GB = {:.2} GB)\n",
+            benches::device_name(spec.device),
             load + fit_s + score,
             benches::peak_rss() as f64 / 1e9,
             share / 1e9,

@@ -46,12 +46,14 @@ async fn main() {
     comm.barrier();
     let mut spec = LoadSpec::new("svd");
     spec.expected_rows = benches::open_table(&ctx, "t", &path).await;
+    spec.device = benches::device(comm);
     let time = |f: &mut dyn FnMut()| {
         let mut times = Vec::with_capacity(rounds);
         for _ in 0..rounds {
             comm.barrier();
             let t = Instant::now();
             f();
+            benches::sync(spec.device);
             comm.barrier();
             times.push(t.elapsed().as_secs_f64());
         }

@@ -153,15 +153,19 @@ fn given(c: &mut Checker, centers: &Tensor) {
             n_init: 1,
             progress: false,
         };
-        // Also by tensor operations (the path of non-CPU devices) for the first layout.
+        // Also by tensor operations (the path of non-CPU devices) for the first layout; the
+        // run's own policy (HEATSQL_CPU_KERNELS) otherwise.
+        let policy = engine::kernels::policy();
         for tensor_path in [false, true] {
             if tensor_path && name != LAYOUTS[0] {
                 continue;
             }
-            engine::ml::kmeans::force_tensor_path(tensor_path);
+            if tensor_path {
+                engine::kernels::set_policy(engine::kernels::Policy::TensorOnly);
+            }
             let tag = format!("kmeans/given/{name}{}", if tensor_path { "/tensor_path" } else { "" });
             let result = fit(&a, &given());
-            engine::ml::kmeans::force_tensor_path(false);
+            engine::kernels::set_policy(policy);
             match result {
                 Ok(m) => {
                     c.close(

@@ -114,10 +114,18 @@ pub async fn check(c: &mut Checker, ctx: &HeatContext, scratch: &str) {
         cpu.map(|b| int_column(&b, "n")) == Ok(vec![569]),
         || "device cpu".into(),
     );
-    if !tch::Cuda::is_available() {
+    // 'cuda' without a usable GPU: an error on every rank saying why (the reason this rank's
+    // libtorch gives: its CUDA support did not load, or it sees no GPU).
+    if engine::cuda::device_count() == 0 {
         let e = error_of(ctx, "SELECT * FROM pca(cancer, k => 1, device => 'cuda')").await;
-        c.check("sql/device_cuda_missing", e.to_lowercase().contains("cuda"), || {
-            e.clone()
-        });
+        let why = match engine::cuda::load() {
+            engine::cuda::CudaSupport::NotLoaded { reason } => reason.clone(),
+            engine::cuda::CudaSupport::Loaded { .. } => "libtorch sees no GPU on this node".to_string(),
+        };
+        c.check(
+            "sql/device_cuda_missing",
+            e.contains("'cuda' was requested but") && e.contains(&why),
+            || format!("{e} (expected the reason: {why})"),
+        );
     }
 }

@@ -17,9 +17,11 @@
 //! * `simd` (internal): the instruction set the kernels use on this CPU (AVX2 + FMA, or
 //!   portable Rust), detected at run time.
 //! * [`Policy`]: [`Policy::Auto`] runs the kernels wherever they apply (CPU tensors of the
-//!   dtypes they read), [`Policy::TensorOnly`] always takes the libtorch path. The setting is
-//!   process-wide ([`set_policy`], [`policy`]); it starts from the environment variable
-//!   [`POLICY_ENV`] (`auto` or `tensor`), read once, and is [`Policy::Auto`] without it.
+//!   dtypes they read), [`Policy::TensorOnly`] always takes the libtorch path, the one every
+//!   device takes. The setting is process-wide ([`set_policy`], [`policy`]); it starts from
+//!   the environment variable [`POLICY_ENV`] (`HEATSQL_CPU_KERNELS=1` or `0`), read once, and
+//!   is [`Policy::Auto`] without it. SQL sets it per function call from the session setting
+//!   `heatsql.cpu_kernels`.
 //!
 //! Every kernel is dispatched the same way. Its entry point returns an `Option`: `None` when
 //! the kernel does not take the input (the policy is [`Policy::TensorOnly`], the tensor is not
@@ -40,10 +42,10 @@ pub mod skinny;
 pub(crate) use host::f64_values;
 use simd::Variant;
 
-/// The environment variable that sets the initial [`Policy`]: `auto` or `tensor` (case
-/// insensitive; anything else is ignored). Read once, on the first call of [`policy`], unless
-/// [`set_policy`] came first.
-pub const POLICY_ENV: &str = "HEATSQL_KERNELS";
+/// The environment variable that sets the initial [`Policy`]: `1`/`on`/`true`/`auto` for the
+/// kernels, `0`/`off`/`false`/`tensor` for libtorch only (case insensitive; anything else is
+/// ignored). Read once, on the first call of [`policy`], unless [`set_policy`] came first.
+pub const POLICY_ENV: &str = "HEATSQL_CPU_KERNELS";
 
 /// Whether the hand-written kernels run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -64,12 +66,13 @@ impl Policy {
         }
     }
 
-    /// The policy named `s` (`auto` or `tensor`, case insensitive, surrounding spaces ignored);
-    /// `None` for anything else.
+    /// The policy named `s` (case insensitive, surrounding spaces ignored): `auto`, `1`, `on`,
+    /// `true`, `yes` for [`Policy::Auto`]; `tensor`, `0`, `off`, `false`, `no` for
+    /// [`Policy::TensorOnly`]; `None` for anything else.
     pub fn parse(s: &str) -> Option<Policy> {
         match s.trim().to_ascii_lowercase().as_str() {
-            "auto" => Some(Policy::Auto),
-            "tensor" => Some(Policy::TensorOnly),
+            "auto" | "1" | "on" | "true" | "yes" => Some(Policy::Auto),
+            "tensor" | "0" | "off" | "false" | "no" => Some(Policy::TensorOnly),
             _ => None,
         }
     }
@@ -139,6 +142,14 @@ pub fn policy() -> Policy {
         return p;
     }
     POLICY.get(|| std::env::var(POLICY_ENV).ok())
+}
+
+/// The policy [`POLICY_ENV`] names, or [`Policy::Auto`] (read now; [`policy`] reads it once).
+pub fn policy_from_env() -> Policy {
+    std::env::var(POLICY_ENV)
+        .ok()
+        .and_then(|v| Policy::parse(&v))
+        .unwrap_or_default()
 }
 
 /// Sets the kernel policy of this process, for every later operation (in-flight ones keep the

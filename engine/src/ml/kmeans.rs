@@ -6,7 +6,7 @@
 //! distances in the same pass; ONE allreduce of k × (d + 2) values then gives the new
 //! centroids and the inertia. On the CPU the pass is the fused kernel of `kernels/nearest.rs`
 //! (blocks of rows in cache, nothing of size n × k stored); on other devices, and under
-//! [`Policy::TensorOnly`], the same formula runs as tensor
+//! [`crate::kernels::Policy::TensorOnly`], the same formula runs as tensor
 //! operations on chunks of rows. Centroids are replicated and kept in f64.
 //!
 //! Initialisation, identical on every rank:
@@ -38,7 +38,6 @@ use crate::error::{EngineError, Result};
 use crate::rng::uniform;
 
 use crate::kernels::nearest::{Need, nearest};
-use crate::kernels::{Policy, set_policy};
 
 const OP: &str = "kmeans";
 
@@ -142,16 +141,6 @@ fn for_chunks(
         at += len;
     }
     Ok(())
-}
-
-/// Runs the assignment passes by tensor operations — the path of non-CPU devices — on the CPU
-/// too (instead of the fused kernel), so that path is tested on machines without a GPU: sets
-/// the process-wide kernel policy ([`crate::kernels::set_policy`]) to
-/// [`Policy::TensorOnly`] (`on`) or [`Policy::Auto`], for every kernel and every later
-/// operation in this process. For tests.
-#[doc(hidden)]
-pub fn force_tensor_path(on: bool) {
-    set_policy(if on { Policy::TensorOnly } else { Policy::Auto });
 }
 
 /// This rank's part of a nearest-centroid pass: what `need` asked for, as tensors on the
@@ -676,7 +665,7 @@ mod tests {
     use tch::Device;
 
     use super::*;
-    use crate::kernels::with_policy;
+    use crate::kernels::{Policy, with_policy};
 
     #[test]
     fn tensor_only_pass_matches_the_kernel() {

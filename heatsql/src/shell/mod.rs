@@ -42,7 +42,8 @@ pub struct Args {
     /// Rows shown in table format (`inf`: all).
     #[arg(long, default_value = "40", value_parser = parse_maxrows)]
     pub maxrows: MaxRows,
-    /// Compute device of the table functions (cpu, cuda, cuda:N, auto).
+    /// Compute device of the table functions: auto (a GPU when libtorch sees one), cpu or cuda
+    /// (GPU local_rank % gpus); the default of `heatsql.device` (HEATSQL_DEVICE).
     #[arg(long)]
     pub device: Option<String>,
     /// Compute threads per rank (default: node cores / ranks on the node).
@@ -52,7 +53,8 @@ pub struct Args {
     /// result, like a transcript of the session.
     #[arg(short, long)]
     pub echo: bool,
-    /// Print what each rank sees (rank, threads, device) and exit.
+    /// Print what each rank sees (libtorch and its CUDA support, GPUs, device, threads) and
+    /// exit.
     #[arg(long)]
     pub info: bool,
     /// Memory limit per rank (for example `4G`, `512M`): sorts, aggregates, joins and MPI

@@ -60,6 +60,9 @@ fn main() -> ExitCode {
         for failure in &summary.failures {
             println!("FAILED {}: {}\n", failure.location, failure.message);
         }
+        if !summary.reference {
+            println!("{}", cpu_kernels_line());
+        }
         println!("{}", summary.line());
     }
     if summary.ok() {
@@ -67,4 +70,11 @@ fn main() -> ExitCode {
     } else {
         ExitCode::FAILURE
     }
+}
+
+/// `cpu kernels: on|off`: the policy the table functions ran with (`heatsql.cpu_kernels`'s
+/// default, from `HEATSQL_CPU_KERNELS`), so that a run with them off can be told apart.
+fn cpu_kernels_line() -> String {
+    let on = engine::kernels::policy_from_env() == engine::kernels::Policy::Auto;
+    format!("cpu kernels: {}", if on { "on" } else { "off" })
 }

@@ -173,6 +173,8 @@ impl FunctionExec {
                 .collect::<Result<Vec<_>>>()
         };
         let streams = agree(comm, streams)?;
+        // The session's heatsql.cpu_kernels, for this call (stages run one at a time).
+        engine::kernels::set_policy(crate::settings::kernel_policy(&ctx));
         let run = self.call.run(streams, RunContext { comm, task: &ctx }).await;
         let batches = agree(comm, run)?;
         let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
