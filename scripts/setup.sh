@@ -92,7 +92,12 @@ PY
       say "installing the CUDA libraries torch $torch_version needs (several GB): ${cuda_reqs[*]}"
       # With their dependencies (the extras of cuda-toolkit are wheels of their own), which are
       # NVIDIA's library wheels only; torch itself is not touched.
-      "$venv/bin/pip" install -q "${cuda_reqs[@]}"
+      # (pip's notes that torch's Python dependencies are absent are expected: only its
+      # libraries are used; they go to a log.)
+      if ! "$venv/bin/pip" install -q "${cuda_reqs[@]}" 2> "$venv/pip-cuda.log"; then
+        cat "$venv/pip-cuda.log" >&2
+        exit 1
+      fi
     fi
     missing_libs="$(ldd "$torch_dir/lib/libtorch_cuda.so" 2>/dev/null | awk '/not found/ {print $1}' | tr '\n' ' ')"
     if [ -n "$missing_libs" ]; then

@@ -185,6 +185,21 @@ mod tests {
     }
 
     #[test]
+    fn loaded_support_is_libtorchs_cuda_backend() {
+        if !load().is_loaded() || device_count() > 0 {
+            return;
+        }
+        // Loaded without a GPU: libtorch now knows CUDA (the hooks registered) and says why it
+        // cannot use it, instead of saying it was built without CUDA.
+        let err = tch::Tensor::f_zeros([1], (tch::Kind::Float, tch::Device::Cuda(0)))
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(!err.is_empty());
+        assert!(!err.contains("not linked with support for cuda"), "{err}");
+    }
+
+    #[test]
     fn a_missing_library_is_an_error_naming_it() {
         let err = dlopen(Path::new("/nonexistent/libtorch_cuda.so")).unwrap_err();
         assert!(err.contains("/nonexistent/libtorch_cuda.so"), "{err}");

@@ -4,8 +4,9 @@
 //! `cpu` or `cuda:<local_rank % gpus>`; MPI buffers are staged through host memory.
 
 use std::str::FromStr;
+use std::sync::atomic::{AtomicU64, Ordering};
 
-use tch::Device;
+use tch::{Device, Tensor};
 
 use crate::error::{EngineError, Result};
 
@@ -84,6 +85,91 @@ impl DeviceSetting {
     }
 }
 
+/// Bytes this process copied between host memory and GPUs, counted by [`copy_to`] and
+/// [`upload`] (every crossing in the engine, the loads and the outputs goes through them).
+/// Table functions report the difference over their call in `EXPLAIN ANALYZE`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Transfers {
+    /// Host → GPU bytes.
+    pub host_to_device: u64,
+    /// GPU → host bytes.
+    pub device_to_host: u64,
+}
+
+impl Transfers {
+    /// What was copied since `earlier` (an earlier [`transfers`]).
+    pub fn since(self, earlier: Transfers) -> Transfers {
+        Transfers {
+            host_to_device: self.host_to_device.saturating_sub(earlier.host_to_device),
+            device_to_host: self.device_to_host.saturating_sub(earlier.device_to_host),
+        }
+    }
+}
+
+static HOST_TO_DEVICE: AtomicU64 = AtomicU64::new(0);
+static DEVICE_TO_HOST: AtomicU64 = AtomicU64::new(0);
+
+/// The bytes copied so far by this process (see [`Transfers`]).
+pub fn transfers() -> Transfers {
+    Transfers {
+        host_to_device: HOST_TO_DEVICE.load(Ordering::Relaxed),
+        device_to_host: DEVICE_TO_HOST.load(Ordering::Relaxed),
+    }
+}
+
+/// Counts a copy of `t` from its device to `to`.
+fn count(t: &Tensor, to: Device) {
+    let bytes = (t.numel() * t.kind().elt_size_in_bytes()) as u64;
+    match (t.device(), to) {
+        (Device::Cpu, Device::Cpu) => {}
+        (Device::Cpu, _) => {
+            HOST_TO_DEVICE.fetch_add(bytes, Ordering::Relaxed);
+        }
+        (_, Device::Cpu) => {
+            DEVICE_TO_HOST.fetch_add(bytes, Ordering::Relaxed);
+        }
+        // GPU to GPU: neither side is the host.
+        _ => {}
+    }
+}
+
+/// `t` on `device` (itself when it is there already), the bytes counted when it crosses between
+/// the host and a GPU.
+pub fn copy_to(t: &Tensor, device: Device) -> Tensor {
+    if t.device() == device {
+        return t.shallow_clone();
+    }
+    count(t, device);
+    t.to_device(device)
+}
+
+/// [`copy_to`] as a method: `t.moved_to(device)` is `t.to_device(device)` with the bytes
+/// counted in [`transfers`]. The engine and the table functions move tensors only this way.
+pub trait MoveTo {
+    /// The tensor on `device` (see [`copy_to`]).
+    fn moved_to(&self, device: Device) -> Tensor;
+}
+
+impl MoveTo for Tensor {
+    fn moved_to(&self, device: Device) -> Tensor {
+        copy_to(self, device)
+    }
+}
+
+/// A host tensor moved to `device` for good (a rank's rows after a load): to a GPU through
+/// page-locked (pinned) host memory and an asynchronous copy, which libtorch orders before any
+/// later use of the result; elsewhere as [`copy_to`]. When pinning fails (pinned memory is
+/// scarce), a plain copy.
+pub fn upload(t: &Tensor, device: Device) -> Tensor {
+    if t.device() != Device::Cpu || !matches!(device, Device::Cuda(_)) {
+        return copy_to(t, device);
+    }
+    count(t, device);
+    t.f_pin_memory(device)
+        .and_then(|pinned| pinned.f_to_device_(device, pinned.kind(), true, false))
+        .unwrap_or_else(|_| t.to_device(device))
+}
+
 /// Number of CPU cores on this node (not the cores this process is bound to).
 pub fn node_cores() -> usize {
     // SAFETY: sysconf has no preconditions.
@@ -156,6 +242,31 @@ mod tests {
             };
             assert!(err.contains("'cuda' was requested but") && err.contains(&why), "{err}");
         }
+    }
+
+    #[test]
+    fn copies_within_the_host_are_not_transfers() {
+        let before = transfers();
+        let t = Tensor::ones([4, 3], (tch::Kind::Double, Device::Cpu));
+        let same = copy_to(&t, Device::Cpu);
+        let up = upload(&t, Device::Cpu);
+        assert_eq!(same.data_ptr(), t.data_ptr(), "no copy on the same device");
+        assert_eq!(up.data_ptr(), t.data_ptr());
+        assert_eq!(transfers().since(before), Transfers::default());
+        let later = Transfers {
+            host_to_device: 96,
+            device_to_host: 8,
+        };
+        assert_eq!(
+            later.since(Transfers {
+                host_to_device: 32,
+                device_to_host: 8
+            }),
+            Transfers {
+                host_to_device: 64,
+                device_to_host: 0
+            }
+        );
     }
 
     #[test]

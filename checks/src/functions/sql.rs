@@ -80,6 +80,32 @@ pub async fn check(c: &mut Checker, ctx: &HeatContext, scratch: &str) {
     c.check("sql/set_dtype", matches!(typed, Ok(Some(DataType::Float32))), || {
         format!("{typed:?}")
     });
+    // EXPLAIN ANALYZE: where the call computed and the bytes it moved (over MPI at P > 1; none
+    // between host and GPU on the CPU).
+    let analyzed = rows(
+        ctx,
+        "EXPLAIN ANALYZE SELECT count(*) FROM pca(cancer, k => 3, keep => 'id', device => 'cpu')",
+    )
+    .await
+    .map(|b| {
+        datafusion::arrow::util::pretty::pretty_format_batches(&b)
+            .map(|t| t.to_string())
+            .unwrap_or_default()
+    });
+    let ok = analyzed.as_ref().is_ok_and(|t| {
+        let line = t.lines().find(|l| l.contains("PcaExec: ")).unwrap_or("");
+        let moved = |name: &str| {
+            line.split(&format!("{name}="))
+                .nth(1)
+                .map(|v| v.split([',', ']']).next().unwrap_or("").trim().to_string())
+        };
+        line.contains("device=cpu, ran_on=cpu")
+            && moved("host_to_device_bytes").as_deref() == Some("0")
+            && moved("device_to_host_bytes").as_deref() == Some("0")
+            && moved("mpi_bytes_sent").is_some_and(|v| (v == "0") == (c.comm.size() == 1))
+            && moved("mpi_bytes_received").is_some_and(|v| (v == "0") == (c.comm.size() == 1))
+    });
+    c.check("sql/explain_analyze_device_and_bytes", ok, || format!("{analyzed:?}"));
     // COPY TO of scores: one part per rank, every row.
     let out = format!("{scratch}/scores-p{}/", c.comm.size());
     let n = rows(

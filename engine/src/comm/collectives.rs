@@ -91,6 +91,13 @@ impl Comm {
         for r in chunks(buf.len(), MAX_COUNT) {
             proc.broadcast_into(&mut buf[r]);
         }
+        if self.size > 1 {
+            if self.rank == root {
+                self.count::<T>(buf.len(), 0);
+            } else {
+                self.count::<T>(0, buf.len());
+            }
+        }
         Ok(())
     }
 
@@ -128,6 +135,9 @@ impl Comm {
         for r in chunks(send.len(), MAX_COUNT) {
             self.world.all_reduce_into(&send[r.clone()], &mut out[r], op.system());
         }
+        if self.size > 1 {
+            self.count::<T>(send.len(), send.len());
+        }
         Ok(out)
     }
 
@@ -139,6 +149,7 @@ impl Comm {
         let mut out = buffer(total);
         let dummy = [T::default()];
         self.world.all_gather_into(real(send, &dummy), &mut out[..]);
+        self.count::<T>(send.len() * (self.size - 1), total - send.len());
         Ok(out)
     }
 
@@ -161,6 +172,8 @@ impl Comm {
         let mut part = PartitionMut::new(&mut out[..], c, d);
         let dummy = [T::default()];
         self.world.all_gather_varcount_into(real(send, &dummy), &mut part);
+        let total: usize = counts.iter().sum();
+        self.count::<T>(send.len() * (self.size - 1), total - send.len());
         Ok(out)
     }
 
@@ -174,9 +187,11 @@ impl Comm {
         if self.rank == root {
             let mut out = buffer(send.len() * self.size);
             proc.gather_into_root(send, &mut out[..]);
+            self.count::<T>(0, send.len() * (self.size - 1));
             Ok(Some(out))
         } else {
             proc.gather_into(send);
+            self.count::<T>(send.len(), 0);
             Ok(None)
         }
     }
@@ -208,9 +223,12 @@ impl Comm {
             let mut out = buffer(counts.iter().sum());
             let mut part = PartitionMut::new(&mut out[..], c, d);
             proc.gather_varcount_into_root(send, &mut part);
+            let total: usize = counts.iter().sum();
+            self.count::<T>(0, total - counts[root]);
             Ok(Some(out))
         } else {
             proc.gather_varcount_into(send);
+            self.count::<T>(counts[self.rank], 0);
             Ok(None)
         }
     }
@@ -228,6 +246,8 @@ impl Comm {
         let mut out = buffer(send.len());
         let dummy = [T::default()];
         self.world.all_to_all_into(real(send, &dummy), &mut out[..]);
+        let own = send.len() / self.size;
+        self.count::<T>(send.len() - own, send.len() - own);
         Ok(out)
     }
 
@@ -268,6 +288,8 @@ impl Comm {
         let sp = Partition::new(real(send, &dummy), scnt, sdsp);
         let mut rp = PartitionMut::new(&mut out[..], rcnt, rdsp);
         self.world.all_to_all_varcount_into(&sp, &mut rp);
+        let (sent, received): (usize, usize) = (send_counts.iter().sum(), recv_counts.iter().sum());
+        self.count::<T>(sent - send_counts[self.rank], received - recv_counts[self.rank]);
         Ok(out)
     }
 
@@ -279,6 +301,7 @@ impl Comm {
         self.world
             .process_at_rank(dest as i32)
             .send_with_tag(real(buf, &dummy), tag);
+        self.count::<T>(buf.len(), 0);
         Ok(())
     }
 
@@ -307,6 +330,7 @@ impl Comm {
         let mut recv_dummy = [T::default()];
         let send = real(send, &dummy);
         let recv: &mut [T] = if recv.is_empty() { &mut recv_dummy[..0] } else { recv };
+        self.count::<T>(send.len(), recv.len());
         Ok(mpi::request::scope(|scope| {
             let mut r = Some(
                 self.world
@@ -345,6 +369,7 @@ impl Comm {
     pub fn recv<T: CommElement>(&self, src: usize, tag: i32) -> CommResult<Vec<T>> {
         self.check_rank("recv", "source", src)?;
         let (v, _status) = self.world.process_at_rank(src as i32).receive_vec_with_tag::<T>(tag);
+        self.count::<T>(0, v.len());
         Ok(v)
     }
 }

@@ -18,6 +18,7 @@ mod rounds;
 pub mod tensor;
 
 use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use mpi::Threading;
 use mpi::topology::{Communicator, SimpleCommunicator};
@@ -82,6 +83,31 @@ pub struct Comm {
     local_rank: usize,
     local_size: usize,
     threading: Threading,
+    /// Payload bytes this rank sent to and received from other ranks (see [`Traffic`]).
+    sent: AtomicU64,
+    received: AtomicU64,
+}
+
+/// Payload bytes a rank moved through MPI: what it sent to other ranks and what it received
+/// from them (its own block of a collective is not counted; a broadcast counts once at the
+/// root and once at each receiver; a reduction counts its buffer both ways). Table functions
+/// report the difference over their call in `EXPLAIN ANALYZE`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Traffic {
+    /// Bytes sent.
+    pub sent: u64,
+    /// Bytes received.
+    pub received: u64,
+}
+
+impl Traffic {
+    /// What moved since `earlier` (an earlier [`Comm::traffic`]).
+    pub fn since(self, earlier: Traffic) -> Traffic {
+        Traffic {
+            sent: self.sent.saturating_sub(earlier.sent),
+            received: self.received.saturating_sub(earlier.received),
+        }
+    }
 }
 
 // SAFETY: MPI is initialised with `MPI_THREAD_MULTIPLE` when the library provides it, which
@@ -111,6 +137,21 @@ extern "C" fn finalize_at_exit() {
 }
 
 impl Comm {
+    /// The bytes this rank has sent and received through this communicator so far.
+    pub fn traffic(&self) -> Traffic {
+        Traffic {
+            sent: self.sent.load(Ordering::Relaxed),
+            received: self.received.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Counts `sent` and `received` elements of `T` in [`Comm::traffic`].
+    pub(crate) fn count<T>(&self, sent: usize, received: usize) {
+        let size = std::mem::size_of::<T>() as u64;
+        self.sent.fetch_add(sent as u64 * size, Ordering::Relaxed);
+        self.received.fetch_add(received as u64 * size, Ordering::Relaxed);
+    }
+
     /// The process-wide communicator; initialises MPI on first use.
     ///
     /// Under `mpirun`/`srun` this is the job's world; without a launcher it is one rank.
@@ -138,6 +179,8 @@ impl Comm {
                 local_size: node.size() as usize,
                 world,
                 threading,
+                sent: AtomicU64::new(0),
+                received: AtomicU64::new(0),
             };
             abort::install(comm.rank, comm.size);
             comm

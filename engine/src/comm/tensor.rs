@@ -9,6 +9,7 @@
 use tch::{Device, Kind, Tensor};
 
 use super::{Comm, CommError, CommResult, ReduceOp};
+use crate::device::MoveTo;
 
 /// Most dimensions a tensor may have to pass through the collectives.
 pub const MAX_DIMS: usize = 8;
@@ -62,7 +63,7 @@ pub fn host_contiguous(t: &Tensor) -> Tensor {
     let t = if t.device() == Device::Cpu {
         t.shallow_clone()
     } else {
-        t.to_device(Device::Cpu)
+        t.moved_to(Device::Cpu)
     };
     if t.is_contiguous() { t } else { t.contiguous() }
 }
@@ -245,7 +246,7 @@ impl Comm {
             let r = self.allreduce(unsafe { view::<T>(&h) }, op)?;
             from_vec(&r, &t.size(), t.kind())
         });
-        Ok(out.to_device(t.device()))
+        Ok(out.moved_to(t.device()))
     }
 
     /// Concatenates every rank's tensor along dimension 0, in rank order, on every rank.
@@ -262,7 +263,7 @@ impl Comm {
             shape[0] = metas.iter().map(|m| m[2]).sum();
             from_vec(&v, &shape, t.kind())
         });
-        Ok(out.to_device(t.device()))
+        Ok(out.moved_to(t.device()))
     }
 
     /// Concatenates every rank's tensor along dimension 0 on `root` (`None` elsewhere).
@@ -280,7 +281,7 @@ impl Comm {
                 from_vec(&v, &shape, t.kind())
             })
         });
-        Ok(out.map(|o| o.to_device(t.device())))
+        Ok(out.map(|o| o.moved_to(t.device())))
     }
 
     /// Sends `chunks[r]` to rank `r` and returns the chunks received from ranks `0..size`.
@@ -333,7 +334,7 @@ impl Comm {
             let mut at = 0;
             for (r, c) in rc.into_iter().enumerate() {
                 let shape = &recv_shapes[r * MAX_DIMS..r * MAX_DIMS + ndim];
-                out.push(from_vec(&v[at..at + c], shape, kind).to_device(device));
+                out.push(from_vec(&v[at..at + c], shape, kind).moved_to(device));
                 at += c;
             }
             Ok(out)

@@ -6,6 +6,7 @@ use tch::{Device, Kind, Tensor};
 
 use super::{DNDarray, balanced_counts, offsets};
 use crate::comm::Comm;
+use crate::device::MoveTo;
 use crate::error::{EngineError, Result};
 use crate::rng;
 
@@ -119,7 +120,7 @@ impl DNDarray {
             (_, false) => Tensor::from_slice(&idx.map(|i| rng::uniform(seed, i)).collect::<Vec<f64>>()),
             (_, true) => Tensor::from_slice(&idx.map(|i| rng::normal(seed, i)).collect::<Vec<f64>>()),
         };
-        let local = local.reshape(lshape.as_slice()).to_device(device);
+        let local = local.reshape(lshape.as_slice()).moved_to(device);
         Ok(DNDarray::from_parts(comm, shape.to_vec(), split, local, counts))
     }
 }

@@ -4,6 +4,7 @@ use tch::Tensor;
 
 use super::DNDarray;
 use crate::comm::ReduceOp;
+use crate::device::MoveTo;
 use crate::error::{EngineError, Result};
 
 impl DNDarray {
@@ -42,7 +43,7 @@ impl DNDarray {
             Ok(())
         };
         self.comm.agree(check)?;
-        let b = b.to_device(self.device());
+        let b = b.moved_to(self.device());
         let m = b.size()[1];
         match self.split {
             Some(0) => {
@@ -101,7 +102,7 @@ impl DNDarray {
             Ok(())
         };
         self.comm.agree(check)?;
-        let a = a.to_device(self.device());
+        let a = a.moved_to(self.device());
         let m = a.size()[0];
         match self.split {
             Some(0) => {

@@ -20,6 +20,7 @@ use std::fmt;
 use tch::{Device, Kind, Tensor};
 
 use crate::comm::Comm;
+use crate::device::MoveTo;
 use crate::error::{EngineError, Result};
 
 pub use elementwise::BinaryOp;
@@ -215,7 +216,7 @@ impl DNDarray {
 
     /// Local. The same array with its local tensor moved to `device`.
     pub fn to_device(&self, device: Device) -> Self {
-        self.with_local(self.local.to_device(device))
+        self.with_local(self.local.moved_to(device))
     }
 
     /// Local. The same array with its elements converted to `kind`.

@@ -10,6 +10,7 @@ use tch::{Kind, Tensor};
 
 use super::DNDarray;
 use crate::comm::ReduceOp;
+use crate::device::MoveTo;
 use crate::error::{EngineError, Result};
 
 /// Whether `k` is a floating-point dtype.
@@ -258,7 +259,7 @@ impl DNDarray {
                     let v = self.local.flatten(0, -1).get(flat).unsqueeze(0);
                     (
                         v,
-                        Tensor::from_slice(&[self.global_flat_index(flat, s, off)]).to_device(self.device()),
+                        Tensor::from_slice(&[self.global_flat_index(flat, s, off)]).moved_to(self.device()),
                     )
                 }
             })

@@ -14,6 +14,7 @@
 use tch::Tensor;
 
 use crate::comm::ReduceOp;
+use crate::device::MoveTo;
 use crate::dndarray::DNDarray;
 use crate::error::{EngineError, Result};
 
@@ -80,7 +81,7 @@ pub fn matmul(a: &DNDarray, b: &DNDarray) -> Result<DNDarray> {
     for step in 0..p {
         let owner = (me + step) % p;
         let cols = a_local.narrow(1, offsets[owner], counts[owner]);
-        let dev_block = block.to_device(dev);
+        let dev_block = block.moved_to(dev);
         // The product in pieces of rows, driving the exchange between them.
         let work = |progress: &mut dyn FnMut()| -> std::result::Result<(), tch::TchError> {
             let mut at = 0;
@@ -131,7 +132,7 @@ pub fn matmul_tn(a: &DNDarray, b: &DNDarray) -> Result<Tensor> {
     let partial = comm.agree(
         a.local()
             .f_tr()
-            .and_then(|at| at.f_matmul(&b.local().to_device(a.device()))),
+            .and_then(|at| at.f_matmul(&b.local().moved_to(a.device()))),
     )?;
-    Ok(comm.allreduce_tensor(&partial.to_device(tch::Device::Cpu), ReduceOp::Sum)?)
+    Ok(comm.allreduce_tensor(&partial.moved_to(tch::Device::Cpu), ReduceOp::Sum)?)
 }

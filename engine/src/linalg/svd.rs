@@ -22,6 +22,7 @@
 use tch::{Kind, TchError, Tensor};
 
 use crate::comm::ReduceOp;
+use crate::device::MoveTo;
 use crate::dndarray::DNDarray;
 use crate::error::{EngineError, Result};
 use crate::kernels::skinny::times_small;
@@ -100,13 +101,13 @@ pub fn svd(x: &DNDarray, k: i64, solver: Solver, want_u: bool) -> Result<Svd> {
         }
         Solver::Auto | Solver::Covariance => unreachable!("resolved or refused above"),
     };
-    let s = s.narrow(0, 0, k).to_device(tch::Device::Cpu);
-    let (_, v) = flip_signs(&v.narrow(1, 0, k).to_device(tch::Device::Cpu));
+    let s = s.narrow(0, 0, k).moved_to(tch::Device::Cpu);
+    let (_, v) = flip_signs(&v.narrow(1, 0, k).moved_to(tch::Device::Cpu));
     // U = X V Σ⁻¹ on each rank's rows; a zero singular value gives a zero column.
     let u = if want_u {
         let inv = s.where_self(&s.gt(0.0), &s.ones_like()).reciprocal() * s.gt(0.0).to_kind(Kind::Double);
         let dev = x.device();
-        let w = (&v * inv.unsqueeze(0)).to_device(dev);
+        let w = (&v * inv.unsqueeze(0)).moved_to(dev);
         let u = comm.agree(times_local(x.local(), &w).and_then(|u| u.f_to_kind(x.kind())))?;
         Some(DNDarray::from_pieces_in(comm, u, 0)?)
     } else {
@@ -132,7 +133,7 @@ pub(crate) fn for_centred_chunks(
     mut f: impl FnMut(&Tensor) -> std::result::Result<(), TchError>,
 ) -> std::result::Result<(), TchError> {
     let local = x.local();
-    let mu = mean.to_device(local.device());
+    let mu = mean.moved_to(local.device());
     let rows = local.size()[0];
     let mut at = 0;
     while at < rows {
@@ -156,7 +157,7 @@ pub(crate) struct Centring<'a> {
 
 /// `centring`'s mean and scale on `dev`.
 fn on_device(centring: Option<Centring<'_>>, dev: tch::Device) -> Option<(Tensor, Tensor)> {
-    centring.map(|c| (c.mean.to_device(dev), c.scale.to_device(dev)))
+    centring.map(|c| (c.mean.moved_to(dev), c.scale.moved_to(dev)))
 }
 
 /// SVD of the TSQR R factor of the data (centred and scaled with `centring`), accumulated in
@@ -188,8 +189,8 @@ pub(crate) fn by_randomized(
     // f64), centred products subtract the scaled mean.
     let (xs, mu) = match centring {
         Some(c) => (
-            comm.agree(x.local().to_kind(Kind::Double).f_div(&c.scale.to_device(dev)))?,
-            Some((c.mean / c.scale).to_device(dev).unsqueeze(0)), // 1 × d
+            comm.agree(x.local().to_kind(Kind::Double).f_div(&c.scale.moved_to(dev)))?,
+            Some((c.mean / c.scale).moved_to(dev).unsqueeze(0)), // 1 × d
         ),
         None => (comm.agree(x.local().f_to_kind(Kind::Double))?, None),
     };

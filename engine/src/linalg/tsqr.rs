@@ -33,6 +33,7 @@
 use tch::{Device, Kind, TchError, Tensor};
 
 use crate::comm::{Comm, ReduceOp};
+use crate::device::MoveTo;
 use crate::dndarray::DNDarray;
 use crate::error::Result;
 use crate::kernels::f64_values;
@@ -156,7 +157,7 @@ fn cholesky_qr2(a: &DNDarray, want_q: bool, centring: Centring<'_>) -> Result<Op
     };
     // Step 2: Q₁ = A R₁⁻¹ (stored in Q's memory only when Q is wanted), G₂ = Q₁ᵀQ₁,
     // R₂ = chol(G₂).
-    let r1 = r1.to_device(dev);
+    let r1 = r1.moved_to(dev);
     let n_local = rows.size()[0];
     let mut q = if want_q {
         Some(comm.agree(Tensor::f_empty([n_local, d], (Kind::Double, dev)))?)
@@ -181,7 +182,7 @@ fn cholesky_qr2(a: &DNDarray, want_q: bool, centring: Centring<'_>) -> Result<Op
     let Some(r2) = all_agree(comm, step2)? else {
         return Ok(None);
     };
-    let r2 = r2.to_device(dev);
+    let r2 = r2.moved_to(dev);
     let r = comm.agree(r2.f_matmul(&r1))?;
     let Some(mut q) = q else {
         return Ok(Some((None, r)));

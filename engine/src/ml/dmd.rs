@@ -30,6 +30,7 @@
 use tch::{Device, Kind, Tensor};
 
 use crate::comm::{Comm, ReduceOp};
+use crate::device::MoveTo;
 use crate::dndarray::{DNDarray, offsets};
 use crate::error::{EngineError, Result};
 use crate::linalg::{tsqr, tsqr_r};
@@ -103,8 +104,8 @@ impl Dmd {
     /// rank's state points, n_local × len(k). f64.
     pub fn at(&self, k: &[i64]) -> Result<Tensor> {
         let dev = self.modes.device();
-        let pows = powers(&self.eigenvalues, k)?.to_device(dev); // len(k) × r
-        let weighted = self.modes.f_mul(&self.amplitudes.to_device(dev).unsqueeze(0))?; // state × r
+        let pows = powers(&self.eigenvalues, k)?.moved_to(dev); // len(k) × r
+        let weighted = self.modes.f_mul(&self.amplitudes.moved_to(dev).unsqueeze(0))?; // state × r
         let x = match self.layout {
             Layout::Rows => pows.f_matmul(&weighted.tr())?,
             Layout::Columns => weighted.f_matmul(&pows.tr())?,
@@ -187,7 +188,7 @@ pub fn fit(x: &DNDarray, layout: Layout, opts: &DmdOptions) -> Result<Dmd> {
             let r_factor = tsqr_r(&DNDarray::from_pieces_in(comm, x_rows.shallow_clone(), 0)?)?;
             let (_, s, w) = comm.agree(r_factor.f_svd(true, true))?;
             let r = choose_rank(&s, opts.rank, state, m)?;
-            let s_all = s.to_device(Device::Cpu);
+            let s_all = s.moved_to(Device::Cpu);
             let (s, u) = (s.narrow(0, 0, r), w.narrow(1, 0, r)); // U of X = W (d × r)
             let inv = s.reciprocal();
             // V's rows where the snapshots are, then Σ_t x_{t+1} V_t with the halo row.
@@ -205,13 +206,13 @@ pub fn fit(x: &DNDarray, layout: Layout, opts: &DmdOptions) -> Result<Dmd> {
             let yv = comm.agree(y_local.tr().f_matmul(&v_local))?;
             let yv = comm.allreduce_tensor(&yv, ReduceOp::Sum)?; // d × r
             // Replicated and small from here: on the CPU.
-            let b_mat = (&yv * inv.unsqueeze(0)).to_device(Device::Cpu); // Y V Σ⁻¹ (d × r)
-            let a_tilde = u.to_device(Device::Cpu).tr().matmul(&b_mat);
+            let b_mat = (&yv * inv.unsqueeze(0)).moved_to(Device::Cpu); // Y V Σ⁻¹ (d × r)
+            let a_tilde = u.moved_to(Device::Cpu).tr().matmul(&b_mat);
             let (lambda, eig) = eigen(comm, &a_tilde)?;
             let x0 = firsts
                 .narrow(0, 0, 1)
                 .squeeze_dim(0)
-                .to_device(Device::Cpu)
+                .moved_to(Device::Cpu)
                 .to_kind(Kind::ComplexDouble);
             let modes = b_mat.to_kind(Kind::ComplexDouble).matmul(&eig);
             let amps = comm.agree(
@@ -236,14 +237,14 @@ pub fn fit(x: &DNDarray, layout: Layout, opts: &DmdOptions) -> Result<Dmd> {
             let r_factor = tsqr_r(&DNDarray::from_pieces_in(comm, x_cols.shallow_clone(), 0)?)?;
             let (_, s, w) = comm.agree(r_factor.f_svd(true, true))?; // X = Q U_R Σ Wᵀ: V = W
             let r = choose_rank(&s, opts.rank, state, m)?;
-            let s_all = s.to_device(Device::Cpu);
+            let s_all = s.moved_to(Device::Cpu);
             let (s, v) = (s.narrow(0, 0, r), w.narrow(1, 0, r)); // V ((m − 1) × r)
             let inv = s.reciprocal();
             let vs = &v * inv.unsqueeze(0); // V Σ⁻¹
             let u_local = comm.agree(x_cols.f_matmul(&vs))?; // n_local × r
             let uty = comm.agree(u_local.tr().f_matmul(&y_cols))?; // r × (m − 1)
             let uty = comm.allreduce_tensor(&uty, ReduceOp::Sum)?;
-            let a_tilde = uty.matmul(&vs).to_device(Device::Cpu);
+            let a_tilde = uty.matmul(&vs).moved_to(Device::Cpu);
             let (lambda, eig) = eigen(comm, &a_tilde)?;
             // Φ = B W with B = Y V Σ⁻¹ (row-split); b from B's TSQR.
             let b_local = comm.agree(y_cols.f_matmul(&vs))?;
@@ -251,14 +252,14 @@ pub fn fit(x: &DNDarray, layout: Layout, opts: &DmdOptions) -> Result<Dmd> {
             let x0 = local.narrow(1, 0, 1);
             let qtx = comm.agree(q_b.local().tr().f_matmul(&x0))?;
             let qtx = comm.allreduce_tensor(&qtx, ReduceOp::Sum)?; // ≤ r × 1
-            let small = r_b.to_device(Device::Cpu).to_kind(Kind::ComplexDouble).matmul(&eig);
-            let qtx = qtx.to_device(Device::Cpu).to_kind(Kind::ComplexDouble);
+            let small = r_b.moved_to(Device::Cpu).to_kind(Kind::ComplexDouble).matmul(&eig);
+            let qtx = qtx.moved_to(Device::Cpu).to_kind(Kind::ComplexDouble);
             let amps = comm.agree(
                 small
                     .f_linalg_lstsq(&qtx, None, "gelsd")
                     .map(|(sol, _, _, _)| sol.squeeze_dim(1)),
             )?;
-            let modes = comm.agree(b_local.to_kind(Kind::ComplexDouble).f_matmul(&eig.to_device(dev)))?;
+            let modes = comm.agree(b_local.to_kind(Kind::ComplexDouble).f_matmul(&eig.moved_to(dev)))?;
             Dmd {
                 layout,
                 eigenvalues: lambda,
@@ -277,7 +278,7 @@ pub fn fit(x: &DNDarray, layout: Layout, opts: &DmdOptions) -> Result<Dmd> {
 /// Collective (every rank computes the same). Eigenvalues of Ã (r, complex) and its
 /// eigenvectors (r × r), ordered and normalised (see the module documentation).
 fn eigen(comm: &Comm, a_tilde: &Tensor) -> Result<(Tensor, Tensor)> {
-    let (lambda, w) = comm.agree(a_tilde.to_device(Device::Cpu).f_linalg_eig())?;
+    let (lambda, w) = comm.agree(a_tilde.moved_to(Device::Cpu).f_linalg_eig())?;
     let re = Vec::<f64>::try_from(lambda.real().contiguous())?;
     let im = Vec::<f64>::try_from(lambda.imag().contiguous())?;
     let mut order: Vec<usize> = (0..re.len()).collect();
@@ -299,7 +300,7 @@ fn eigen(comm: &Comm, a_tilde: &Tensor) -> Result<(Tensor, Tensor)> {
 /// The number of modes for `rank` from X's singular values `s` (descending), with X
 /// (state × (m − 1)).
 fn choose_rank(s: &Tensor, rank: Rank, state: i64, m: i64) -> Result<i64> {
-    let s: Vec<f64> = Vec::<f64>::try_from(s.to_device(Device::Cpu).contiguous())?;
+    let s: Vec<f64> = Vec::<f64>::try_from(s.moved_to(Device::Cpu).contiguous())?;
     let q = s.len() as i64;
     let max = s.first().copied().unwrap_or(0.0);
     // Singular values above rounding: the numerical rank of X.

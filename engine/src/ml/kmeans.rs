@@ -37,6 +37,7 @@ use crate::dndarray::DNDarray;
 use crate::error::{EngineError, Result};
 use crate::rng::uniform;
 
+use crate::device::MoveTo;
 use crate::kernels::nearest::{Need, nearest};
 
 const OP: &str = "kmeans";
@@ -158,7 +159,7 @@ struct LocalPass {
 fn local_pass(local: &Tensor, c: &Tensor, need: Need) -> std::result::Result<LocalPass, tch::TchError> {
     let (k, d) = (c.size()[0], c.size()[1]);
     let dev = local.device();
-    let cv: Vec<f64> = Vec::<f64>::try_from(&c.to_device(tch::Device::Cpu).to_kind(Kind::Double).reshape([-1]))?;
+    let cv: Vec<f64> = Vec::<f64>::try_from(&c.moved_to(tch::Device::Cpu).to_kind(Kind::Double).reshape([-1]))?;
     if let Some(r) = nearest(local, &cv, k as usize, need) {
         let totals = r.totals.map(|t| {
             Tensor::cat(
@@ -176,7 +177,7 @@ fn local_pass(local: &Tensor, c: &Tensor, need: Need) -> std::result::Result<Loc
             totals,
         });
     }
-    let c = c.to_device(dev).to_kind(Kind::Double);
+    let c = c.moved_to(dev).to_kind(Kind::Double);
     let c2 = c.f_square()?.f_sum_dim_intlist(1, false, Kind::Double)?;
     let mut sums = Tensor::f_zeros([k, d], (Kind::Double, dev))?;
     let mut counts = Tensor::f_zeros([k], (Kind::Double, dev))?;
@@ -236,9 +237,7 @@ fn assign(x: &DNDarray, c: &Tensor) -> Result<Pass> {
         ..Need::default()
     };
     let local = comm.agree(local_pass(x.local(), c, need).map(|p| p.totals.unwrap_or_default()))?;
-    let all = comm
-        .allreduce_tensor(&local, ReduceOp::Sum)?
-        .to_device(tch::Device::Cpu);
+    let all = comm.allreduce_tensor(&local, ReduceOp::Sum)?.moved_to(tch::Device::Cpu);
     Ok(Pass {
         sums: all.narrow(1, 0, d),
         counts: all.select(1, d),
@@ -260,7 +259,7 @@ fn rows_at(x: &DNDarray, indices: &[i64]) -> Result<Tensor> {
                     &x.local()
                         .get(g - start)
                         .to_kind(Kind::Double)
-                        .to_device(tch::Device::Cpu),
+                        .moved_to(tch::Device::Cpu),
                 )?;
             }
         }
@@ -325,7 +324,7 @@ fn draw_weighted(x: &DNDarray, w: &Tensor, u: f64) -> Result<Option<i64>> {
     let mut found = [-1i64];
     if comm.rank() == owner {
         let cum: Vec<f64> =
-            Vec::<f64>::try_from(&w.cumsum(0, Kind::Double).to_device(tch::Device::Cpu)).map_err(EngineError::from)?;
+            Vec::<f64>::try_from(&w.cumsum(0, Kind::Double).moved_to(tch::Device::Cpu)).map_err(EngineError::from)?;
         let local_target = target - acc;
         let last = cum.iter().rposition(|&c| c > 0.0).unwrap_or(0);
         let i = cum.iter().position(|&c| c > local_target).unwrap_or(last);
@@ -405,16 +404,16 @@ fn parallel(x: &DNDarray, k: i64, rounds: usize, oversampling: f64, seed: u64) -
             break;
         }
         let s = stream(seed, 100 + round as u64);
-        let probs: Vec<f64> = Vec::<f64>::try_from(&d2.to_device(tch::Device::Cpu)).map_err(EngineError::from)?;
+        let probs: Vec<f64> = Vec::<f64>::try_from(&d2.moved_to(tch::Device::Cpu)).map_err(EngineError::from)?;
         let picked: Vec<i64> = probs
             .iter()
             .enumerate()
             .filter(|(i, p)| uniform(s, (start + *i as i64) as u64) < (l * **p / total).min(1.0))
             .map(|(i, _)| i as i64)
             .collect();
-        let idx = Tensor::from_slice(&picked).to_device(x.local().device());
+        let idx = Tensor::from_slice(&picked).moved_to(x.local().device());
         let mine = comm.agree(x.local().f_index_select(0, &idx).map(|t| t.to_kind(Kind::Double)))?;
-        let new = comm.allgatherv_tensor(&mine.to_device(tch::Device::Cpu))?;
+        let new = comm.allgatherv_tensor(&mine.moved_to(tch::Device::Cpu))?;
         if new.size()[0] == 0 {
             continue;
         }
@@ -459,7 +458,7 @@ fn reseed_empty(x: &DNDarray, old: &Tensor, new: &mut Tensor, counts: &Tensor) -
     let m = empty.len();
     let d2 = nearest_sq(x, old)?;
     let start = x.offsets()[comm.rank()];
-    let vals: Vec<f64> = Vec::<f64>::try_from(&d2.to_device(tch::Device::Cpu)).map_err(EngineError::from)?;
+    let vals: Vec<f64> = Vec::<f64>::try_from(&d2.moved_to(tch::Device::Cpu)).map_err(EngineError::from)?;
     let mut order: Vec<usize> = (0..vals.len()).collect();
     order.sort_by(|&a, &b| vals[b].total_cmp(&vals[a]).then(a.cmp(&b)));
     let mut mine: Vec<f64> = Vec::with_capacity(2 * m);
@@ -534,7 +533,7 @@ fn mean_column_variance(x: &DNDarray) -> Result<f64> {
             return Ok::<_, tch::TchError>((z.shallow_clone(), z));
         }
         let (var, mean) = x.local().to_kind(Kind::Double).f_var_mean_dim(0, false, false)?;
-        Ok((var.to_device(tch::Device::Cpu), mean.to_device(tch::Device::Cpu)))
+        Ok((var.moved_to(tch::Device::Cpu), mean.moved_to(tch::Device::Cpu)))
     })())?;
     let (var, mean) = local;
     let mu = comm.allreduce_tensor(&(&mean * n_local as f64), ReduceOp::Sum)? / n;
@@ -577,7 +576,7 @@ pub fn fit(x: &DNDarray, opts: &KMeansOptions) -> Result<KMeansModel> {
 fn lloyd(x: &DNDarray, opts: &KMeansOptions, seed: u64, tol: f64) -> Result<KMeansModel> {
     let k = opts.k;
     let mut centers = match &opts.init {
-        Init::Centroids(c) => c.to_kind(Kind::Double).to_device(tch::Device::Cpu),
+        Init::Centroids(c) => c.to_kind(Kind::Double).moved_to(tch::Device::Cpu),
         Init::Random => rows_at(x, &distinct_rows(x.gshape()[0], k, seed))?,
         Init::PlusPlus => plus_plus(x, k, seed)?,
         Init::Parallel { rounds, oversampling } => parallel(x, k, *rounds, *oversampling, seed)?,

@@ -35,6 +35,7 @@
 use tch::{Kind, Tensor};
 
 use crate::comm::ReduceOp;
+use crate::device::MoveTo;
 use crate::dndarray::DNDarray;
 use crate::error::{EngineError, Result};
 use crate::linalg::flip_signs;
@@ -250,9 +251,9 @@ pub fn project(x: &DNDarray, mean: &Tensor, scale: &Tensor, components: &Tensor)
     };
     comm.agree(check)?;
     let device = x.device();
-    let w = (components / scale.unsqueeze(1)).to_kind(x.kind()).to_device(device);
+    let w = (components / scale.unsqueeze(1)).to_kind(x.kind()).moved_to(device);
     // One fused GEMM: −(mean · w) + x · w (the shift broadcast over the rows).
-    let shift = -mean.unsqueeze(0).to_kind(x.kind()).to_device(device).matmul(&w);
+    let shift = -mean.unsqueeze(0).to_kind(x.kind()).moved_to(device).matmul(&w);
     let local = comm.agree(shift.f_addmm(x.local(), &w))?;
     DNDarray::from_pieces_in(comm, local, 0)
 }
@@ -288,10 +289,8 @@ pub fn project_into(x: DNDarray, mean: &Tensor, scale: &Tensor, components: &Ten
             ));
         }
         let device = local.device();
-        let w = (components / scale.unsqueeze(1))
-            .to_kind(local.kind())
-            .to_device(device);
-        let shift = -mean.unsqueeze(0).to_kind(local.kind()).to_device(device).matmul(&w); // 1 × k
+        let w = (components / scale.unsqueeze(1)).to_kind(local.kind()).moved_to(device);
+        let shift = -mean.unsqueeze(0).to_kind(local.kind()).moved_to(device).matmul(&w); // 1 × k
         let n = local.size()[0];
         let cpu = device == tch::Device::Cpu;
         let xt = local.tr(); // d × n
@@ -322,7 +321,7 @@ pub fn project_into(x: DNDarray, mean: &Tensor, scale: &Tensor, components: &Ten
         }
         Ok(shift
             .f_addmm(&local, &w)?
-            .to_device(tch::Device::Cpu)
+            .moved_to(tch::Device::Cpu)
             .tr()
             .f_contiguous()?)
     })();

@@ -224,7 +224,7 @@ pub async fn load(comm: &'static Comm, input: impl Into<LoadInput>, spec: &LoadS
             );
             Some(comm.agree(concat_batches(&projected, &keep_parts))?)
         };
-        let array = DNDarray::from_pieces_in(comm, local.to_device(spec.device), 0)?;
+        let array = DNDarray::from_pieces_in(comm, engine::device::upload(&local, spec.device), 0)?;
         let columns = features.iter().map(|&i| schema.field(i).name().clone()).collect();
         return Ok(Loaded {
             array,
@@ -254,7 +254,7 @@ pub async fn load(comm: &'static Comm, input: impl Into<LoadInput>, spec: &LoadS
     } else {
         Some(comm.agree(keep_columns(&schema, &batches, &keep, masks.as_deref()))?)
     };
-    let array = DNDarray::from_pieces_in(comm, local.to_device(spec.device), 0)?;
+    let array = DNDarray::from_pieces_in(comm, engine::device::upload(&local, spec.device), 0)?;
     let columns = features.iter().map(|&i| schema.field(i).name().clone()).collect();
     Ok(Loaded {
         array,
@@ -302,7 +302,7 @@ async fn load_dense(
         let good = local.isnan().any_dim(0, false).logical_not();
         local = local.index_select(1, &good.nonzero().squeeze_dim(1));
     }
-    let array = DNDarray::from_pieces_in(comm, local.tr().to_device(spec.device), 0)?;
+    let array = DNDarray::from_pieces_in(comm, engine::device::upload(&local.tr(), spec.device), 0)?;
     let columns = features.iter().map(|&i| schema.field(i).name().clone()).collect();
     Ok(Loaded {
         array,

@@ -8,6 +8,7 @@ use engine::DNDarray;
 use tch::{Device, Kind};
 
 use super::ConvertError;
+use engine::device::MoveTo;
 
 /// This rank's rows of a 2-dimensional, row-split (or replicated) `array` as a record batch:
 /// the `keep` columns first (they must have one row per local row), then one Float64 (or
@@ -29,7 +30,7 @@ pub fn to_batch(
             array.split()
         )));
     }
-    let local = array.local().to_device(Device::Cpu);
+    let local = array.local().moved_to(Device::Cpu);
     let (rows, cols) = (local.size()[0] as usize, local.size()[1] as usize);
     if names.len() != cols {
         return Err(invalid(format!("{} column names for {cols} columns", names.len())));

@@ -34,6 +34,9 @@ pub struct RunContext<'a> {
     pub comm: &'static Comm,
     /// The task (session settings, batch size).
     pub task: &'a Arc<TaskContext>,
+    /// The device the call computes on, once resolved ([`super::features::FeatureArgs::device`]
+    /// sets it); `EXPLAIN ANALYZE` shows it.
+    pub device: &'a std::sync::OnceLock<tch::Device>,
 }
 
 /// A function's output: its columns (fixed at planning time) and where its rows are.

@@ -291,7 +291,7 @@ impl TableFunction for DmdCall {
         Box::pin(async move {
             let [input] = take_inputs("dmd", inputs)?;
             let comm = ctx.comm;
-            let device = self.f.device(comm)?;
+            let device = self.f.device(&ctx)?;
             let order = self.order_by.as_ref().map(|o| o.name().as_str());
             let input = ordered(input, "dmd", "order_by", order, comm).await?;
             let mut spec = self.f.load_spec("dmd", self.f.features.clone(), device);

@@ -52,6 +52,8 @@ pub struct FunctionExec {
     props: Arc<PlanProperties>,
     /// This rank and its output rows, once the stage ran.
     output: Mutex<Option<(usize, Vec<RecordBatch>)>>,
+    /// The device the last run computed on (EXPLAIN ANALYZE shows it).
+    ran_on: Mutex<Option<tch::Device>>,
     metrics: ExecutionPlanMetricsSet,
 }
 
@@ -98,6 +100,7 @@ impl FunctionExec {
             ranks: ranks.max(1),
             props: Arc::new(props),
             output: Mutex::new(None),
+            ran_on: Mutex::new(None),
             metrics: ExecutionPlanMetricsSet::new(),
         }
     }
@@ -175,13 +178,41 @@ impl FunctionExec {
         let streams = agree(comm, streams)?;
         // The session's heatsql.cpu_kernels, for this call (stages run one at a time).
         engine::kernels::set_policy(crate::settings::kernel_policy(&ctx));
-        let run = self.call.run(streams, RunContext { comm, task: &ctx }).await;
+        let (traffic, transfers) = (comm.traffic(), engine::device::transfers());
+        let device = std::sync::OnceLock::new();
+        let run = self
+            .call
+            .run(
+                streams,
+                RunContext {
+                    comm,
+                    task: &ctx,
+                    device: &device,
+                },
+            )
+            .await;
         let batches = agree(comm, run)?;
         let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
-        MetricBuilder::new(&self.metrics).output_rows(0).add(rows);
-        MetricBuilder::new(&self.metrics)
-            .elapsed_compute(0)
-            .add_duration(start.elapsed());
+        let (traffic, transfers) = (
+            comm.traffic().since(traffic),
+            engine::device::transfers().since(transfers),
+        );
+        let m = &self.metrics;
+        MetricBuilder::new(m).output_rows(0).add(rows);
+        MetricBuilder::new(m).elapsed_compute(0).add_duration(start.elapsed());
+        MetricBuilder::new(m)
+            .counter("mpi_bytes_sent", 0)
+            .add(traffic.sent as usize);
+        MetricBuilder::new(m)
+            .counter("mpi_bytes_received", 0)
+            .add(traffic.received as usize);
+        MetricBuilder::new(m)
+            .counter("host_to_device_bytes", 0)
+            .add(transfers.host_to_device as usize);
+        MetricBuilder::new(m)
+            .counter("device_to_host_bytes", 0)
+            .add(transfers.device_to_host as usize);
+        *self.ran_on.lock().unwrap_or_else(|e| e.into_inner()) = device.get().copied();
         *self.lock() = Some((me, batches));
         Ok(())
     }
@@ -213,7 +244,13 @@ impl Stage for FunctionExec {
 
 impl DisplayAs for FunctionExec {
     fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
-        write!(f, "{}: {}", self.call.exec_name(), self.call.describe())
+        write!(f, "{}: {}", self.call.exec_name(), self.call.describe())?;
+        // After a run (EXPLAIN ANALYZE): where this rank computed.
+        match *self.ran_on.lock().unwrap_or_else(|e| e.into_inner()) {
+            Some(tch::Device::Cuda(i)) => write!(f, ", ran_on=cuda:{i}"),
+            Some(_) => write!(f, ", ran_on=cpu"),
+            None => Ok(()),
+        }
     }
 }
 

@@ -15,7 +15,7 @@ use futures::TryStreamExt;
 use tch::{Device, Kind};
 
 use super::args::Args;
-use super::exec_error;
+use super::{RunContext, exec_error};
 use crate::convert::{LoadInput, LoadSpec, Loaded, NullPolicy, is_numeric, load};
 use crate::settings::HeatsqlOptions;
 
@@ -279,10 +279,15 @@ impl FeatureArgs {
     }
 
     /// Collective: the device these arguments resolve to on this rank (`auto`: the GPU of
-    /// this rank's local rank, else the CPU), agreed so that every rank fails if one cannot.
-    pub fn device(&self, comm: &Comm) -> Result<Device> {
-        comm.agree(self.device.resolve(comm.local_rank()))
-            .map_err(crate::agree::comm_error)
+    /// this rank's local rank, else the CPU), agreed so that every rank fails if one cannot;
+    /// recorded in the call's [`RunContext::device`].
+    pub fn device(&self, ctx: &RunContext<'_>) -> Result<Device> {
+        let device = ctx
+            .comm
+            .agree(self.device.resolve(ctx.comm.local_rank()))
+            .map_err(crate::agree::comm_error)?;
+        ctx.device.get_or_init(|| device);
+        Ok(device)
     }
 
     /// Collective over `comm`: `input` loaded on `device` as the rows × features DNDarray
@@ -311,9 +316,10 @@ impl FeatureArgs {
     pub async fn read_model<T>(
         &self,
         model: LoadInput,
-        comm: &Comm,
+        ctx: &RunContext<'_>,
         read: impl FnOnce(&[RecordBatch]) -> Result<T>,
     ) -> Result<(T, Device)> {
+        let comm = ctx.comm;
         let outcome = async {
             let batches: Vec<RecordBatch> = model.into_stream().try_collect().await?;
             let value = read(&batches)?;
@@ -321,7 +327,9 @@ impl FeatureArgs {
             Ok::<_, DataFusionError>((value, device))
         }
         .await;
-        crate::agree::agree(comm, outcome)
+        let (value, device) = crate::agree::agree(comm, outcome)?;
+        ctx.device.get_or_init(|| device);
+        Ok((value, device))
     }
 }
 

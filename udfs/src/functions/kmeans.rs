@@ -260,10 +260,10 @@ impl TableFunction for KMeans {
             // Initial centroids (the same on every rank), read before the data.
             let (given, device) = match inputs.next() {
                 Some(given) => {
-                    let (c, device) = self.f.read_model(given, ctx.comm, |b| self.read_initial(b)).await?;
+                    let (c, device) = self.f.read_model(given, &ctx, |b| self.read_initial(b)).await?;
                     (Some(c), device)
                 }
-                None => (None, self.f.device(ctx.comm)?),
+                None => (None, self.f.device(&ctx)?),
             };
             let loaded = self.f.load(ctx.comm, "kmeans", input, device).await?;
             let init = match (self.init, given) {

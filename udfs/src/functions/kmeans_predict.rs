@@ -121,7 +121,7 @@ impl TableFunction for KMeansPredict {
             let [input, model] = take_inputs("kmeans_predict", inputs)?;
             let (centroids, device) = self
                 .f
-                .read_model(model, ctx.comm, |batches| {
+                .read_model(model, &ctx, |batches| {
                     read_centroids(batches, &self.features, "kmeans_predict: centroids =>")
                 })
                 .await?;

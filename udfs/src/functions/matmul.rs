@@ -173,7 +173,7 @@ impl TableFunction for Matmul {
         Box::pin(async move {
             let [a_in, b_in] = take_inputs("matmul", inputs)?;
             let comm = ctx.comm;
-            let device = self.a.device(comm)?;
+            let device = self.a.device(&ctx)?;
             let a_in = ordered(a_in, "matmul", "a_order", self.a_order.as_deref(), comm).await?;
             let b_in = ordered(b_in, "matmul", "b_order", self.b_order.as_deref(), comm).await?;
             let a = self.a.load(comm, "matmul", a_in, device).await?;

@@ -13,6 +13,7 @@ use datafusion::error::{DataFusionError, Result};
 use tch::{Device, Kind, Tensor};
 
 use super::exec_error;
+use engine::device::MoveTo;
 
 /// Keeps a tensor's storage alive while Arrow buffers point into it.
 struct TensorOwner(#[allow(dead_code)] Mutex<Tensor>);
@@ -28,7 +29,7 @@ pub fn float_columns(t: Tensor) -> Result<Vec<ArrayRef>> {
     let t = if t.device() == Device::Cpu && (t.stride()[1] == 1 || t.size()[1] <= 1) {
         t
     } else {
-        t.to_device(Device::Cpu).contiguous()
+        t.moved_to(Device::Cpu).contiguous()
     };
     let (c, n) = (t.size()[0] as usize, t.size()[1] as usize);
     let row_stride = t.stride()[0] as usize;
@@ -79,7 +80,7 @@ pub fn slices(batch: &RecordBatch, batch_size: usize) -> Vec<RecordBatch> {
 
 /// A replicated 1-d tensor as f64 values.
 pub fn values(t: &Tensor) -> Result<Vec<f64>> {
-    Vec::<f64>::try_from(&t.to_device(Device::Cpu).to_kind(Kind::Double).contiguous()).map_err(exec_error)
+    Vec::<f64>::try_from(&t.moved_to(Device::Cpu).to_kind(Kind::Double).contiguous()).map_err(exec_error)
 }
 
 /// `v` as an Arrow float column of `data_type` (Float64, or cast to Float32).
@@ -123,9 +124,9 @@ pub fn assignment_batches(
     distances: &Tensor,
     batch_size: usize,
 ) -> Result<Vec<RecordBatch>> {
-    let labels: Vec<i64> = Vec::try_from(&labels.to_device(Device::Cpu)).map_err(exec_error)?;
+    let labels: Vec<i64> = Vec::try_from(&labels.moved_to(Device::Cpu)).map_err(exec_error)?;
     let distances: Vec<f64> =
-        Vec::try_from(&distances.to_device(Device::Cpu).to_kind(Kind::Double)).map_err(exec_error)?;
+        Vec::try_from(&distances.moved_to(Device::Cpu).to_kind(Kind::Double)).map_err(exec_error)?;
     let mut columns: Vec<ArrayRef> = keep.map(|k| k.columns().to_vec()).unwrap_or_default();
     columns.push(Arc::new(Int64Array::from(labels)));
     columns.push(Arc::new(Float64Array::from(distances)));

@@ -211,7 +211,7 @@ impl TableFunction for Pca {
     fn run<'a>(&'a self, inputs: Vec<LoadInput>, ctx: RunContext<'a>) -> BoxFuture<'a, Result<Vec<RecordBatch>>> {
         Box::pin(async move {
             let [input] = take_inputs("pca", inputs)?;
-            let device = self.f.device(ctx.comm)?;
+            let device = self.f.device(&ctx)?;
             let loaded = self.f.load(ctx.comm, "pca", input, device).await?;
             let opts = PcaOptions {
                 components: self.components,

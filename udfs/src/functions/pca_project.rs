@@ -252,7 +252,7 @@ impl TableFunction for PcaProject {
             // The model is the same on every rank; reading it can still fail on one.
             let (loadings, device) = self
                 .f
-                .read_model(model, ctx.comm, |batches| {
+                .read_model(model, &ctx, |batches| {
                     let l = read_loadings(batches, &self.pcs)?;
                     self.check_features(&l.features)?;
                     Ok(l)

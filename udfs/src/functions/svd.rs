@@ -163,7 +163,7 @@ impl TableFunction for SvdCall {
     fn run<'a>(&'a self, inputs: Vec<LoadInput>, ctx: RunContext<'a>) -> BoxFuture<'a, Result<Vec<RecordBatch>>> {
         Box::pin(async move {
             let [input] = take_inputs("svd", inputs)?;
-            let device = self.f.device(ctx.comm)?;
+            let device = self.f.device(&ctx)?;
             let loaded = self.f.load(ctx.comm, "svd", input, device).await?;
             let r = svd(&loaded.array, self.k, self.method, self.output == SvdOutput::U).map_err(exec_error)?;
             let batch_size = ctx.task.session_config().batch_size();
