@@ -10,7 +10,7 @@ fn mix(mut z: u64) -> u64 {
 
 /// The 64 random bits of element `i` of stream `seed`.
 fn bits(seed: u64, i: u64) -> u64 {
-    mix(mix(seed ^ 0x9e37_79b9_7f4a_7c15).wrapping_add(i.wrapping_mul(0x9e37_79b9_7f4a_7c15)))
+    mix(mix_seed(seed).wrapping_add(i.wrapping_mul(0x9e37_79b9_7f4a_7c15)))
 }
 
 /// Uniform in [0, 1) with 53 random bits.
@@ -30,9 +30,53 @@ pub(crate) fn uniform_f32(seed: u64, i: u64) -> f32 {
     (bits(seed, i) >> 40) as f32 * (1.0 / (1u32 << 24) as f32)
 }
 
+/// [`uniform`] of elements `start, start + 1, …, start + n − 1` of stream `seed`, computed on
+/// `device` (f64, bit for bit the values [`uniform`] gives): draws for a rank's rows without
+/// moving them to the host. 64-bit arithmetic on int64 tensors wraps like `u64`'s; logical
+/// right shifts are arithmetic shifts with the sign bits masked off.
+pub(crate) fn uniform_tensor(seed: u64, start: i64, n: i64, device: tch::Device) -> tch::Tensor {
+    use tch::{Kind, Tensor};
+    const GOLDEN: u64 = 0x9e37_79b9_7f4a_7c15;
+    let shr = |z: &Tensor, s: u32| {
+        z.bitwise_right_shift_tensor_scalar(s as i64)
+            .bitwise_and(((1u64 << (64 - s)) - 1) as i64)
+    };
+    let mix = |z: Tensor| {
+        let z = z.bitwise_xor_tensor(&shr(&z, 30)) * (0xbf58_476d_1ce4_e5b9u64 as i64);
+        let z = z.bitwise_xor_tensor(&shr(&z, 27)) * (0x94d0_49bb_1331_11ebu64 as i64);
+        z.bitwise_xor_tensor(&shr(&z, 31))
+    };
+    let i = Tensor::arange_start(start, start + n, (Kind::Int64, device));
+    let bits = mix(i * (GOLDEN as i64) + (mix_seed(seed) as i64));
+    shr(&bits, 11).to_kind(Kind::Double) * (1.0 / (1u64 << 53) as f64)
+}
+
+/// The per-stream constant of [`bits`]: `mix(seed ^ GOLDEN)`.
+fn mix_seed(seed: u64) -> u64 {
+    mix(seed ^ 0x9e37_79b9_7f4a_7c15)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tensor_draws_equal_the_scalar_ones_bit_for_bit() {
+        for (seed, start) in [
+            (0u64, 0i64),
+            (7, 12_345),
+            (u64::MAX, (1 << 40) + 3),
+            (0x1234_5678_9abc_def0, 999_999_937),
+        ] {
+            let t = uniform_tensor(seed, start, 4099, tch::Device::Cpu);
+            let got = Vec::<f64>::try_from(&t).unwrap();
+            for (j, g) in got.iter().enumerate() {
+                let want = uniform(seed, (start + j as i64) as u64);
+                assert_eq!(g.to_bits(), want.to_bits(), "seed {seed} element {}", start + j as i64);
+            }
+        }
+        assert_eq!(uniform_tensor(3, 5, 0, tch::Device::Cpu).size(), [0]);
+    }
 
     #[test]
     fn streams_are_reproducible_and_roughly_uniform() {

@@ -35,7 +35,7 @@ use tch::{Kind, Tensor};
 use crate::comm::ReduceOp;
 use crate::dndarray::DNDarray;
 use crate::error::{EngineError, Result};
-use crate::rng::uniform;
+use crate::rng::{uniform, uniform_tensor};
 
 use crate::device::MoveTo;
 use crate::kernels::nearest::{Need, nearest};
@@ -323,12 +323,19 @@ fn draw_weighted(x: &DNDarray, w: &Tensor, u: f64) -> Result<Option<i64>> {
     }
     let mut found = [-1i64];
     if comm.rank() == owner {
-        let cum: Vec<f64> =
-            Vec::<f64>::try_from(&w.cumsum(0, Kind::Double).moved_to(tch::Device::Cpu)).map_err(EngineError::from)?;
+        // On the rows' device: the first row whose cumulative weight passes the target (the
+        // last with weight, on rounding); one index crosses to the host.
+        let cum = w.cumsum(0, Kind::Double);
         let local_target = target - acc;
-        let last = cum.iter().rposition(|&c| c > 0.0).unwrap_or(0);
-        let i = cum.iter().position(|&c| c > local_target).unwrap_or(last);
-        found[0] = x.offsets()[owner] + i as i64;
+        let first_above = cum.gt(local_target).nonzero();
+        let i = if first_above.size()[0] > 0 {
+            first_above.int64_value(&[0, 0])
+        } else {
+            let positive = cum.gt(0.0).nonzero();
+            let m = positive.size()[0];
+            if m > 0 { positive.int64_value(&[m - 1, 0]) } else { 0 }
+        };
+        found[0] = x.offsets()[owner] + i;
     }
     comm.bcast(&mut found, owner)?;
     Ok(Some(found[0]))
@@ -404,14 +411,10 @@ fn parallel(x: &DNDarray, k: i64, rounds: usize, oversampling: f64, seed: u64) -
             break;
         }
         let s = stream(seed, 100 + round as u64);
-        let probs: Vec<f64> = Vec::<f64>::try_from(&d2.moved_to(tch::Device::Cpu)).map_err(EngineError::from)?;
-        let picked: Vec<i64> = probs
-            .iter()
-            .enumerate()
-            .filter(|(i, p)| uniform(s, (start + *i as i64) as u64) < (l * **p / total).min(1.0))
-            .map(|(i, _)| i as i64)
-            .collect();
-        let idx = Tensor::from_slice(&picked).moved_to(x.local().device());
+        // Row i joins with probability min(1, l·D²ᵢ/ΣD²), its uniform number drawn for its
+        // global index, on the rows' device (nothing of length n_local crosses to the host).
+        let u = uniform_tensor(s, start, d2.size()[0], d2.device());
+        let idx = u.lt_tensor(&(&d2 * l / total).clamp_max(1.0)).nonzero().squeeze_dim(1);
         let mine = comm.agree(x.local().f_index_select(0, &idx).map(|t| t.to_kind(Kind::Double)))?;
         let new = comm.allgatherv_tensor(&mine.moved_to(tch::Device::Cpu))?;
         if new.size()[0] == 0 {
@@ -458,13 +461,18 @@ fn reseed_empty(x: &DNDarray, old: &Tensor, new: &mut Tensor, counts: &Tensor) -
     let m = empty.len();
     let d2 = nearest_sq(x, old)?;
     let start = x.offsets()[comm.rank()];
-    let vals: Vec<f64> = Vec::<f64>::try_from(&d2.moved_to(tch::Device::Cpu)).map_err(EngineError::from)?;
-    let mut order: Vec<usize> = (0..vals.len()).collect();
-    order.sort_by(|&a, &b| vals[b].total_cmp(&vals[a]).then(a.cmp(&b)));
+    // This rank's m farthest rows (ties: lowest index), sorted on the rows' device; only those
+    // m values and indices cross to the host.
+    let (vals, order) = d2.sort_stable(true, 0, true);
+    let top = (m as i64).min(vals.size()[0]);
+    let vals: Vec<f64> =
+        Vec::<f64>::try_from(&vals.narrow(0, 0, top).moved_to(tch::Device::Cpu)).map_err(EngineError::from)?;
+    let order: Vec<i64> =
+        Vec::<i64>::try_from(&order.narrow(0, 0, top).moved_to(tch::Device::Cpu)).map_err(EngineError::from)?;
     let mut mine: Vec<f64> = Vec::with_capacity(2 * m);
-    for &i in order.iter().take(m) {
-        mine.push(vals[i]);
-        mine.push((start + i as i64) as f64);
+    for (v, i) in vals.iter().zip(&order) {
+        mine.push(*v);
+        mine.push((start + i) as f64);
     }
     let (all, _) = comm.allgatherv(&mine)?;
     let mut cands: Vec<(f64, i64)> = all.chunks(2).map(|p| (p[0], p[1] as i64)).collect();
