@@ -9,7 +9,10 @@ bash scripts/setup.sh
 . scripts/env.sh
 ranks="${HEATSQL_DEMO_RANKS:-2}"
 echo "[demo] building heatsql (the first build takes several minutes)" >&2
-cargo build -q -p heatsql --bin heatsql
+# Every binary of the workspace, not `-p heatsql`: cargo unifies dependency features over the
+# packages it builds, so selecting one package would compile DataFusion a second time next to
+# what scripts/test.sh built.
+cargo build -q --workspace --bins
 rm -rf target/demo
 echo "[demo] mpirun -n $ranks target/debug/heatsql --echo -f examples/demo.sql" >&2
 exec mpirun --oversubscribe -n "$ranks" target/debug/heatsql --echo -f examples/demo.sql "$@"
