@@ -200,18 +200,14 @@ impl FunctionExec {
         let m = &self.metrics;
         MetricBuilder::new(m).output_rows(0).add(rows);
         MetricBuilder::new(m).elapsed_compute(0).add_duration(start.elapsed());
-        MetricBuilder::new(m)
-            .counter("mpi_bytes_sent", 0)
-            .add(traffic.sent as usize);
-        MetricBuilder::new(m)
-            .counter("mpi_bytes_received", 0)
-            .add(traffic.received as usize);
-        MetricBuilder::new(m)
-            .counter("host_to_device_bytes", 0)
-            .add(transfers.host_to_device as usize);
-        MetricBuilder::new(m)
-            .counter("device_to_host_bytes", 0)
-            .add(transfers.device_to_host as usize);
+        for (name, bytes) in [
+            ("mpi_bytes_sent", traffic.sent),
+            ("mpi_bytes_received", traffic.received),
+            ("host_to_device_bytes", transfers.host_to_device),
+            ("device_to_host_bytes", transfers.device_to_host),
+        ] {
+            MetricBuilder::new(m).counter(name, 0).add(bytes as usize);
+        }
         *self.ran_on.lock().unwrap_or_else(|e| e.into_inner()) = device.get().copied();
         *self.lock() = Some((me, batches));
         Ok(())
