@@ -30,6 +30,7 @@ impl RelationPlanner for FunctionRelationPlanner {
             _ => None,
         };
         let Some(def) = def else {
+            unknown_with_named_arguments(&relation)?;
             return Ok(RelationPlanning::Original(Box::new(relation)));
         };
         let TableFactor::Table {
@@ -53,6 +54,31 @@ impl RelationPlanner for FunctionRelationPlanner {
         let plan = LogicalPlan::Extension(Extension { node: Arc::new(node) });
         Ok(RelationPlanning::Planned(Box::new(PlannedRelation::new(plan, alias))))
     }
+}
+
+/// A call of a table function heatsql does not have, with `name => value` arguments (a typo
+/// of one of heatsql's, most likely): an error naming it and listing heatsql's functions.
+/// DataFusion's own table functions take no named arguments, so it would only report
+/// "Unsupported function argument type".
+fn unknown_with_named_arguments(relation: &TableFactor) -> Result<()> {
+    use datafusion::sql::sqlparser::ast::FunctionArg;
+    let TableFactor::Table {
+        name, args: Some(args), ..
+    } = relation
+    else {
+        return Ok(());
+    };
+    let named = args
+        .args
+        .iter()
+        .any(|a| matches!(a, FunctionArg::Named { .. } | FunctionArg::ExprNamed { .. }));
+    if !named {
+        return Ok(());
+    }
+    let list = super::FUNCTIONS.iter().map(|d| d.name).collect::<Vec<_>>().join(", ");
+    Err(datafusion::error::DataFusionError::Plan(format!(
+        "unknown table function '{name}'; heatsql's table functions are {list}"
+    )))
 }
 
 /// A table function call in a logical plan; its children are the relation arguments.
@@ -286,6 +312,12 @@ mod tests {
         assert_eq!(function_node(&p).call.name(), "pca");
         assert_eq!(p.schema().field(0).name(), "pc1");
         assert!(plan("SELECT * FROM t").is_ok());
-        assert!(plan("SELECT * FROM nope(t, k => 1)").is_err());
+        assert_eq!(
+            plan_error("SELECT * FROM pcaa(t, k => 1)"),
+            "Error during planning: unknown table function 'pcaa'; heatsql's table functions are \
+             pca, pca_project, kmeans, kmeans_predict, svd, matmul, dmd"
+        );
+        // DataFusion's own table functions (no named arguments) are left to it.
+        assert!(plan("SELECT * FROM generate_series(1, 3)").is_ok());
     }
 }
