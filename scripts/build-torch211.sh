@@ -62,10 +62,17 @@ cat > "$out/env.sh" <<'EOF'
 # Sourced on the GPU machine: the machine's libtorch 2.11 and CUDA libraries, the carried
 # OpenMPI libraries. The binaries' rpath names the build machine's wheel, which is absent here.
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-torch_lib="$(python3 -c 'import os, torch; print(os.path.join(os.path.dirname(torch.__file__), "lib"))')"
-export LD_LIBRARY_PATH="$torch_lib:$here/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+torch_dir="$(python3 -c 'import os, torch; print(os.path.dirname(torch.__file__))')"
+# libtorch, and the CUDA runtime libraries the binaries link directly (libcudart, libcupti),
+# which PyPI's torch keeps in site-packages/nvidia/*/lib.
+nvidia="$(ls -d "$torch_dir"/../nvidia/*/lib 2>/dev/null | tr '\n' ':')"
+export LD_LIBRARY_PATH="$torch_dir/lib:$nvidia$here/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 export PATH="$here/bin:$PATH"
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 EOF
-du -sh "$out" >&2
+du -sh "$out"/bin/* "$out" >&2
+size_mb=$(du -sm "$out" | cut -f1)
+if [ "$size_mb" -gt 64 ]; then
+  say "warning: $out is ${size_mb} MiB, more than the 64 MiB a lent machine's call may carry; the binaries that link DataFusion are about 133 MB each stripped (measured 2026-12-08), carry fewer or smaller ones"
+fi
 say "done: $out (P = 1 runs without mpirun as a singleton; P > 1 needs an mpirun of the same OpenMPI)"
