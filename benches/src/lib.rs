@@ -41,12 +41,7 @@ pub fn sync(device: tch::Device) {
 }
 
 /// `cpu` or `cuda:N`, as the benchmarks print it.
-pub fn device_name(device: tch::Device) -> String {
-    match device {
-        tch::Device::Cuda(i) => format!("cuda:{i}"),
-        _ => "cpu".to_string(),
-    }
-}
+pub use engine::device::name as device_name;
 
 /// Peak resident memory of this process in bytes (`getrusage`).
 pub fn peak_rss() -> u64 {

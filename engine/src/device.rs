@@ -85,6 +85,14 @@ impl DeviceSetting {
     }
 }
 
+/// `cpu` or `cuda:N`, as messages, `--info` and EXPLAIN ANALYZE name a device.
+pub fn name(device: Device) -> String {
+    match device {
+        Device::Cuda(i) => format!("cuda:{i}"),
+        _ => "cpu".to_string(),
+    }
+}
+
 /// Bytes this process copied between host memory and GPUs, counted by [`copy_to`] and
 /// [`upload`] (every crossing in the engine, the loads and the outputs goes through them).
 /// Table functions report the difference over their call in `EXPLAIN ANALYZE`.

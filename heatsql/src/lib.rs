@@ -30,7 +30,7 @@ pub fn runtime_info(comm: &Comm) -> String {
         .and_then(|s| s.resolve(comm.local_rank()).map(|d| (s, d)))
         .map_or_else(
             |e| format!("unusable ({e})"),
-            |(s, d)| format!("{} (setting {s:?})", device_name(d)).to_lowercase(),
+            |(s, d)| format!("{} (setting {s:?})", engine::device::name(d)).to_lowercase(),
         );
     format!(
         "rank {}/{} (local {}/{}): libtorch {}, CUDA support {}, GPUs {}, device {}, libtorch threads {}, cpu kernels {}, datafusion {}",
@@ -50,12 +50,4 @@ pub fn runtime_info(comm: &Comm) -> String {
         },
         connectors::DATAFUSION_VERSION,
     )
-}
-
-/// `cpu` or `cuda:N`.
-fn device_name(d: tch::Device) -> String {
-    match d {
-        tch::Device::Cuda(n) => format!("cuda:{n}"),
-        other => format!("{other:?}"),
-    }
 }

@@ -243,8 +243,7 @@ impl DisplayAs for FunctionExec {
         write!(f, "{}: {}", self.call.exec_name(), self.call.describe())?;
         // After a run (EXPLAIN ANALYZE): where this rank computed.
         match *self.ran_on.lock().unwrap_or_else(|e| e.into_inner()) {
-            Some(tch::Device::Cuda(i)) => write!(f, ", ran_on=cuda:{i}"),
-            Some(_) => write!(f, ", ran_on=cpu"),
+            Some(d) => write!(f, ", ran_on={}", engine::device::name(d)),
             None => Ok(()),
         }
     }
